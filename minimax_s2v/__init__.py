@@ -1,0 +1,78 @@
+"""minimax_s2v: an asyncio-first SDK for MiniMax's subject-reference video model S2V-01."""
+
+from __future__ import annotations
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    ConnectError,
+    ContentPolicyError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    MiniMaxError,
+    Problem,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseValidationError,
+    ServerError,
+    SubmissionUncertainError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+    UnknownAPIError,
+)
+from ._models import (
+    MODEL_S2V_01,
+    CallbackChallenge,
+    EventSource,
+    StatusEvent,
+    SubjectReference,
+    TaskSnapshot,
+    TaskStatus,
+    UnknownStatusWarning,
+    VideoFile,
+    VideoRequest,
+)
+from ._preflight import validate_request
+
+__all__ = [
+    "MODEL_S2V_01",
+    "APIError",
+    "AuthenticationError",
+    "CallbackChallenge",
+    "ConnectError",
+    "ContentPolicyError",
+    "EventSource",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "MiniMaxError",
+    "Problem",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseValidationError",
+    "ServerError",
+    "StatusEvent",
+    "SubjectReference",
+    "SubmissionUncertainError",
+    "TaskFailedError",
+    "TaskSnapshot",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TransportError",
+    "UnknownAPIError",
+    "UnknownStatusWarning",
+    "VideoFile",
+    "VideoRequest",
+    "validate_request",
+]
+
+
+def __getattr__(name: str) -> str:
+    # The version is read lazily from the installed metadata, so importing stays cheap.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("minimax-s2v")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

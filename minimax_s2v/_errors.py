@@ -1,0 +1,387 @@
+"""The error tree of minimax_s2v.
+
+Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
+
+    MiniMaxError
+    ├── TransportError              the request did not complete (retryable)
+    │   ├── ConnectError            no connection was made: the request certainly was not sent
+    │   └── RequestTimeoutError     no complete answer in time: the request may have been served
+    ├── APIError                    MiniMax answered with an error (in-band ``base_resp`` or HTTP)
+    │   ├── AuthenticationError     1004, 2049, HTTP 401/403: wrong key, or key of the other region
+    │   ├── RateLimitError          1002, 1039, 2045, HTTP 429: slow down (``retry_after`` if known)
+    │   ├── InsufficientBalanceError 1008: top up the account
+    │   ├── QuotaExceededError      2056: usage limit of the current window reached
+    │   ├── ContentPolicyError      1026 (input) and 1027 (output): change the prompt or image
+    │   ├── InvalidRequestError     2013, 1042, and the SDK's own preflight validation
+    │   ├── ServerError             1000, 1001, 1013, 1024, 1033, HTTP 5xx (retryable)
+    │   └── UnknownAPIError         any other code, kept with its message
+    ├── ResponseValidationError     a body that does not have the documented shape
+    ├── TaskFailedError             the task ended with status ``Fail``
+    ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
+    └── SubmissionUncertainError    a submission may or may not have created a task
+
+Each class says whether retrying the same call may succeed (``retryable``). No error ever
+carries the API key: messages are built from codes, status text and task ids only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from ._models import TaskSnapshot, TaskStatus
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConnectError",
+    "ContentPolicyError",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "MiniMaxError",
+    "Problem",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseValidationError",
+    "ServerError",
+    "SubmissionUncertainError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "UnknownAPIError",
+    "error_for_code",
+    "error_for_http_status",
+]
+
+_REGION_HINT = (
+    "check that the key belongs to the region of the base URL: keys from "
+    "api.minimax.io (global) are rejected by api.minimaxi.com (mainland China) and vice versa"
+)
+
+
+class MiniMaxError(Exception):
+    """Base class of every error raised by minimax_s2v."""
+
+    retryable: ClassVar[bool] = False
+
+
+class TransportError(MiniMaxError):
+    """The HTTP exchange did not complete: connection lost, reset or unreadable."""
+
+    retryable = True
+
+
+class ConnectError(TransportError):
+    """No connection could be made, so the request certainly did not reach the server."""
+
+
+class RequestTimeoutError(TransportError):
+    """No complete answer arrived in time; the server may still have acted on the request."""
+
+
+class APIError(MiniMaxError):
+    """MiniMax answered with an error: a non-zero ``base_resp.status_code`` or an HTTP error.
+
+    Attributes:
+        code: the ``base_resp.status_code`` (``None`` when only an HTTP status was given).
+        message: the ``base_resp.status_msg`` or the HTTP reason.
+        trace_id: the ``Trace-Id`` response header; quote it to MiniMax support.
+        http_status: the HTTP status of the response (200 for in-band errors).
+
+    """
+
+    hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.trace_id = trace_id
+        self.http_status = http_status
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = []
+        if self.code is not None:
+            parts.append(f"[{self.code}]")
+        elif self.http_status is not None:
+            parts.append(f"[HTTP {self.http_status}]")
+        parts.append(self.message or "no message")
+        text = " ".join(parts)
+        if self.hint:
+            text += f": {self.hint}"
+        if self.trace_id:
+            text += f" (trace id {self.trace_id})"
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_api_error,
+            (type(self), self.message, self.code, self.trace_id, self.http_status),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[APIError],
+    message: str,
+    code: int | None,
+    trace_id: str | None,
+    http_status: int | None,
+) -> APIError:
+    return cls(message, code=code, trace_id=trace_id, http_status=http_status)
+
+
+class AuthenticationError(APIError):
+    """The API key was rejected (1004, 2049, HTTP 401/403)."""
+
+    hint = _REGION_HINT
+
+
+class RateLimitError(APIError):
+    """Too many requests (1002 RPM, 1039 TPM, 2045 growth rate, HTTP 429).
+
+    Attributes:
+        retry_after: seconds the server asked to wait, when it said so.
+
+    """
+
+    retryable = True
+    hint = "slow down; the SDK backs off and retries where that is safe"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, code=code, trace_id=trace_id, http_status=http_status)
+
+
+class InsufficientBalanceError(APIError):
+    """The account balance is too low (1008)."""
+
+    hint = "top up the MiniMax account"
+
+
+class QuotaExceededError(APIError):
+    """The usage limit of the current window is reached (2056)."""
+
+    hint = "wait for the next usage window"
+
+
+class ContentPolicyError(APIError):
+    """The input (1026) or the generated output (1027) was judged sensitive."""
+
+    hint = "change the prompt or the face image; retrying the same input will not help"
+
+
+class Problem:
+    """One problem found in a request: the field it concerns and what is wrong."""
+
+    __slots__ = ("field", "message")
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Problem(field={self.field!r}, message={self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Problem):
+            return NotImplemented
+        return (self.field, self.message) == (other.field, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.message))
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidRequestError(APIError):
+    """The request is invalid (2013, 1042, or the SDK's preflight validation).
+
+    Attributes:
+        problems: every problem found, each naming its field (preflight fills this in;
+            for an API rejection it holds one problem with the server's message).
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+        problems: Sequence[Problem] = (),
+    ) -> None:
+        if not problems and code is not None:
+            problems = (Problem("request", message),)
+        self.problems = tuple(problems)
+        super().__init__(message, code=code, trace_id=trace_id, http_status=http_status)
+
+    @classmethod
+    def from_problems(cls, problems: Sequence[Problem]) -> InvalidRequestError:
+        """Build the preflight error that lists every problem at once."""
+        count = len(problems)
+        lines = "; ".join(str(p) for p in problems)
+        noun = "problem" if count == 1 else "problems"
+        return cls(f"request not sent, {count} {noun}: {lines}", problems=problems)
+
+
+class ServerError(APIError):
+    """A transient failure on MiniMax's side (1000, 1001, 1013, 1024, 1033, HTTP 5xx)."""
+
+    retryable = True
+
+
+class UnknownAPIError(APIError):
+    """A ``base_resp`` code this SDK does not know; code and message are kept."""
+
+
+class ResponseValidationError(MiniMaxError):
+    """A response body did not have the documented shape.
+
+    Attributes:
+        errors: one readable line per problem, with its JSON path.
+        payload: a truncated copy of the offending body.
+
+    """
+
+    def __init__(self, what: str, errors: Sequence[str], payload: str) -> None:
+        self.errors = tuple(errors)
+        self.payload = payload
+        summary = "; ".join(self.errors) or "unexpected shape"
+        super().__init__(f"unexpected {what}: {summary} (body: {payload})")
+
+
+class TaskFailedError(MiniMaxError):
+    """The task ended with status ``Fail``.
+
+    Attributes:
+        task_id: the failed task.
+        snapshot: its final snapshot.
+        api_error: the typed error for the failure code, when MiniMax gave one
+            (e.g. :class:`ContentPolicyError` for 1026/1027).
+
+    """
+
+    def __init__(self, snapshot: TaskSnapshot) -> None:
+        self.task_id = snapshot.task_id
+        self.snapshot = snapshot
+        self.api_error: APIError | None = None
+        if snapshot.error_code is not None:
+            self.api_error = error_for_code(snapshot.error_code, snapshot.error_message or "")
+        reason = str(self.api_error) if self.api_error else (snapshot.error_message or "no reason")
+        super().__init__(f"task {snapshot.task_id} failed: {reason}")
+
+
+class TaskTimeoutError(MiniMaxError):
+    """A wait ran out before the task reached a final status.
+
+    The task itself goes on: await it again with ``client.task(task_id).wait()``.
+    """
+
+    retryable = True
+
+    def __init__(self, task_id: str, last_status: TaskStatus | None, waited: float) -> None:
+        self.task_id = task_id
+        self.last_status = last_status
+        self.waited = waited
+        status = last_status.value if last_status is not None else "unknown"
+        super().__init__(
+            f"task {task_id} still {status} after {waited:.1f}s; it may still finish: "
+            f"await it again with client.task({task_id!r}).wait()"
+        )
+
+
+class SubmissionUncertainError(MiniMaxError):
+    """A submission failed in a way that does not tell whether a task was created.
+
+    It is never retried automatically: that could pay twice. A callback carrying ``nonce``
+    still binds the task if it was created; otherwise check the MiniMax console.
+
+    Attributes:
+        nonce: the per-submission nonce (part of the callback URL when a receiver is used).
+        fingerprint: a digest of the request, to find it again in a journal.
+
+    """
+
+    def __init__(self, reason: str, *, nonce: str, fingerprint: str) -> None:
+        self.nonce = nonce
+        self.fingerprint = fingerprint
+        self.reason = reason
+        super().__init__(
+            f"submission {nonce} may or may not have created a task ({reason}); it was not "
+            "retried, to avoid paying twice"
+        )
+
+
+_CODE_CLASSES: dict[int, type[APIError]] = {
+    1000: ServerError,
+    1001: ServerError,
+    1002: RateLimitError,
+    1004: AuthenticationError,
+    1008: InsufficientBalanceError,
+    1013: ServerError,
+    1024: ServerError,
+    1026: ContentPolicyError,
+    1027: ContentPolicyError,
+    1033: ServerError,
+    1039: RateLimitError,
+    1042: InvalidRequestError,
+    2013: InvalidRequestError,
+    2045: RateLimitError,
+    2049: AuthenticationError,
+    2056: QuotaExceededError,
+}
+
+
+def error_for_code(
+    code: int,
+    message: str,
+    *,
+    trace_id: str | None = None,
+    http_status: int | None = 200,
+    retry_after: float | None = None,
+) -> APIError:
+    """Return the typed error for a non-zero ``base_resp.status_code``."""
+    cls = _CODE_CLASSES.get(code, UnknownAPIError)
+    if cls is RateLimitError:
+        return RateLimitError(
+            message, code=code, trace_id=trace_id, http_status=http_status, retry_after=retry_after
+        )
+    return cls(message, code=code, trace_id=trace_id, http_status=http_status)
+
+
+def error_for_http_status(
+    http_status: int,
+    reason: str,
+    *,
+    trace_id: str | None = None,
+    retry_after: float | None = None,
+) -> APIError:
+    """Return the typed error for an HTTP error answered without a usable ``base_resp``."""
+    if http_status in (401, 403):
+        return AuthenticationError(reason, trace_id=trace_id, http_status=http_status)
+    if http_status == 429:
+        return RateLimitError(
+            reason, trace_id=trace_id, http_status=http_status, retry_after=retry_after
+        )
+    if http_status in (408,) or http_status >= 500:
+        return ServerError(reason, trace_id=trace_id, http_status=http_status)
+    return UnknownAPIError(reason, trace_id=trace_id, http_status=http_status)

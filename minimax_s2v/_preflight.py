@@ -1,0 +1,181 @@
+"""Preflight validation: find every problem in a request before a paid call is spent."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+import attrs
+from yarl import URL
+
+from ._errors import InvalidRequestError, Problem
+from ._images import MIME_TYPES, ImageInfo, read_image_info
+from ._models import MODEL_S2V_01, SubjectReference, VideoRequest
+
+__all__ = [
+    "MAX_IMAGE_BYTES",
+    "MAX_PROMPT_CHARS",
+    "MIN_SHORT_SIDE",
+    "validate_request",
+]
+
+#: The documented limits of S2V-01.
+MAX_PROMPT_CHARS = 2000
+MAX_IMAGE_BYTES = 20_000_000  # "< 20 MB"; the decimal reading is the safe one
+MIN_SHORT_SIDE = 300  # the short side must be longer than this
+MIN_ASPECT, MAX_ASPECT = 2 / 5, 5 / 2
+
+_ACCEPTED_DATA_MIME = {"image/jpeg", "image/jpg", "image/png", "image/webp"}
+
+
+def validate_request(request: VideoRequest) -> VideoRequest:
+    """Check ``request`` against every documented rule and return it ready to send.
+
+    A local image path is read, checked and replaced by a ``data:`` URL; URLs are left as
+    they are (a remote image is not fetched). Nothing is sent anywhere.
+
+    Raises:
+        InvalidRequestError: listing every problem found, each naming its field.
+
+    """
+    problems: list[Problem] = []
+    if request.model != MODEL_S2V_01:
+        problems.append(Problem("model", f"must be {MODEL_S2V_01!r}, got {request.model!r}"))
+    if request.prompt is not None and len(request.prompt) > MAX_PROMPT_CHARS:
+        problems.append(
+            Problem(
+                "prompt",
+                f"{len(request.prompt)} characters, at most {MAX_PROMPT_CHARS} are allowed",
+            )
+        )
+    if len(request.subject) != 1:
+        problems.append(
+            Problem(
+                "subject_reference", f"exactly one subject is allowed, got {len(request.subject)}"
+            )
+        )
+    subjects = [
+        _check_subject(subject, f"subject_reference[{i}]", problems)
+        for i, subject in enumerate(request.subject)
+    ]
+    if request.callback_url is not None and not _is_http_url(request.callback_url):
+        problems.append(Problem("callback_url", "must be an absolute http(s) URL"))
+    if problems:
+        raise InvalidRequestError.from_problems(problems)
+    return attrs.evolve(request, subject=tuple(subjects))
+
+
+def _check_subject(
+    subject: SubjectReference, field: str, problems: list[Problem]
+) -> SubjectReference:
+    if subject.type != "character":
+        problems.append(Problem(f"{field}.type", f"must be 'character', got {subject.type!r}"))
+    if len(subject.image) != 1:
+        problems.append(
+            Problem(f"{field}.image", f"exactly one image is allowed, got {len(subject.image)}")
+        )
+    images = tuple(
+        _check_image(image, f"{field}.image[{j}]", problems)
+        for j, image in enumerate(subject.image)
+    )
+    return attrs.evolve(subject, image=images)
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        url = URL(text)
+    except (ValueError, TypeError):
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
+def _check_image(image: str, field: str, problems: list[Problem]) -> str:
+    """Check one image reference; returns what to send (a data URL for a local file)."""
+    lowered = image[:8].lower()
+    if lowered.startswith(("http://", "https://")):
+        if not _is_http_url(image):
+            problems.append(Problem(field, "not a valid http(s) URL"))
+        return image
+    if lowered.startswith("data:"):
+        _check_data_url(image, field, problems)
+        return image
+    return _read_local_image(image, field, problems)
+
+
+def _check_data_url(image: str, field: str, problems: list[Problem]) -> None:
+    header, comma, encoded = image.partition(",")
+    if not comma:
+        problems.append(Problem(field, "data URL has no ',' before its data"))
+        return
+    params = header[5:].split(";")
+    mime = params[0].strip().lower()
+    if "base64" not in (p.strip().lower() for p in params[1:]):
+        problems.append(Problem(field, "data URL must be base64-encoded (data:image/...;base64,)"))
+        return
+    if mime not in _ACCEPTED_DATA_MIME:
+        problems.append(
+            Problem(
+                field,
+                f"data URL type {mime or 'missing'!r}: use image/jpeg, image/png or image/webp",
+            )
+        )
+        return
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        problems.append(Problem(field, "data URL is not valid base64"))
+        return
+    _check_image_bytes(data, len(data), field, problems)
+
+
+def _read_local_image(image: str, field: str, problems: list[Problem]) -> str:
+    path = Path(URL(image).path if image[:7].lower() == "file://" else image).expanduser()
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            problems.append(Problem(field, f"{path} is not a file"))
+            return image
+        if size >= MAX_IMAGE_BYTES:
+            problems.append(Problem(field, _size_message(size)))
+            return image
+        data = path.read_bytes()
+    except FileNotFoundError:
+        problems.append(
+            Problem(
+                field, f"no such file: {path} (images are http(s) URLs, data URLs or local paths)"
+            )
+        )
+        return image
+    except OSError as exc:
+        problems.append(Problem(field, f"cannot read {path}: {exc.strerror or exc}"))
+        return image
+    info = _check_image_bytes(data, len(data), field, problems)
+    if info is None:
+        return image
+    encoded = base64.b64encode(data).decode("ascii")
+    return f"data:{MIME_TYPES[info.format]};base64,{encoded}"
+
+
+def _size_message(size: int) -> str:
+    return f"image is {size / 1e6:.1f} MB, it must be under {MAX_IMAGE_BYTES / 1e6:.0f} MB"
+
+
+def _check_image_bytes(
+    data: bytes, size: int, field: str, problems: list[Problem]
+) -> ImageInfo | None:
+    if size >= MAX_IMAGE_BYTES:
+        problems.append(Problem(field, _size_message(size)))
+        return None
+    try:
+        info = read_image_info(data)
+    except ValueError as exc:
+        problems.append(Problem(field, str(exc)))
+        return None
+    short = min(info.width, info.height)
+    dims = f"image is {info.width}x{info.height}"
+    if short <= MIN_SHORT_SIDE:
+        problems.append(Problem(field, f"{dims}: the short side must be over {MIN_SHORT_SIDE} px"))
+    if short == 0 or not MIN_ASPECT <= info.width / info.height <= MAX_ASPECT:
+        problems.append(Problem(field, f"{dims}: the aspect ratio must be between 2:5 and 5:2"))
+    return info

@@ -1,0 +1,368 @@
+"""The one cattrs converter: every rename, quirk and type rule of the MiniMax wire format.
+
+Quirks handled here and nowhere else:
+
+- ``file_id`` is a string in query responses and callbacks but an integer in
+  ``/v1/files/retrieve``; either spelling is accepted everywhere.
+- An unfinished task reports ``file_id: ""`` and ``video_width``/``video_height`` ``0``:
+  those placeholders are read as ``None``.
+- Status strings come in any casing (``Success``/``success``, ``Fail``/``failed``).
+- Errors are in-band: ``base_resp.status_code != 0`` on an HTTP 200.
+- Unknown keys are ignored; unset optional request fields are omitted.
+
+Parsing functions raise only :class:`ResponseValidationError`, whatever the input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from yarl import URL
+
+from ._errors import APIError, ResponseValidationError, error_for_code
+from ._models import (
+    CallbackChallenge,
+    SubjectReference,
+    TaskSnapshot,
+    TaskStatus,
+    VideoFile,
+    VideoRequest,
+)
+
+__all__ = [
+    "DOWNLOAD_URL_LIFETIME",
+    "api_error_in",
+    "callback_ack",
+    "file_payload",
+    "parse_callback",
+    "parse_file",
+    "parse_request",
+    "parse_snapshot",
+    "parse_submit",
+    "request_payload",
+    "snapshot_payload",
+]
+
+#: How long a ``download_url`` stays valid after retrieval (documented: one hour).
+DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
+
+_EXCERPT = 500
+T = TypeVar("T")
+
+
+def _strict_str(value: object, _: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: object, _: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _strict_bool(value: object, _: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _strict_str_tuple(value: object, _: object) -> tuple[str, ...]:
+    # A bare string would otherwise be split into characters.
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+    return tuple(_strict_str(v, None) for v in value)
+
+
+def _digits(value: object, what: str) -> str:
+    """An id spelled as a string of digits or as a non-negative integer."""
+    if isinstance(value, bool):
+        raise TypeError(f"expected a {what} (string or integer), got bool")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{what} must not be negative")
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a {what} (string or integer), got {type(value).__name__}")
+
+
+def _task_id(value: object, _: object) -> str:
+    text = _digits(value, "task id")
+    if not text:
+        raise ValueError("task id is empty")
+    return text
+
+
+def _optional_file_id(value: object, _: object) -> str | None:
+    if value is None:
+        return None
+    text = _digits(value, "file id")
+    return None if text in ("", "0") else text
+
+
+def _file_id_int(value: object, _: object) -> int:
+    text = _digits(value, "file id").strip()
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"file id {text[:40]!r} is not a number")
+    return int(text)
+
+
+def _optional_dimension(value: object, _: object) -> int | None:
+    if value is None:
+        return None
+    number = _strict_int(value, None)
+    if number < 0:
+        raise ValueError("a video dimension must not be negative")
+    return number or None
+
+
+def _status(value: object, _: object) -> TaskStatus:
+    return TaskStatus.parse(_strict_str(value, None))
+
+
+def _url(value: object, _: object) -> URL:
+    url = URL(_strict_str(value, None))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"expected an absolute http(s) URL, got {str(value)[:80]!r}")
+    return url
+
+
+def _optional_url(value: object, _: object) -> URL | None:
+    if value is None or value == "":
+        return None
+    return _url(value, None)
+
+
+def _datetime(value: object, _: object) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a Unix timestamp, got {type(value).__name__}")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+_converter = cattrs.Converter(forbid_extra_keys=False)
+_converter.register_structure_hook(str, _strict_str)
+_converter.register_structure_hook(int, _strict_int)
+_converter.register_structure_hook(bool, _strict_bool)
+_converter.register_structure_hook(TaskStatus, _status)
+_converter.register_structure_hook(URL, _url)
+_converter.register_structure_hook(datetime, _datetime)
+_converter.register_unstructure_hook(URL, str)
+_converter.register_unstructure_hook(datetime, lambda d: int(d.timestamp()))
+_converter.register_unstructure_hook(
+    SubjectReference, lambda s: {"type": s.type, "image": list(s.image)}
+)
+
+_converter.register_structure_hook(
+    SubjectReference,
+    make_dict_structure_fn(
+        SubjectReference, _converter, image=override(struct_hook=_strict_str_tuple)
+    ),
+)
+_converter.register_structure_hook(
+    VideoRequest,
+    make_dict_structure_fn(VideoRequest, _converter, subject=override(rename="subject_reference")),
+)
+_converter.register_unstructure_hook(
+    VideoRequest,
+    make_dict_unstructure_fn(
+        VideoRequest,
+        _converter,
+        _cattrs_omit_if_default=True,
+        subject=override(rename="subject_reference"),
+        model=override(omit_if_default=False),
+    ),
+)
+_structure_snapshot_fields = make_dict_structure_fn(
+    TaskSnapshot,
+    _converter,
+    task_id=override(struct_hook=_task_id),
+    file_id=override(struct_hook=_optional_file_id),
+    width=override(rename="video_width", struct_hook=_optional_dimension),
+    height=override(rename="video_height", struct_hook=_optional_dimension),
+)
+_structure_file_fields = make_dict_structure_fn(
+    VideoFile,
+    _converter,
+    file_id=override(struct_hook=_file_id_int),
+    backup_download_url=override(struct_hook=_optional_url),
+)
+
+
+def _excerpt(data: object) -> str:
+    try:
+        text = json.dumps(data, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(data)
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "…"
+
+
+def _structure(what: str, data: object, build: Callable[[Any], T]) -> T:
+    """Run ``build`` and turn anything it raises into a readable ResponseValidationError."""
+    try:
+        return build(data)
+    except ResponseValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure to fit becomes one typed error
+        try:
+            errors = cattrs.transform_error(exc, path="$")
+        except Exception:  # noqa: BLE001 - a formatter failure must not hide the real one
+            errors = [f"{type(exc).__name__}: {exc}"]
+        raise ResponseValidationError(what, errors, _excerpt(data)) from None
+
+
+def _mapping(data: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ResponseValidationError(
+            what, [f"expected a JSON object @ $, got {type(data).__name__}"], _excerpt(data)
+        )
+    return data
+
+
+def _base_resp(data: Mapping[str, Any]) -> tuple[int, str] | None:
+    base = data.get("base_resp")
+    if not isinstance(base, Mapping):
+        return None
+    code = base.get("status_code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        return None
+    message = base.get("status_msg")
+    return code, message if isinstance(message, str) else ""
+
+
+def api_error_in(
+    data: object,
+    *,
+    http_status: int = 200,
+    trace_id: str | None = None,
+    retry_after: float | None = None,
+) -> APIError | None:
+    """Return the typed error a body's non-zero ``base_resp`` reports, else ``None``.
+
+    A query response whose task is ``Fail`` carries the failure code in ``base_resp``:
+    that is the task's outcome, not an error of the call, so ``None`` is returned.
+    """
+    if not isinstance(data, Mapping):
+        return None
+    base = _base_resp(data)
+    if base is None or base[0] == 0:
+        return None
+    status = data.get("status")
+    if isinstance(status, str) and status.strip().lower() in ("fail", "failed", "failure"):
+        return None
+    code, message = base
+    return error_for_code(
+        code, message, trace_id=trace_id, http_status=http_status, retry_after=retry_after
+    )
+
+
+def parse_submit(data: object) -> str:
+    """Read the task id of a ``POST /v1/video_generation`` answer."""
+    what = "submit response"
+    body = _mapping(data, what)
+    return _structure(what, body.get("task_id"), lambda v: _task_id(v, None))
+
+
+def _snapshot(data: Mapping[str, Any]) -> TaskSnapshot:
+    fields = dict(data)
+    code, status_msg = _base_resp(data) or (0, "")
+    extra = data.get("error_message")
+    message = extra if isinstance(extra, str) and extra else (status_msg if code else None)
+    fields["error_code"] = code or None
+    fields["error_message"] = message
+    fields["status_text"] = data.get("status")
+    return _structure_snapshot_fields(fields, TaskSnapshot)
+
+
+def parse_snapshot(data: object) -> TaskSnapshot:
+    """Read a ``GET /v1/query/video_generation`` answer (or a status callback body)."""
+    what = "task status"
+    return _structure(what, _mapping(data, what), _snapshot)
+
+
+def parse_file(data: object, retrieved_at: datetime) -> VideoFile:
+    """Read a ``GET /v1/files/retrieve`` answer; ``expires_at`` counts from ``retrieved_at``."""
+    what = "file response"
+    body = _mapping(data, what)
+    info = body.get("file")
+    if not isinstance(info, Mapping):
+        raise ResponseValidationError(what, ["expected a JSON object @ $.file"], _excerpt(data))
+    fields = {"bytes": 0, "filename": "", "purpose": "", "created_at": retrieved_at, **info}
+    fields["expires_at"] = retrieved_at + DOWNLOAD_URL_LIFETIME
+    return _structure(what, fields, lambda f: _structure_file_fields(f, VideoFile))
+
+
+def parse_callback(data: object) -> CallbackChallenge | TaskSnapshot:
+    """Read a callback body: the URL validation challenge or a status update."""
+    what = "callback body"
+    body = _mapping(data, what)
+    if "challenge" in body:
+        return CallbackChallenge(
+            _structure(what, body["challenge"], lambda v: _strict_str(v, None))
+        )
+    return _structure(what, body, _snapshot)
+
+
+def parse_request(data: object) -> VideoRequest:
+    """Read a request body in the documented wire shape (for journals and batch files)."""
+    what = "video request"
+    return _structure(what, _mapping(data, what), lambda d: _converter.structure(d, VideoRequest))
+
+
+def request_payload(request: VideoRequest) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/video_generation``; unset optional fields are left out."""
+    payload: dict[str, Any] = _converter.unstructure(request)
+    return payload
+
+
+def _base_payload(code: int | None, message: str | None) -> dict[str, Any]:
+    if code is None:
+        return {"status_code": 0, "status_msg": "success"}
+    return {"status_code": code, "status_msg": message or ""}
+
+
+def snapshot_payload(snapshot: TaskSnapshot, *, callback: bool = False) -> dict[str, Any]:
+    """The wire body for a snapshot: a query response, or a callback when ``callback``.
+
+    A query response always carries the unfinished-task placeholders (``""``, ``0``); a
+    callback carries the size only when known.
+    """
+    body: dict[str, Any] = {
+        "task_id": snapshot.task_id,
+        "status": snapshot.status_text,
+        "file_id": snapshot.file_id or "",
+    }
+    if not callback or snapshot.width is not None:
+        body["video_width"] = snapshot.width or 0
+    if not callback or snapshot.height is not None:
+        body["video_height"] = snapshot.height or 0
+    body["base_resp"] = _base_payload(snapshot.error_code, snapshot.error_message)
+    return body
+
+
+def file_payload(video: VideoFile) -> dict[str, Any]:
+    """The wire body of ``GET /v1/files/retrieve`` for ``video``."""
+    info: dict[str, Any] = {
+        "file_id": video.file_id,
+        "bytes": video.bytes,
+        "created_at": int(video.created_at.timestamp()),
+        "filename": video.filename,
+        "purpose": video.purpose,
+        "download_url": str(video.download_url),
+    }
+    if video.backup_download_url is not None:
+        info["backup_download_url"] = str(video.backup_download_url)
+    return {"file": info, "base_resp": _base_payload(None, None)}
+
+
+def callback_ack() -> dict[str, str]:
+    """The answer to a status callback, as MiniMax's sample receiver gives it."""
+    return {"status": "success"}
