@@ -1,0 +1,139 @@
+"""``python -m minimax_s2v.emulator``: run the MiniMax emulator until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from ._config import Durations, EmulatorConfig, Endpoint, FaultPlan
+
+__all__ = ["main"]
+
+_SPEEDS = {"instant": Durations.instant, "demo": Durations.demo, "realistic": Durations.realistic}
+
+
+def _durations(text: str) -> Durations:
+    if text in _SPEEDS:
+        return _SPEEDS[text]()
+    try:
+        factor = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--speed takes instant, demo, realistic or a factor of realistic, not {text!r}"
+        ) from None
+    if factor < 0:
+        raise argparse.ArgumentTypeError("--speed factor must not be negative")
+    return Durations.realistic().scaled(factor)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the emulator."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minimax_s2v.emulator",
+        description="A local MiniMax S2V-01 API for tests and offline development.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8090, help="port (default 8090; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="a key to accept (repeatable; default emulator-key)",
+    )
+    parser.add_argument(
+        "--other-region-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a key to reject with 2049 as if from the other region",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_durations,
+        default=Durations.demo(),
+        help="task durations: instant, demo (default), realistic, or a factor",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="make timing, outcomes and faults repeatable"
+    )
+    parser.add_argument(
+        "--data-urls",
+        choices=("accept", "reject"),
+        default="accept",
+        help="accept data: image URLs, or reject them with 1000 (both seen)",
+    )
+    parser.add_argument(
+        "--late-fail-ratio",
+        type=float,
+        default=0.0,
+        help="share of tasks that fail after Processing with 1027",
+    )
+    parser.add_argument(
+        "--submit-rpm", type=int, default=None, help="rate limit of submissions per minute"
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="probability of each fault kind on every endpoint (chaos)",
+    )
+    parser.add_argument("--file-size", type=int, default=256 * 1024, help="bytes of each MP4")
+    return parser
+
+
+async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+    from ._server import Emulator
+
+    async with Emulator(config, host=host, port=port) as emulator:
+        print(f"MiniMax emulator listening on {emulator.url}", flush=True)
+        print(f"accepted API key: {emulator.api_key}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT or SIGTERM."""
+    args = build_parser().parse_args(argv)
+    rate_limits = {Endpoint.SUBMIT: args.submit_rpm} if args.submit_rpm else {}
+    faults = FaultPlan.chaos(args.fault_rate) if args.fault_rate else FaultPlan()
+    try:
+        config = EmulatorConfig(
+            api_keys=tuple(args.api_keys or ("emulator-key",)),
+            other_region_keys=tuple(args.other_region_key),
+            durations=args.speed,
+            seed=args.seed,
+            data_urls=args.data_urls,
+            late_fail_ratio=args.late_fail_ratio,
+            rate_limits=rate_limits,
+            faults=faults,
+            file_size=args.file_size,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, args.host, args.port))
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

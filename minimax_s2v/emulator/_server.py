@@ -1,0 +1,576 @@
+"""The emulator's HTTP side: the MiniMax endpoints, downloads, faults and introspection."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import attrs
+from aiohttp import web
+from yarl import URL
+
+from .._images import read_image_info
+from .._models import TaskStatus
+from ._callbacks import CallbackSender, Delivery
+from ._config import EmulatorConfig, Endpoint
+from ._engine import Counters, EmulatedTask, TaskEngine
+from ._video import VideoBytes
+
+__all__ = ["Emulator"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_MAX_BODY = 64 * 1024 * 1024
+_MAX_PROMPT = 2000
+_MAX_IMAGE = 20_000_000
+_FAULT_KINDS = (
+    "http_5xx",
+    "server_error",
+    "rate_limit",
+    "drop",
+    "slow",
+    "non_json",
+    "lost_response",
+)
+_MISSING_KEY = (
+    "login fail: Please carry the API secret key in the 'Authorization' field of the request header"
+)
+
+
+class _FaultError(Exception):
+    """Raised inside a handler to answer with a planned fault instead."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+def _base(code: int, message: str) -> dict[str, Any]:
+    return {"status_code": code, "status_msg": message}
+
+
+def _inband(code: int, message: str, **fields: Any) -> web.Response:
+    return web.json_response({**fields, "base_resp": _base(code, message)})
+
+
+class Emulator:
+    """A local MiniMax S2V-01 service on a loopback port.
+
+    Use it as an async context manager; ``url`` is the base URL to hand to a client and
+    ``api_key`` a key it accepts::
+
+        async with Emulator(durations=Durations.instant()) as emu:
+            client = Client(emu.api_key, base_url=emu.url)
+
+    Args:
+        config: the settings; keyword arguments override single fields of it.
+        host, port: where to listen (port 0 picks a free one).
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **changes: Any,
+    ) -> None:
+        base = config or EmulatorConfig()
+        self._config = attrs.evolve(base, **changes) if changes else base
+        self._host = host
+        self._port = port
+        self._clock = time.monotonic
+        self.engine = TaskEngine(lambda: self._config, self._clock)
+        self.callbacks = CallbackSender(lambda: self._config, self.engine.counters, self._clock)
+        self._fault_rngs = self._new_fault_rngs()
+        self._detail_rng = random.Random(self._config.seed)  # noqa: S311 - simulation
+        self._windows: dict[tuple[str, Endpoint], deque[float]] = {}
+        self._secret = secrets.token_bytes(32)
+        self._runner: web.AppRunner | None = None
+        self._url: URL | None = None
+        self.app = self._build_app()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    @property
+    def config(self) -> EmulatorConfig:
+        """The settings in force."""
+        return self._config
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings while running (e.g. turn a fault plan on); the seed stays."""
+        self._config = attrs.evolve(self._config, **changes)
+
+    @property
+    def url(self) -> URL:
+        """The base URL, e.g. ``http://127.0.0.1:8090``."""
+        if self._url is None:
+            raise RuntimeError("the emulator is not running: use 'async with Emulator() as emu'")
+        return self._url
+
+    @property
+    def api_key(self) -> str:
+        """A key the emulator accepts."""
+        return self._config.api_keys[0]
+
+    @property
+    def counters(self) -> Counters:
+        """What the emulator has seen and done."""
+        return self.engine.counters
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every callback POST made so far, in order."""
+        return list(self.callbacks.deliveries)
+
+    def state(self, *, tasks: bool = False) -> dict[str, Any]:
+        """The counters (and optionally every task) as JSON, as ``GET /_emulator/state``."""
+        state = self.counters.as_json()
+        state["pending_callback_tasks"] = self.callbacks.pending
+        if tasks:
+            now = self._clock()
+            state["tasks"] = [
+                {
+                    "task_id": task.task_id,
+                    "status": task.status_at(now).value,
+                    "prompt": task.prompt,
+                    "callback_url": task.callback_url,
+                    "created_at": task.created_wall,
+                }
+                for task in self.engine.tasks.values()
+            ]
+        return state
+
+    async def start(self) -> URL:
+        """Start listening; returns the base URL."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        await self.callbacks.start()
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self._url = URL.build(scheme="http", host=host, port=port)
+        return self._url
+
+    async def close(self) -> None:
+        """Stop sending callbacks and stop listening."""
+        await self.callbacks.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._url = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- the application --------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=_MAX_BODY, middlewares=[self._trace_middleware])
+        app.router.add_post("/v1/video_generation", self._submit)
+        app.router.add_get("/v1/query/video_generation", self._query)
+        app.router.add_get("/v1/files/retrieve", self._retrieve)
+        app.router.add_get("/_emulator/files/{file_id}/{name}", self._download)
+        app.router.add_get("/_emulator/state", self._state)
+        app.router.add_get("/_emulator/deliveries", self._deliveries)
+        return app
+
+    @web.middleware
+    async def _trace_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        trace_id = uuid.uuid4().hex
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers["Trace-Id"] = trace_id
+            raise
+        if not response.prepared:
+            response.headers["Trace-Id"] = trace_id
+        return response
+
+    def _new_fault_rngs(self) -> dict[Endpoint, random.Random]:
+        seed = self._config.seed
+        return {
+            endpoint: random.Random(None if seed is None else f"{seed}:{endpoint.value}")  # noqa: S311
+            for endpoint in Endpoint
+        }
+
+    def _draw_fault(self, endpoint: Endpoint) -> str | None:
+        """One draw per request, so a seed fixes the sequence of faults per endpoint."""
+        faults = self._config.faults.for_endpoint(endpoint)
+        point = self._fault_rngs[endpoint].random()
+        for kind in _FAULT_KINDS:
+            point -= getattr(faults, kind)
+            if point < 0:
+                self.counters.faults.setdefault(endpoint.value, Counter())[kind] += 1
+                return kind
+        return None
+
+    async def _apply_fault(
+        self, request: web.Request, endpoint: Endpoint, kind: str | None
+    ) -> None:
+        """Answer with the fault now (raising _FaultError), or let the request go on."""
+        if kind is None or kind == "lost_response":
+            return
+        faults = self._config.faults.for_endpoint(endpoint)
+        if kind == "slow":
+            await asyncio.sleep(faults.slow_seconds)
+            return
+        raise _FaultError(kind)
+
+    def _fault_response(self, request: web.Request, kind: str) -> web.StreamResponse:
+        rng = self._detail_rng
+        if kind == "http_5xx":
+            status = rng.choice((500, 502, 503))
+            return web.Response(status=status, text=f"upstream error {status}")
+        if kind == "server_error":
+            code, message = rng.choice(
+                (
+                    (1000, "unknown error"),
+                    (1001, "request timeout"),
+                    (1013, "internal service error"),
+                )
+            )
+            return _inband(code, message)
+        if kind == "rate_limit":
+            return self._rate_limited()
+        if kind == "non_json":
+            return web.Response(
+                text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+            )
+        # drop: close the connection without an answer
+        return self._drop(request)
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.Response:
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=499)  # never reaches the client
+
+    def _rate_limited(self) -> web.Response:
+        if self._config.rate_limit_mode == "http":
+            return web.json_response(
+                {"base_resp": _base(1002, "rate limit exceeded(RPM)")},
+                status=429,
+                headers={"Retry-After": "1"},
+            )
+        return _inband(1002, "rate limit exceeded(RPM)")
+
+    def _within_rate(self, api_key: str, endpoint: Endpoint) -> bool:
+        limit = self._config.rate_limits.get(endpoint)
+        if limit is None:
+            return True
+        now = self._clock()
+        window = self._windows.setdefault((api_key, endpoint), deque())
+        while window and now - window[0] >= 60.0:
+            window.popleft()
+        if len(window) >= limit:
+            return False
+        window.append(now)
+        return True
+
+    def _authenticate(self, request: web.Request) -> str | web.Response:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return _inband(1004, _MISSING_KEY)
+        if key in self._config.api_keys:
+            return key
+        return _inband(2049, "invalid api key")
+
+    async def _guard(
+        self, request: web.Request, endpoint: Endpoint
+    ) -> tuple[str, str | None] | web.StreamResponse:
+        """Faults, auth and rate limit, in the order a gateway meets them."""
+        name = endpoint.value
+        fault = self._draw_fault(endpoint)
+        try:
+            await self._apply_fault(request, endpoint, fault)
+        except _FaultError as planned:
+            self.counters.count(name, f"fault_{planned.kind}")
+            return self._fault_response(request, planned.kind)
+        key = self._authenticate(request)
+        if isinstance(key, web.Response):
+            self.counters.count(name, "auth_error")
+            return key
+        if not self._within_rate(key, endpoint):
+            self.counters.count(name, "rate_limited")
+            return self._rate_limited()
+        return key, fault
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.SUBMIT)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, fault = guarded
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            self.counters.count("submit", "invalid")
+            return _inband(2013, "invalid params, request body is not valid JSON", task_id="")
+        code, problem = self._check_submission(body)
+        if code:
+            self.counters.count("submit", "rejected" if code == 1000 else "invalid")
+            response = _inband(code, problem, task_id="")
+        else:
+            task = self.engine.create(key, body.get("prompt") or "", body.get("callback_url"))
+            if task.callback_url:
+                self.callbacks.schedule(task)
+            self.counters.count("submit", "lost_response" if fault == "lost_response" else "ok")
+            response = web.json_response(
+                {"task_id": task.task_id, "base_resp": _base(0, "success")}
+            )
+        if fault == "lost_response":
+            return self._drop(request)
+        return response
+
+    def _check_submission(self, body: object) -> tuple[int, str]:
+        """Return (0, "") for a valid S2V-01 request, else the code and message."""
+        if not isinstance(body, Mapping):
+            return 2013, "invalid params, body must be a JSON object"
+        model = body.get("model")
+        if model is None:
+            return 2013, "invalid params, model is required"
+        if model != "S2V-01":
+            return 2013, f"invalid params, model {str(model)[:40]!r} is not supported here"
+        prompt = body.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            return 2013, "invalid params, prompt must be a string"
+        if isinstance(prompt, str) and len(prompt) > _MAX_PROMPT:
+            return 2013, f"invalid params, prompt exceeds {_MAX_PROMPT} characters"
+        for flag in ("prompt_optimizer", "aigc_watermark"):
+            if flag in body and not isinstance(body[flag], bool):
+                return 2013, f"invalid params, {flag} must be a boolean"
+        callback = body.get("callback_url")
+        if callback is not None and not _is_http_url(callback):
+            return 2013, "invalid params, callback_url must be an http(s) URL"
+        subjects = body.get("subject_reference")
+        if not isinstance(subjects, list) or len(subjects) != 1:
+            return 2013, "invalid params, subject_reference must be a list of exactly one subject"
+        subject = subjects[0]
+        if not isinstance(subject, Mapping) or subject.get("type") != "character":
+            return 2013, "invalid params, subject_reference[0].type must be 'character'"
+        images = subject.get("image")
+        if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str):
+            return 2013, "invalid params, subject_reference[0].image must be a list of one URL"
+        return self._check_image(images[0])
+
+    def _check_image(self, image: str) -> tuple[int, str]:
+        if image[:5].lower() == "data:":
+            if self._config.data_urls == "reject":
+                return 1000, "disallowed image url"
+            return _check_data_url(image)
+        if not _is_http_url(image):
+            return 2013, "invalid params, image must be a public http(s) URL"
+        return 0, ""
+
+    async def _query(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.QUERY)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, _ = guarded
+        task_id = request.query.get("task_id", "")
+        task = self.engine.find(task_id, key) if task_id else None
+        if task is None:
+            self.counters.count("query", "not_found")
+            return _inband(2013, "invalid params, task not found or expired", task_id=task_id)
+        status = task.status_at(self._clock())
+        self.counters.count("query", status.value.lower())
+        return web.json_response(task.body(status, status.value))
+
+    async def _retrieve(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.RETRIEVE)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, _ = guarded
+        raw = request.query.get("file_id", "").strip()
+        file = self.engine.file(int(raw), key) if raw.isdigit() and raw.isascii() else None
+        if file is None:
+            self.counters.count("retrieve", "not_found")
+            return _inband(2013, "invalid params, file not found")
+        self.counters.count("retrieve", "ok")
+        origin = request.url.origin()
+        info: dict[str, Any] = {
+            "file_id": file.file_id,
+            "bytes": VideoBytes(file.size).size if self._config.report_file_bytes else 0,
+            "created_at": file.created_at,
+            "filename": "output.mp4",
+            "purpose": "video_generation",
+            "download_url": str(self._signed_url(origin, file.file_id)),
+        }
+        if self._config.backup_download_url:
+            info["backup_download_url"] = str(self._signed_url(origin, file.file_id, backup=True))
+        return web.json_response({"file": info, "base_resp": _base(0, "success")})
+
+    def _signature(self, file_id: str, expires: str, salt: str) -> str:
+        message = f"{file_id}.{expires}.{salt}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def _signed_url(self, origin: URL, file_id: int, *, backup: bool = False) -> URL:
+        expires = f"{time.time() + self._config.download_ttl:.3f}"
+        salt = secrets.token_hex(6)
+        query = {
+            "expires": expires,
+            "salt": salt,
+            "token": self._signature(str(file_id), expires, salt),
+        }
+        if backup:
+            query["mirror"] = "backup"
+        return (origin / "_emulator" / "files" / str(file_id) / "output.mp4").with_query(query)
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["file_id"]
+        expires = request.query.get("expires", "")
+        salt = request.query.get("salt", "")
+        token = request.query.get("token", "")
+        expected = self._signature(file_id, expires, salt)
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            self.counters.count("download", "forbidden")
+            return _access_denied("SignatureDoesNotMatch")
+        try:
+            expired = float(expires) < time.time()
+        except ValueError:
+            expired = True
+        if expired:
+            self.counters.count("download", "expired")
+            return _access_denied("Request has expired")
+        file = self.engine.files.get(int(file_id)) if file_id.isdigit() else None
+        if file is None:
+            self.counters.count("download", "not_found")
+            return web.Response(status=404, text="NoSuchKey")
+        fault = self._draw_fault(Endpoint.DOWNLOAD)
+        if fault in ("http_5xx", "non_json", "server_error", "rate_limit"):
+            self.counters.count("download", "fault_http_5xx")
+            return web.Response(status=503, text="upstream error 503")
+        if fault == "slow":
+            await asyncio.sleep(self._config.faults.for_endpoint(Endpoint.DOWNLOAD).slow_seconds)
+        video = VideoBytes(file.size)
+        return await self._send_video(request, video, drop=fault == "drop")
+
+    async def _send_video(
+        self, request: web.Request, video: VideoBytes, *, drop: bool
+    ) -> web.StreamResponse:
+        span = _parse_range(request.headers.get("Range"), video.size)
+        if span is None:
+            self.counters.count("download", "bad_range")
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{video.size}"})
+        start, end = span
+        partial = (start, end) != (0, video.size)
+        response = web.StreamResponse(status=206 if partial else 200)
+        response.content_type = "video/mp4"
+        response.content_length = end - start
+        response.headers["Accept-Ranges"] = "bytes"
+        response.headers["ETag"] = f'"{request.match_info["file_id"]}-{video.size}"'
+        if partial:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{video.size}"
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        # A planned drop cuts the body half-way, so a client must resume with Range.
+        stop = start + (end - start) // 2 if drop else end
+        for chunk in video.chunks(start, stop):
+            await response.write(chunk)
+        if drop:
+            self.counters.count("download", "fault_drop")
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        self.counters.count("download", "partial" if partial else "ok")
+        await response.write_eof()
+        return response
+
+    async def _state(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.state(tasks=request.query.get("tasks") in ("1", "true")))
+
+    async def _deliveries(self, request: web.Request) -> web.StreamResponse:
+        task_id = request.query.get("task_id")
+        rows = [d.as_json() for d in self.callbacks.deliveries if task_id in (None, d.task_id)]
+        return web.json_response(rows)
+
+    # Task timelines for tests that look inside.
+    def task(self, task_id: str) -> EmulatedTask:
+        """The emulated task ``task_id`` (``KeyError`` when unknown)."""
+        return self.engine.tasks[task_id]
+
+    def status_of(self, task_id: str) -> TaskStatus:
+        """The status ``task_id`` has right now."""
+        return self.engine.tasks[task_id].status_at(self._clock())
+
+
+def _access_denied(message: str) -> web.Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+    )
+    return web.Response(status=403, text=body, content_type="application/xml")
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        url = URL(value)
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
+def _check_data_url(image: str) -> tuple[int, str]:
+    header, _, encoded = image.partition(",")
+    if ";base64" not in header.lower():
+        return 2013, "invalid params, data URL must be base64"
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return 2013, "invalid params, data URL is not valid base64"
+    if len(data) >= _MAX_IMAGE:
+        return 2013, "invalid params, image exceeds 20MB"
+    try:
+        info = read_image_info(data)
+    except ValueError:
+        return 2013, "invalid params, image format must be JPG, JPEG, PNG or WebP"
+    if min(info.width, info.height) <= 300:
+        return 2013, "invalid params, image short side must exceed 300px"
+    if not 0.4 <= info.width / info.height <= 2.5:
+        return 2013, "invalid params, image aspect ratio must be between 2:5 and 5:2"
+    return 0, ""
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The [start, end) span of a single-range ``Range`` header; ``None`` if unsatisfiable."""
+    if not header:
+        return 0, size
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return 0, size  # unsupported forms get the whole file, as RFC 9110 allows
+    first, _, last = spec.strip().partition("-")
+    try:
+        if not first:
+            length = int(last)
+            return (max(0, size - length), size) if length > 0 else None
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return 0, size
+    if start >= size or end <= start:
+        return None
+    return start, min(end, size)
