@@ -126,9 +126,12 @@ class EndpointFaults:
         )
 
     @classmethod
-    def uniform(cls, probability: float, *, submit: bool = False) -> EndpointFaults:
+    def uniform(
+        cls, probability: float, *, submit: bool = False, slow_seconds: float = 2.0
+    ) -> EndpointFaults:
         """Every fault kind with the same probability (``lost_response`` only for submit)."""
         return cls(
+            slow_seconds=slow_seconds,
             http_5xx=probability,
             server_error=probability,
             rate_limit=probability,
@@ -169,13 +172,14 @@ class FaultPlan:
         return self.endpoints.get(endpoint, _NO_FAULTS)
 
     @classmethod
-    def chaos(cls, probability: float = 0.05) -> FaultPlan:
+    def chaos(cls, probability: float = 0.05, *, slow_seconds: float = 2.0) -> FaultPlan:
         """Every fault kind on every API endpoint at ``probability`` (the chaos test plan)."""
         return cls(
             endpoints={
-                Endpoint.SUBMIT: EndpointFaults.uniform(probability, submit=True),
-                Endpoint.QUERY: EndpointFaults.uniform(probability),
-                Endpoint.RETRIEVE: EndpointFaults.uniform(probability),
+                endpoint: EndpointFaults.uniform(
+                    probability, submit=endpoint is Endpoint.SUBMIT, slow_seconds=slow_seconds
+                )
+                for endpoint in (Endpoint.SUBMIT, Endpoint.QUERY, Endpoint.RETRIEVE)
             }
         )
 

@@ -1,0 +1,68 @@
+"""Shared fixtures: an in-process emulator, an HTTP session, and a plain callback receiver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import attrs
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from minimax_s2v.emulator import Emulator
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """An emulator with instant tasks on a free loopback port."""
+    async with Emulator(seed=1) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, as a user without the SDK would have."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@attrs.define
+class PlainReceiver:
+    """A callback endpoint written from the public docs: echo the challenge, ack updates."""
+
+    url: URL
+    bodies: list[dict[str, Any]] = attrs.field(factory=list)
+    echo: Callable[[str], Awaitable[object]] | None = None
+
+
+@pytest.fixture
+async def plain_receiver() -> AsyncIterator[PlainReceiver]:
+    """A plain aiohttp app on loopback that records every callback body."""
+    holder: list[PlainReceiver] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        receiver = holder[0]
+        receiver.bodies.append(body)
+        if "challenge" in body:
+            answer = body["challenge"]
+            if receiver.echo is not None:
+                answer = await receiver.echo(answer)
+            return web.json_response({"challenge": answer})
+        return web.json_response({"status": "success"})
+
+    app = web.Application()
+    app.router.add_post("/callback", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    holder.append(PlainReceiver(URL.build(scheme="http", host=host, port=port, path="/callback")))
+    yield holder[0]
+    await runner.cleanup()
