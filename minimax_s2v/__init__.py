@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from ._client import Client, Generation, GenerationOutcome
 from ._errors import (
     APIError,
     AuthenticationError,
+    ConfigurationError,
     ConnectError,
     ContentPolicyError,
+    DownloadError,
     InsufficientBalanceError,
     InvalidRequestError,
     MiniMaxError,
@@ -34,32 +37,47 @@ from ._models import (
     VideoFile,
     VideoRequest,
 )
+from ._polling import PollPolicy
 from ._preflight import validate_request
+from ._ratelimit import RateLimit
+from ._retry import RetryPolicy
+from ._tasks import Task
+from ._transport import Timeouts
 
 __all__ = [
     "MODEL_S2V_01",
     "APIError",
     "AuthenticationError",
     "CallbackChallenge",
+    "Client",
+    "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
+    "DownloadError",
     "EventSource",
+    "Generation",
+    "GenerationOutcome",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "MiniMaxError",
+    "PollPolicy",
     "Problem",
     "QuotaExceededError",
+    "RateLimit",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseValidationError",
+    "RetryPolicy",
     "ServerError",
     "StatusEvent",
     "SubjectReference",
     "SubmissionUncertainError",
+    "Task",
     "TaskFailedError",
     "TaskSnapshot",
     "TaskStatus",
     "TaskTimeoutError",
+    "Timeouts",
     "TransportError",
     "UnknownAPIError",
     "UnknownStatusWarning",

@@ -18,7 +18,9 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     ├── ResponseValidationError     a body that does not have the documented shape
     ├── TaskFailedError             the task ended with status ``Fail``
     ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
-    └── SubmissionUncertainError    a submission may or may not have created a task
+    ├── SubmissionUncertainError    a submission may or may not have created a task
+    ├── DownloadError               a video could not be saved (too large, URL refused for good)
+    └── ConfigurationError          the client was set up wrongly (no key, unknown region)
 
 Each class says whether retrying the same call may succeed (``retryable``). No error ever
 carries the API key: messages are built from codes, status text and task ids only.
@@ -35,8 +37,10 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
+    "DownloadError",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "MiniMaxError",
@@ -329,6 +333,14 @@ class SubmissionUncertainError(MiniMaxError):
             f"submission {nonce} may or may not have created a task ({reason}); it was not "
             "retried, to avoid paying twice"
         )
+
+
+class DownloadError(MiniMaxError):
+    """A video could not be saved: larger than allowed, or its URL refused even when fresh."""
+
+
+class ConfigurationError(MiniMaxError, ValueError):
+    """The client was set up wrongly, e.g. no API key or an unknown region."""
 
 
 _CODE_CLASSES: dict[int, type[APIError]] = {

@@ -1,0 +1,479 @@
+"""The async Client: submit, follow, retrieve and download S2V-01 generations."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from ._download import ProgressCallback, download_video
+from ._errors import (
+    ConfigurationError,
+    ConnectError,
+    MiniMaxError,
+    RateLimitError,
+    ResponseValidationError,
+    SubmissionUncertainError,
+)
+from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._polling import Poller, PollPolicy
+from ._preflight import validate_request
+from ._ratelimit import EndpointClass, RateLimit, RateLimiter
+from ._retry import RetryPolicy, retry_call
+from ._tasks import Task, TaskRecord, TaskRegistry
+from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
+from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
+
+__all__ = ["Client", "Generation", "GenerationOutcome"]
+
+logger = logging.getLogger("minimax_s2v")
+
+DownloadTarget = VideoFile | Task | TaskSnapshot | int | str
+_REGIONS = {"global": GLOBAL_BASE_URL, "cn": CN_BASE_URL}
+_DEFAULT_MAX_DOWNLOAD = 4 * 1024**3
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class Generation:
+    """A finished generation: the final snapshot, the file, and where it was saved."""
+
+    task_id: str
+    snapshot: TaskSnapshot
+    file: VideoFile
+    path: Path | None = None
+
+
+@attrs.frozen
+class GenerationOutcome:
+    """One result of :meth:`Client.generate_many`: a generation or the error that ended it.
+
+    Attributes:
+        index: the request's position in the input.
+        request: the request.
+        generation: the result when it succeeded.
+        error: the typed error when it did not (never raised by ``generate_many``).
+    """
+
+    index: int
+    request: VideoRequest
+    generation: Generation | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the generation succeeded."""
+        return self.generation is not None
+
+
+def _fingerprint(payload: dict[str, object]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _resubmit_is_safe(error: BaseException) -> bool:
+    """A submission may be repeated only when the failed one certainly created nothing."""
+    if isinstance(error, ConnectError | RateLimitError):
+        return True
+    return in_band_rejection(error) and isinstance(error, MiniMaxError) and error.retryable
+
+
+def _certainly_not_created(error: BaseException) -> bool:
+    return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
+
+
+class Client:
+    """An async client of MiniMax's S2V-01 API.
+
+    Use it as an async context manager (or call :meth:`close`)::
+
+        async with Client() as client:
+            result = await client.generate(VideoRequest(subject="face.jpg", prompt="..."),
+                                           dest="out.mp4")
+
+    Args:
+        api_key: the key; ``MINIMAX_API_KEY`` when not given.
+        region: ``"global"`` (api.minimax.io) or ``"cn"`` (api.minimaxi.com).
+        base_url: overrides the region; ``MINIMAX_BASE_URL`` when not given.
+        session: an aiohttp session to use (not closed by the client); one is made otherwise.
+        timeouts: connect/read/request timeouts.
+        retry: how safe calls are retried; submissions only when nothing was created.
+        rate_limit: client-side requests per minute per endpoint class.
+        polling: how tasks are polled when no callback reports them.
+        max_download_bytes: refuse to save a video larger than this.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        region: Literal["global", "cn"] = "global",
+        base_url: str | URL | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
+        polling: PollPolicy | None = None,
+        max_download_bytes: int | None = _DEFAULT_MAX_DOWNLOAD,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
+        if not key.strip():
+            raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
+        if region not in _REGIONS:
+            raise ConfigurationError(f"region must be 'global' or 'cn', not {region!r}")
+        chosen = base_url if base_url is not None else os.environ.get("MINIMAX_BASE_URL")
+        url = URL(str(chosen)) if chosen else _REGIONS[region]
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
+        self._api_key = key.strip()
+        self.base_url = url
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self.rate_limit = rate_limit or RateLimit()
+        self.polling = polling or PollPolicy()
+        self.max_download_bytes = max_download_bytes
+        self._given_session = session
+        self._session: aiohttp.ClientSession | None = None
+        self._transport: Transport | None = None
+        self._state = _State.UNOPENED
+        self.registry = TaskRegistry()
+        self._poller: Poller | None = None
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={str(self.base_url)!r}, state={self._state.value})"
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _open(self) -> Transport:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this Client is closed: create a new one")
+        if self._transport is not None:
+            return self._transport
+        loop = asyncio.get_running_loop()
+        session = self._given_session
+        if session is not None:
+            if session.closed:
+                raise RuntimeError("the aiohttp session given to Client is closed")
+            session_loop = getattr(session, "_loop", None)
+            if session_loop is not None and session_loop is not loop:
+                raise RuntimeError(
+                    "the aiohttp session given to Client belongs to another event loop: "
+                    "create the session inside the loop that uses the client"
+                )
+        else:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
+            )
+        self._session = session
+        self._transport = Transport(
+            self._api_key,
+            self.base_url,
+            session=session,
+            timeouts=self.timeouts,
+            limiter=RateLimiter(self.rate_limit),
+            user_agent=_user_agent(),
+        )
+        self._poller = Poller(self._query_once, self.registry, self.polling)
+        self._state = _State.OPENED
+        return self._transport
+
+    async def close(self) -> None:
+        """Stop polling, end pending waits, and close the session if the client made it."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._poller is not None:
+            await self._poller.close()
+        self.registry.close_all(
+            lambda task_id: RuntimeError(
+                f"the client was closed while waiting for task {task_id}; "
+                f"wait again with a new client: client.task({task_id!r}).wait()"
+            )
+        )
+        if self._session is not None and self._given_session is None:
+            await self._session.close()
+        self._transport = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._state is _State.CLOSED
+
+    # -- single calls -----------------------------------------------------------------------
+
+    async def submit(self, request: VideoRequest) -> Task:
+        """Validate ``request``, create the task, and return a handle on it.
+
+        A local image is read and sent as a data URL. The call is retried only when the
+        failed attempt certainly created no task (connection refused, rate limited, an
+        in-band rejection); anything ambiguous raises :class:`SubmissionUncertainError`.
+
+        Raises:
+            InvalidRequestError: the request breaks a documented rule (nothing was sent).
+            SubmissionUncertainError: a task may or may not have been created.
+            APIError: MiniMax refused the request.
+        """
+        transport = self._open()
+        prepared = await asyncio.to_thread(validate_request, request)
+        payload = request_payload(prepared)
+        nonce = secrets.token_urlsafe(12)
+        fingerprint = _fingerprint(payload)
+
+        async def attempt() -> str:
+            response = await transport.call(
+                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=payload
+            )
+            return parse_submit(response.data)
+
+        try:
+            task_id = await retry_call(
+                self.retry,
+                attempt,
+                what="submission",
+                should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
+            )
+        except ResponseValidationError as error:
+            raise SubmissionUncertainError(
+                f"the answer had no readable task id: {error}", nonce=nonce, fingerprint=fingerprint
+            ) from error
+        except MiniMaxError as error:
+            if _certainly_not_created(error):
+                raise
+            raise SubmissionUncertainError(
+                str(error), nonce=nonce, fingerprint=fingerprint
+            ) from error
+        submitted_at = datetime.now(UTC)
+        logger.info("submitted task %s", task_id)
+        record = self.registry.track(task_id, request, submitted_at)
+        return Task(self, record)
+
+    async def _query_once(self, task_id: str) -> TaskSnapshot:
+        transport = self._open()
+        response = await transport.call(
+            "GET", "/v1/query/video_generation", EndpointClass.QUERY, params={"task_id": task_id}
+        )
+        return parse_snapshot(response.data)
+
+    async def get_task(self, task_id: str) -> TaskSnapshot:
+        """Query a task's status now (retried on transient errors).
+
+        Raises:
+            APIError: e.g. an unknown or expired task.
+        """
+        self._open()
+        snapshot = await retry_call(
+            self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
+        )
+        if self.registry.get(task_id) is not None:
+            self.registry.apply(snapshot, EventSource.POLL)
+        return snapshot
+
+    async def get_file(self, file_id: int | str) -> VideoFile:
+        """Retrieve a file's details, with a fresh ``download_url`` valid for one hour."""
+        transport = self._open()
+
+        async def attempt() -> VideoFile:
+            response = await transport.call(
+                "GET",
+                "/v1/files/retrieve",
+                EndpointClass.RETRIEVE,
+                params={"file_id": str(file_id)},
+            )
+            return parse_file(response.data, datetime.now(UTC))
+
+        return await retry_call(self.retry, attempt, what=f"retrieval of file {file_id}")
+
+    def task(self, task_id: str) -> Task:
+        """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`."""
+        self._open()
+        return Task(self, self.registry.track(str(task_id)))
+
+    def _watch(self, record: TaskRecord) -> None:
+        """Make sure someone reports on ``record``: here, the poller."""
+        poller = self._poller
+        if poller is None or record.done.is_set():
+            return
+        # A task this process just submitted is polled after the first interval; one
+        # re-attached by id is polled at once.
+        poller.follow(record, None if record.submitted_at is not None else 0.0)
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def _video_for(self, target: DownloadTarget) -> tuple[VideoFile, str]:
+        if isinstance(target, VideoFile):
+            return target, str(target.file_id)
+        if isinstance(target, Task):
+            snapshot = target.snapshot
+            if snapshot is None or not target.done:
+                raise ValueError(f"task {target.task_id} has not finished: await it first")
+            target = snapshot
+        if isinstance(target, TaskSnapshot):
+            if target.status is not TaskStatus.SUCCESS or target.file_id is None:
+                raise ValueError(
+                    f"task {target.task_id} has no video (status {target.status.value})"
+                )
+            return await self.get_file(target.file_id), target.task_id
+        return await self.get_file(target), str(target)
+
+    async def download(
+        self,
+        target: DownloadTarget,
+        dest: str | os.PathLike[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+        max_bytes: int | None = None,
+    ) -> Path:
+        """Save a video to ``dest`` (a file, or a directory to put ``<id>.mp4`` in).
+
+        Args:
+            target: a :class:`VideoFile`, a finished :class:`Task` or snapshot, or a file id.
+            dest: the file to write, or an existing directory (or a path ending in ``/``).
+            on_progress: called with (bytes done, total bytes or ``None``) as data arrives.
+            max_bytes: refuse larger videos (default: the client's ``max_download_bytes``).
+
+        Raises:
+            DownloadError: too large, or the URL was refused even when fresh.
+            TransportError: the connection kept failing.
+        """
+        self._open()
+        session = self._session
+        assert session is not None  # noqa: S101 - _open() set it
+        video, name = await self._video_for(target)
+        path = await asyncio.to_thread(_target_path, dest, name)
+        return await download_video(
+            session,
+            video,
+            path,
+            refresh=self.get_file,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
+            on_progress=on_progress,
+        )
+
+    # -- whole generations ------------------------------------------------------------------
+
+    async def generate(
+        self,
+        request: VideoRequest,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generation:
+        """Submit, wait for the video and, with ``dest``, download it.
+
+        Raises:
+            TaskFailedError, TaskTimeoutError, SubmissionUncertainError, APIError,
+            DownloadError: as the steps they come from.
+        """
+        task = await self.submit(request)
+        snapshot = await task.wait(timeout)
+        assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
+        video = await self.get_file(snapshot.file_id)
+        path = None
+        if dest is not None:
+            target = await asyncio.to_thread(_target_path, dest, task.task_id)
+            path = await self.download(video, target, on_progress=on_progress)
+        return Generation(task.task_id, snapshot, video, path)
+
+    async def generate_many(
+        self,
+        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        *,
+        concurrency: int = 16,
+        dest_dir: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[GenerationOutcome]:
+        """Run many generations, yielding one outcome per request as each finishes.
+
+        At most ``concurrency`` generations are in flight, and the input (which may be an
+        async iterator) is read only as slots free up, so memory stays bounded however many
+        requests there are. A failure is yielded as an outcome; it never stops the batch.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._open()
+        running: set[asyncio.Task[GenerationOutcome]] = set()
+
+        async def one(index: int, request: VideoRequest) -> GenerationOutcome:
+            try:
+                generation = await self.generate(request, dest_dir, timeout=timeout)
+            except Exception as error:  # noqa: BLE001 - every failure becomes an outcome
+                return GenerationOutcome(index, request, error=error)
+            return GenerationOutcome(index, request, generation=generation)
+
+        async def drain(block_until: int) -> AsyncIterator[GenerationOutcome]:
+            while len(running) > block_until:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for job in done:
+                    running.discard(job)
+                    yield job.result()
+
+        try:
+            index = 0
+            async for request in _aiter(requests):
+                async for outcome in drain(concurrency - 1):
+                    yield outcome
+                running.add(asyncio.get_running_loop().create_task(one(index, request)))
+                index += 1
+            async for outcome in drain(0):
+                yield outcome
+        finally:
+            for job in running:
+                job.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+
+def _target_path(dest: str | os.PathLike[str], name: str) -> Path:
+    """``dest`` itself, or ``dest/<name>.mp4`` when it is a directory."""
+    path = Path(dest)
+    if path.is_dir() or str(dest).endswith(("/", os.sep)):
+        return path / f"{name}.mp4"
+    return path
+
+
+async def _aiter(
+    items: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+) -> AsyncIterator[VideoRequest]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def _user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("minimax-s2v")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        own = "unknown"
+    return f"minimax-s2v/{own} aiohttp/{aiohttp.__version__}"

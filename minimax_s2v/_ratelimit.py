@@ -1,0 +1,161 @@
+"""Client-side rate limits: one async token bucket per endpoint class, fixed or adaptive (AIMD)."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+
+import attrs
+
+__all__ = ["EndpointClass", "RateLimit", "RateLimiter", "TokenBucket"]
+
+logger = logging.getLogger("minimax_s2v")
+
+
+class EndpointClass(enum.Enum):
+    """The endpoint classes that are limited separately."""
+
+    SUBMIT = "submit"
+    QUERY = "query"
+    RETRIEVE = "retrieve"
+
+
+@attrs.frozen
+class RateLimit:
+    """Requests per minute the client allows itself, per endpoint class.
+
+    MiniMax documents 5 RPM (free) and 20 RPM (paid) for video generation; it is unknown
+    whether queries and retrievals count. ``None`` means no limit on that class.
+
+    Args:
+        submit_rpm, query_rpm, retrieve_rpm: the limits; with ``adaptive`` the starting rates.
+        adaptive: the limit is unknown: start at the given (or ``adaptive_start_rpm``) rate,
+            grow while calls succeed and cut the rate on every 1002 (AIMD).
+        headroom: run this share under a configured limit, so that network jitter never
+            pushes a burst over the server's window.
+    """
+
+    submit_rpm: float | None = None
+    query_rpm: float | None = None
+    retrieve_rpm: float | None = None
+    adaptive: bool = False
+    adaptive_start_rpm: float = 60.0
+    headroom: float = 0.01
+
+    def rpm_for(self, endpoint: EndpointClass) -> float | None:
+        """The configured rate of ``endpoint``."""
+        return {
+            EndpointClass.SUBMIT: self.submit_rpm,
+            EndpointClass.QUERY: self.query_rpm,
+            EndpointClass.RETRIEVE: self.retrieve_rpm,
+        }[endpoint]
+
+
+class TokenBucket:
+    """An async token bucket: ``rpm`` per minute on average, bursts of at most ``burst``.
+
+    Waiters are served in arrival order (an asyncio lock is fair); at the limit a caller
+    waits, it is never refused.
+    """
+
+    def __init__(
+        self,
+        rpm: float,
+        *,
+        burst: float = 1.0,
+        adaptive: bool = False,
+        floor_rpm: float = 1.0,
+        ceiling_rpm: float = 100_000.0,
+    ) -> None:
+        if rpm <= 0:
+            raise ValueError("a rate limit must be positive")
+        self._rate = rpm / 60.0
+        self._burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._adaptive = adaptive
+        self._floor = floor_rpm / 60.0
+        self._ceiling = ceiling_rpm / 60.0
+        self._slow_start = adaptive
+        self._last_cut = 0.0
+
+    @property
+    def rpm(self) -> float:
+        """The current rate, per minute."""
+        return self._rate * 60.0
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    async def acquire(self) -> None:
+        """Wait for a token."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._refill(now)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self._tokens) / self._rate)
+
+    def on_success(self) -> None:
+        """Adaptive: grow the rate (doubling per burst-size in slow start, else additively)."""
+        if not self._adaptive:
+            return
+        step = self._rate * 0.05 if self._slow_start else 1.0 / 60.0
+        self._rate = min(self._ceiling, self._rate + step)
+
+    def on_rate_limited(self) -> None:
+        """Adaptive: cut the rate by a quarter, at most once per two seconds."""
+        if not self._adaptive:
+            return
+        now = time.monotonic()
+        if now - self._last_cut < 2.0:
+            return
+        self._last_cut = now
+        self._slow_start = False
+        self._rate = max(self._floor, self._rate * 0.75)
+        self._tokens = min(self._tokens, 0.0)
+        logger.info("rate limited: lowering to %.1f requests per minute", self.rpm)
+
+
+class RateLimiter:
+    """The buckets of one client, built from a :class:`RateLimit`."""
+
+    def __init__(self, config: RateLimit) -> None:
+        self.config = config
+        self._buckets: dict[EndpointClass, TokenBucket] = {}
+        for endpoint in EndpointClass:
+            rpm = config.rpm_for(endpoint)
+            if config.adaptive and (rpm is not None or endpoint is EndpointClass.SUBMIT):
+                # Submissions are always limited; other classes only when a start is given.
+                start = rpm if rpm is not None else config.adaptive_start_rpm
+                self._buckets[endpoint] = TokenBucket(start, adaptive=True)
+            elif rpm is not None:
+                self._buckets[endpoint] = TokenBucket(rpm * (1.0 - config.headroom))
+
+    def bucket(self, endpoint: EndpointClass) -> TokenBucket | None:
+        """The bucket of ``endpoint``, if it is limited."""
+        return self._buckets.get(endpoint)
+
+    async def acquire(self, endpoint: EndpointClass) -> None:
+        """Wait until a call to ``endpoint`` is allowed."""
+        bucket = self._buckets.get(endpoint)
+        if bucket is not None:
+            await bucket.acquire()
+
+    def on_success(self, endpoint: EndpointClass) -> None:
+        """Report a call that was not rate limited."""
+        bucket = self._buckets.get(endpoint)
+        if bucket is not None:
+            bucket.on_success()
+
+    def on_rate_limited(self, endpoint: EndpointClass) -> None:
+        """Report a 1002/429."""
+        bucket = self._buckets.get(endpoint)
+        if bucket is not None:
+            bucket.on_rate_limited()

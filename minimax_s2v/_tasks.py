@@ -1,0 +1,265 @@
+"""Task handles and the registry that turns status updates into resolved waits and streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Generator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ._errors import MiniMaxError, TaskFailedError, TaskTimeoutError
+from ._models import EventSource, StatusEvent, TaskSnapshot, TaskStatus, VideoRequest
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["Task", "TaskRecord", "TaskRegistry"]
+
+logger = logging.getLogger("minimax_s2v")
+
+
+class TaskRecord:
+    """What the registry knows of one task: its last snapshot, its end, and who listens."""
+
+    __slots__ = (
+        "done",
+        "error",
+        "events",
+        "listeners",
+        "request",
+        "snapshot",
+        "submitted_at",
+        "task_id",
+    )
+
+    def __init__(
+        self, task_id: str, request: VideoRequest | None, submitted_at: datetime | None
+    ) -> None:
+        self.task_id = task_id
+        self.request = request
+        self.submitted_at = submitted_at
+        self.snapshot: TaskSnapshot | None = None
+        self.error: BaseException | None = None
+        self.done = asyncio.Event()
+        self.events: list[StatusEvent] = []
+        # One queue per updates() iterator; at most one entry per forward status change,
+        # so a queue never holds more than the six statuses of the life cycle.
+        self.listeners: set[asyncio.Queue[TaskSnapshot | None]] = set()
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """The last known status."""
+        return self.snapshot.status if self.snapshot else None
+
+
+class TaskRegistry:
+    """Applies status updates under the task state machine.
+
+    Preparing < Queueing < Processing < Success | Fail: a terminal status is final, a
+    duplicate is a no-op and a regression (an update older than what is known) is ignored.
+    """
+
+    def __init__(self, finished_ttl: float = 600.0) -> None:
+        self._records: dict[str, TaskRecord] = {}
+        # Finished tasks are forgotten after finished_ttl seconds (handles keep their
+        # record), so a long-running service does not grow without bound.
+        self._finished: dict[str, float] = {}
+        self._finished_ttl = finished_ttl
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The record of ``task_id``, if tracked."""
+        return self._records.get(task_id)
+
+    def track(
+        self,
+        task_id: str,
+        request: VideoRequest | None = None,
+        submitted_at: datetime | None = None,
+    ) -> TaskRecord:
+        """The record of ``task_id``, created if new."""
+        self._evict()
+        record = self._records.get(task_id)
+        if record is None:
+            record = self._records[task_id] = TaskRecord(task_id, request, submitted_at)
+        else:
+            record.request = record.request or request
+            record.submitted_at = record.submitted_at or submitted_at
+        return record
+
+    def forget(self, task_id: str) -> None:
+        """Stop tracking ``task_id`` (its handles keep what they already know)."""
+        self._records.pop(task_id, None)
+
+    def apply(self, snapshot: TaskSnapshot, source: EventSource) -> bool:
+        """Apply an update; return whether it changed what is known."""
+        record = self.track(snapshot.task_id)
+        current = record.snapshot
+        if record.done.is_set():
+            return False
+        if current is not None:
+            if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.status.rank:
+                return False
+            if snapshot.status is current.status and not snapshot.is_terminal:
+                return False
+        record.snapshot = snapshot
+        record.events.append(StatusEvent(snapshot, source, datetime.now(UTC)))
+        for queue in record.listeners:
+            queue.put_nowait(snapshot)
+        if snapshot.is_terminal:
+            self._finish(record)
+        return True
+
+    def _evict(self) -> None:
+        if not self._finished:
+            return
+        cutoff = time.monotonic() - self._finished_ttl
+        for task_id, finished_at in list(self._finished.items()):
+            if finished_at > cutoff:
+                break  # insertion order is finishing order
+            del self._finished[task_id]
+            self._records.pop(task_id, None)
+
+    def close_all(self, error: Callable[[str], BaseException]) -> None:
+        """End every pending wait with ``error(task_id)``."""
+        for record in list(self._records.values()):
+            if not record.done.is_set():
+                record.error = error(record.task_id)
+                self._finish(record)
+
+    def fail(self, task_id: str, error: MiniMaxError) -> None:
+        """End every wait on ``task_id`` with ``error`` (e.g. the task expired or the key broke)."""
+        record = self.track(task_id)
+        if record.done.is_set():
+            return
+        record.error = error
+        self._finish(record)
+
+    def _finish(self, record: TaskRecord) -> None:
+        self._finished[record.task_id] = time.monotonic()
+        record.done.set()
+        for queue in record.listeners:
+            queue.put_nowait(None)
+
+
+class Task:
+    """A handle on one MiniMax task: await it, stream its updates, or read its last state.
+
+    ``await task`` is ``await task.wait()``. Handles are cheap; several may share one task.
+    """
+
+    def __init__(self, client: Client, record: TaskRecord) -> None:
+        self._client = client
+        self._record = record
+
+    def __repr__(self) -> str:
+        status = self.status.value if self.status else "unknown"
+        return f"<Task {self.task_id} {status}>"
+
+    @property
+    def task_id(self) -> str:
+        """The MiniMax task id."""
+        return self._record.task_id
+
+    @property
+    def request(self) -> VideoRequest | None:
+        """The request that created the task, when this process submitted it."""
+        return self._record.request
+
+    @property
+    def submitted_at(self) -> datetime | None:
+        """When this process submitted the task."""
+        return self._record.submitted_at
+
+    @property
+    def snapshot(self) -> TaskSnapshot | None:
+        """The last known snapshot."""
+        return self._record.snapshot
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """The last known status."""
+        return self._record.status
+
+    @property
+    def events(self) -> list[StatusEvent]:
+        """Every update applied so far, with its source and arrival time."""
+        return list(self._record.events)
+
+    @property
+    def done(self) -> bool:
+        """Whether the task has ended (or waiting on it has failed for good)."""
+        return self._record.done.is_set()
+
+    def _outcome(self) -> TaskSnapshot:
+        record = self._record
+        if record.error is not None:
+            raise record.error
+        snapshot = record.snapshot
+        if snapshot is None:  # pragma: no cover - done implies a snapshot or an error
+            raise RuntimeError(f"task {record.task_id} ended without a snapshot")
+        if snapshot.status is TaskStatus.FAIL:
+            raise TaskFailedError(snapshot)
+        return snapshot
+
+    async def wait(self, timeout: float | None = None) -> TaskSnapshot:
+        """Wait for the final snapshot.
+
+        Args:
+            timeout: seconds to wait at most (``None``: until the task ends). The task goes on
+                after a timeout and can be awaited again.
+
+        Returns:
+            The ``Success`` snapshot, with its ``file_id``.
+
+        Raises:
+            TaskFailedError: the task ended with ``Fail``.
+            TaskTimeoutError: ``timeout`` passed first.
+            APIError: the task can no longer be followed (expired, unknown, key refused).
+        """
+        record = self._record
+        if not record.done.is_set():
+            self._client._watch(record)  # noqa: SLF001 - the client owns the poller
+            started = asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(record.done.wait(), timeout)
+            except TimeoutError:
+                waited = asyncio.get_running_loop().time() - started
+                raise TaskTimeoutError(record.task_id, record.status, waited) from None
+        return self._outcome()
+
+    def __await__(self) -> Generator[Any, None, TaskSnapshot]:
+        return self.wait().__await__()
+
+    async def updates(self) -> AsyncIterator[TaskSnapshot]:
+        """Yield the last known snapshot, then each newer one, until the task ends.
+
+        The iterator ends after the final snapshot; a ``Fail`` is yielded, not raised.
+        """
+        record = self._record
+        queue: asyncio.Queue[TaskSnapshot | None] = asyncio.Queue()
+        record.listeners.add(queue)
+        try:
+            if record.snapshot is not None:
+                yield record.snapshot
+            if record.done.is_set():
+                return
+            self._client._watch(record)  # noqa: SLF001 - the client owns the poller
+            while True:
+                snapshot = await queue.get()
+                if snapshot is None:
+                    if record.error is not None:
+                        raise record.error
+                    return
+                yield snapshot
+        finally:
+            record.listeners.discard(queue)
+
+    async def refresh(self) -> TaskSnapshot:
+        """Query the task once now and apply the answer."""
+        snapshot = await self._client.get_task(self.task_id)
+        return self._record.snapshot or snapshot

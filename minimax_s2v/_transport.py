@@ -1,0 +1,205 @@
+"""One HTTP exchange with the MiniMax API: auth, URLs, timeouts, error mapping, logging."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from ._errors import (
+    APIError,
+    ConnectError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    error_for_http_status,
+)
+from ._ratelimit import EndpointClass, RateLimiter
+from ._wire import api_error_in
+
+__all__ = [
+    "CN_BASE_URL",
+    "GLOBAL_BASE_URL",
+    "ApiResponse",
+    "Timeouts",
+    "Transport",
+    "in_band_rejection",
+]
+
+logger = logging.getLogger("minimax_s2v")
+
+GLOBAL_BASE_URL = URL("https://api.minimax.io")
+CN_BASE_URL = URL("https://api.minimaxi.com")
+_MAX_API_BODY = 4 * 1024 * 1024  # API answers are small JSON; anything larger is not ours
+
+
+@attrs.frozen
+class Timeouts:
+    """Seconds allowed for each part of a call.
+
+    Args:
+        connect: to open a connection.
+        read: between two reads of an answer (downloads too: a stalled stream fails).
+        request: for a whole API call (not downloads, which may take long but never stall).
+    """
+
+    connect: float = 10.0
+    read: float = 30.0
+    request: float = 60.0
+
+
+@attrs.frozen
+class ApiResponse:
+    """A decoded API answer with what support needs to trace it."""
+
+    data: Mapping[str, Any]
+    trace_id: str | None
+    http_status: int
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Transport:
+    """Makes single API calls (no retries: those belong to the caller's policy)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: URL,
+        *,
+        session: aiohttp.ClientSession,
+        timeouts: Timeouts,
+        limiter: RateLimiter,
+        user_agent: str,
+    ) -> None:
+        self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": user_agent}
+        self.base_url = base_url
+        self.session = session
+        self.timeouts = timeouts
+        self.limiter = limiter
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeouts.request, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={str(self.base_url)!r})"
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        endpoint: EndpointClass,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> ApiResponse:
+        """Make one call; return the JSON answer or raise the typed error it amounts to.
+
+        Raises:
+            ConnectError: no connection could be made (the request was certainly not sent).
+            RequestTimeoutError, TransportError: the exchange broke off; it may have been served.
+            APIError: the answer reported an error (HTTP status or in-band ``base_resp``).
+        """
+        await self.limiter.acquire(endpoint)
+        url = self.base_url.join(URL(path))
+        if params:
+            url = url.with_query(params)
+        started = time.perf_counter()
+        try:
+            async with self.session.request(
+                method, url, json=body, headers=self._headers, timeout=self._timeout
+            ) as response:
+                raw = await _read_capped(response)
+                status = response.status
+                trace_id = response.headers.get("Trace-Id")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                content_type = response.content_type
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise ConnectError(f"{method} {path}: could not connect in time ({exc})") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"{method} {path}: could not connect: {exc.os_error}") from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise RequestTimeoutError(f"{method} {path}: no complete answer in time") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        elapsed = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "%s %s -> %d in %.1f ms (trace id %s)", method, path, status, elapsed, trace_id
+        )
+        data = _decode(raw)
+        if status >= 400:
+            error = None
+            if isinstance(data, Mapping):
+                error = api_error_in(
+                    data, http_status=status, trace_id=trace_id, retry_after=retry_after
+                )
+            if error is None:
+                reason = f"HTTP {status} from {path}"
+                error = error_for_http_status(
+                    status, reason, trace_id=trace_id, retry_after=retry_after
+                )
+            self._note(endpoint, error)
+            raise error
+        if not isinstance(data, Mapping):
+            kind = content_type or "unknown content"
+            # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
+            error_text = f"{path} answered with {kind}, not JSON (a gateway error page?)"
+            raise ServerError(error_text, trace_id=trace_id, http_status=status)
+        api_error = api_error_in(
+            data, http_status=status, trace_id=trace_id, retry_after=retry_after
+        )
+        if api_error is not None:
+            self._note(endpoint, api_error)
+            raise api_error
+        self.limiter.on_success(endpoint)
+        return ApiResponse(data, trace_id, status)
+
+    def _note(self, endpoint: EndpointClass, error: Exception) -> None:
+        if isinstance(error, RateLimitError):
+            self.limiter.on_rate_limited(endpoint)
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    if response.content_length is not None and response.content_length > _MAX_API_BODY:
+        raise aiohttp.ClientPayloadError(f"answer of {response.content_length} bytes is too large")
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > _MAX_API_BODY:
+            raise aiohttp.ClientPayloadError("answer is too large")
+    return bytes(body)
+
+
+def _decode(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def in_band_rejection(error: BaseException) -> bool:
+    """Whether ``error`` is a complete answer refusing the call (so nothing was created)."""
+    return isinstance(error, APIError) and error.code is not None
