@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -408,7 +408,7 @@ class Client:
         concurrency: int = 16,
         dest_dir: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
-    ) -> AsyncIterator[GenerationOutcome]:
+    ) -> AsyncGenerator[GenerationOutcome, None]:
         """Run many generations, yielding one outcome per request as each finishes.
 
         At most ``concurrency`` generations are in flight, and the input (which may be an

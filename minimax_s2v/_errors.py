@@ -373,6 +373,15 @@ def error_for_code(
 ) -> APIError:
     """Return the typed error for a non-zero ``base_resp.status_code``."""
     cls = _CODE_CLASSES.get(code, UnknownAPIError)
+    if code == 1000 and "disallowed image url" in message.lower():
+        # Seen in the field: data: URLs refused. Retrying the same image cannot help.
+        return InvalidRequestError(
+            f"{message}: this endpoint refuses data: URLs here; give the image as a public "
+            "http(s) URL instead",
+            code=code,
+            trace_id=trace_id,
+            http_status=http_status,
+        )
     if cls is RateLimitError:
         return RateLimitError(
             message, code=code, trace_id=trace_id, http_status=http_status, retry_after=retry_after

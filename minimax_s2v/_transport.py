@@ -137,6 +137,7 @@ class Transport:
                 trace_id = response.headers.get("Trace-Id")
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 content_type = response.content_type
+                reason = response.reason or "error"
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectError(f"{method} {path}: could not connect in time ({exc})") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -157,9 +158,8 @@ class Transport:
                     data, http_status=status, trace_id=trace_id, retry_after=retry_after
                 )
             if error is None:
-                reason = f"HTTP {status} from {path}"
                 error = error_for_http_status(
-                    status, reason, trace_id=trace_id, retry_after=retry_after
+                    status, f"{reason} from {path}", trace_id=trace_id, retry_after=retry_after
                 )
             self._note(endpoint, error)
             raise error

@@ -162,3 +162,12 @@ def test_preflight_error_lists_problems() -> None:
     api = error_for_code(2013, "invalid params")
     assert isinstance(api, InvalidRequestError)
     assert api.problems == (Problem("request", "invalid params"),)
+
+
+def test_disallowed_image_url_is_not_a_server_error() -> None:
+    """1000 "disallowed image url" means data URLs are refused: final, with a hint."""
+    error = error_for_code(1000, "disallowed image url")
+    assert isinstance(error, InvalidRequestError)
+    assert not error.retryable
+    assert "public http(s) URL" in str(error)
+    assert type(error_for_code(1000, "unknown error")) is ServerError

@@ -106,6 +106,7 @@ class Counters:
     """What the emulator has seen and done, for tests in this process or another."""
 
     tasks_created: int = 0
+    backup_downloads: int = 0
     requests: dict[str, Counter[str]] = attrs.field(factory=dict)
     faults: dict[str, Counter[str]] = attrs.field(factory=dict)
     callbacks: Counter[str] = attrs.field(factory=Counter)
@@ -124,6 +125,7 @@ class Counters:
         latencies = sorted(self.challenge_latencies)
         return {
             "tasks_created": self.tasks_created,
+            "backup_downloads": self.backup_downloads,
             "requests": {name: dict(counts) for name, counts in self.requests.items()},
             "faults": {name: dict(counts) for name, counts in self.faults.items()},
             "callbacks": dict(self.callbacks),

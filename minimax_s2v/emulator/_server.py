@@ -457,6 +457,8 @@ class Emulator:
         if file is None:
             self.counters.count("download", "not_found")
             return web.Response(status=404, text="NoSuchKey")
+        if request.query.get("mirror") == "backup":
+            self.counters.backup_downloads += 1
         fault = self._draw_fault(Endpoint.DOWNLOAD)
         if fault in ("http_5xx", "non_json", "server_error", "rate_limit"):
             self.counters.count("download", "fault_http_5xx")
