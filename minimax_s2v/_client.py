@@ -411,6 +411,8 @@ class Client:
     ) -> AsyncGenerator[GenerationOutcome, None]:
         """Run many generations, yielding one outcome per request as each finishes.
 
+        With ``dest_dir`` (created if missing) each video is saved as ``<task id>.mp4``.
+
         At most ``concurrency`` generations are in flight, and the input (which may be an
         async iterator) is read only as slots free up, so memory stays bounded however many
         requests there are. A failure is yielded as an outcome; it never stops the batch.
@@ -418,11 +420,15 @@ class Client:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._open()
+        directory = None
+        if dest_dir is not None:
+            directory = Path(dest_dir)
+            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         running: set[asyncio.Task[GenerationOutcome]] = set()
 
         async def one(index: int, request: VideoRequest) -> GenerationOutcome:
             try:
-                generation = await self.generate(request, dest_dir, timeout=timeout)
+                generation = await self.generate(request, directory, timeout=timeout)
             except Exception as error:  # noqa: BLE001 - every failure becomes an outcome
                 return GenerationOutcome(index, request, error=error)
             return GenerationOutcome(index, request, generation=generation)
