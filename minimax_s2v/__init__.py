@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging as _logging
+
 from ._client import Client, Generation, GenerationOutcome
 from ._errors import (
     APIError,
@@ -85,6 +87,11 @@ __all__ = [
     "VideoRequest",
     "validate_request",
 ]
+
+
+# A library logs, the application decides where logs go (and Python's last-resort handler
+# must not print retry warnings to stderr of programs that configured nothing).
+_logging.getLogger("minimax_s2v").addHandler(_logging.NullHandler())
 
 
 def __getattr__(name: str) -> str:

@@ -118,6 +118,8 @@ class Client:
         rate_limit: client-side requests per minute per endpoint class.
         polling: how tasks are polled when no callback reports them.
         max_download_bytes: refuse to save a video larger than this.
+        fsync_downloads: flush each video to disk before it takes its final name, so that a
+            crash never leaves a truncated file under that name (costs disk time).
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class Client:
         rate_limit: RateLimit | None = None,
         polling: PollPolicy | None = None,
         max_download_bytes: int | None = _DEFAULT_MAX_DOWNLOAD,
+        fsync_downloads: bool = True,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
@@ -149,6 +152,7 @@ class Client:
         self.rate_limit = rate_limit or RateLimit()
         self.polling = polling or PollPolicy()
         self.max_download_bytes = max_download_bytes
+        self.fsync_downloads = fsync_downloads
         self._given_session = session
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
@@ -373,6 +377,7 @@ class Client:
             retry=self.retry,
             max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
             on_progress=on_progress,
+            fsync=self.fsync_downloads,
         )
 
     # -- whole generations ------------------------------------------------------------------

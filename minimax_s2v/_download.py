@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import aiohttp
 from yarl import URL
@@ -26,7 +26,8 @@ logger = logging.getLogger("minimax_s2v")
 #: ``on_progress(bytes_done, bytes_total_or_None)``, called as data arrives.
 ProgressCallback = Callable[[int, int | None], object]
 
-_WRITE_SIZE = 1024 * 1024  # buffer this much before each write, done off the event loop
+_WRITE_SIZE = 4 * 1024 * 1024  # buffer this much before each write, done off the event loop
+_IOV_MAX = 1024
 _MAX_REFRESHES = 3
 
 
@@ -48,6 +49,7 @@ async def download_video(
     retry: RetryPolicy,
     max_bytes: int | None,
     on_progress: ProgressCallback | None = None,
+    fsync: bool = True,
 ) -> Path:
     """Stream ``video`` into ``dest`` atomically; return ``dest``.
 
@@ -55,6 +57,8 @@ async def download_video(
     complete, so ``dest`` never holds half a video. A dropped connection resumes with an HTTP
     Range request; an expired URL (HTTP 403, or past ``expires_at``) is replaced by calling
     ``refresh`` (``/v1/files/retrieve``); the backup URL is tried when the main one fails.
+    With ``fsync`` the data is flushed to disk before the rename, so a crash never leaves
+    ``dest`` naming a truncated file.
 
     Raises:
         DownloadError: larger than ``max_bytes``, or refused even with a fresh URL.
@@ -63,8 +67,9 @@ async def download_video(
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     loop = asyncio.get_running_loop()
-    handle = await loop.run_in_executor(None, temp.open, "wb")
-    state = _Progress(handle, on_progress)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
+    state = _Progress(fd, on_progress)
     try:
         await _fetch_all(
             session,
@@ -75,51 +80,89 @@ async def download_video(
             retry=retry,
             max_bytes=max_bytes,
         )
-        await loop.run_in_executor(None, _finish, handle, temp, dest)
+        await loop.run_in_executor(None, _finish, fd, temp, dest, fsync)
     except BaseException:
-        handle.close()
+        await state.flush_quietly()
+        os.close(fd)
         temp.unlink(missing_ok=True)
         raise
     logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
     return dest
 
 
-def _finish(handle: BinaryIO, temp: Path, dest: Path) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-    handle.close()
+def _finish(fd: int, temp: Path, dest: Path, fsync: bool) -> None:
+    try:
+        if fsync:
+            os.fsync(fd)  # the bytes reach the disk before the name does
+    finally:
+        os.close(fd)
     temp.replace(dest)
 
 
 class _Progress:
-    """The bytes written so far, and the buffer of bytes not yet written."""
+    """Received bytes and their writing: one batch is written in a thread while more arrive.
 
-    def __init__(self, handle: BinaryIO, on_progress: ProgressCallback | None) -> None:
-        self.handle = handle
+    At most two batches of about ``_WRITE_SIZE`` bytes are held at once (the one being
+    written and the one filling), so memory stays flat whatever the file size.
+    """
+
+    def __init__(self, fd: int, on_progress: ProgressCallback | None) -> None:
+        self.fd = fd
         self.on_progress = on_progress
         self.done = 0  # bytes received and kept
         self.total: int | None = None
-        self.buffer = bytearray()
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._writing: asyncio.Future[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
-        self.buffer += chunk
+        self._batch.append(chunk)
+        self._batch_size += len(chunk)
         self.done += len(chunk)
-        if len(self.buffer) >= _WRITE_SIZE:
-            await self.flush()
+        if self._batch_size >= _WRITE_SIZE:
+            await self._start_write()
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)
 
+    async def _start_write(self) -> None:
+        if self._writing is not None:
+            await self._writing
+        batch, self._batch, self._batch_size = self._batch, [], 0
+        self._writing = asyncio.get_running_loop().run_in_executor(None, _write_all, self.fd, batch)
+
+    async def flush_quietly(self) -> None:
+        """Wait for a write in flight, ignoring its error (the download is failing anyway)."""
+        if self._writing is not None:
+            with contextlib.suppress(OSError):
+                await self._writing
+            self._writing = None
+
     async def flush(self) -> None:
-        if self.buffer:
-            data, self.buffer = bytes(self.buffer), bytearray()
-            await asyncio.get_running_loop().run_in_executor(None, self.handle.write, data)
+        """Write everything received so far."""
+        if self._batch:
+            await self._start_write()
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
 
     async def restart(self) -> None:
-        self.buffer = bytearray()
+        """Drop everything: the server sent the whole file again."""
+        await self.flush()
         self.done = 0
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.handle.seek, 0)
-        await loop.run_in_executor(None, self.handle.truncate, 0)
+        await asyncio.get_running_loop().run_in_executor(None, os.ftruncate, self.fd, 0)
+        await asyncio.get_running_loop().run_in_executor(None, os.lseek, self.fd, 0, os.SEEK_SET)
+
+
+def _write_all(fd: int, batch: list[bytes]) -> None:
+    view = batch
+    while view:
+        written = os.writev(fd, view[:_IOV_MAX])
+        # Drop what was written; keep the rest of a partly written buffer.
+        while view and written >= len(view[0]):
+            written -= len(view[0])
+            view = view[1:]
+        if written:
+            view = [view[0][written:], *view[1:]]
 
 
 async def _fetch_all(
@@ -211,7 +254,7 @@ async def _fetch_once(
                 raise DownloadError(
                     f"the video is {state.total} bytes, more than max_bytes={max_bytes}"
                 )
-            async for chunk in response.content.iter_chunked(256 * 1024):
+            async for chunk in response.content.iter_any():
                 await state.add(chunk)
                 if max_bytes is not None and state.done > max_bytes:
                     raise DownloadError(f"the video exceeds max_bytes={max_bytes}")

@@ -80,7 +80,9 @@ class TokenBucket:
         self._floor = floor_rpm / 60.0
         self._ceiling = ceiling_rpm / 60.0
         self._slow_start = adaptive
-        self._last_cut = 0.0
+        # One cut per congestion episode: a window-based limit keeps refusing for a while
+        # whatever the rate, so further 1002s before the next success say nothing new.
+        self._may_cut = True
 
     @property
     def rpm(self) -> float:
@@ -103,20 +105,18 @@ class TokenBucket:
                 await asyncio.sleep((1.0 - self._tokens) / self._rate)
 
     def on_success(self) -> None:
-        """Adaptive: grow the rate (doubling per burst-size in slow start, else additively)."""
+        """Adaptive: grow the rate (by 5% per success in slow start, else by 1 RPM)."""
         if not self._adaptive:
             return
+        self._may_cut = True
         step = self._rate * 0.05 if self._slow_start else 1.0 / 60.0
         self._rate = min(self._ceiling, self._rate + step)
 
     def on_rate_limited(self) -> None:
-        """Adaptive: cut the rate by a quarter, at most once per two seconds."""
-        if not self._adaptive:
+        """Adaptive: cut the rate by a quarter, once until a call succeeds again."""
+        if not self._adaptive or not self._may_cut:
             return
-        now = time.monotonic()
-        if now - self._last_cut < 2.0:
-            return
-        self._last_cut = now
+        self._may_cut = False
         self._slow_start = False
         self._rate = max(self._floor, self._rate * 0.75)
         self._tokens = min(self._tokens, 0.0)

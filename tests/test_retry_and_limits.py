@@ -78,7 +78,7 @@ def test_limiter_buckets_per_endpoint() -> None:
 
 
 def test_adaptive_bucket_is_aimd() -> None:
-    """Adaptive: grows while calls succeed, cuts by a quarter on 1002, once per cool-down."""
+    """Adaptive: grows while calls succeed, cuts by a quarter on 1002, once per episode."""
     bucket = TokenBucket(60, adaptive=True)
     for _ in range(10):
         bucket.on_success()
@@ -86,11 +86,13 @@ def test_adaptive_bucket_is_aimd() -> None:
     assert grown > 60 * 1.5  # slow start grows multiplicatively
     bucket.on_rate_limited()
     assert bucket.rpm == pytest.approx(grown * 0.75)
-    bucket.on_rate_limited()  # within the cool-down: no second cut
+    bucket.on_rate_limited()  # no success since the cut: the same episode, no second cut
     assert bucket.rpm == pytest.approx(grown * 0.75)
     before = bucket.rpm
     bucket.on_success()
     assert bucket.rpm == pytest.approx(before + 1)  # additive after the first cut
+    bucket.on_rate_limited()  # a new episode cuts again
+    assert bucket.rpm == pytest.approx((before + 1) * 0.75)
 
 
 def test_adaptive_submit_starts_at_default() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints side-by-side ratios against a baseline of the same run."""
