@@ -242,10 +242,12 @@ class Client:
             APIError: MiniMax refused the request.
         """
         transport = self._open()
-        prepared = await asyncio.to_thread(validate_request, request)
+        if all(_is_remote(image) for subject in request.subject for image in subject.image):
+            prepared = validate_request(request)  # nothing to read or decode: no thread needed
+        else:
+            prepared = await asyncio.to_thread(validate_request, request)
         payload = request_payload(prepared)
         nonce = secrets.token_urlsafe(12)
-        fingerprint = _fingerprint(payload)
 
         async def attempt() -> str:
             response = await transport.call(
@@ -262,13 +264,15 @@ class Client:
             )
         except ResponseValidationError as error:
             raise SubmissionUncertainError(
-                f"the answer had no readable task id: {error}", nonce=nonce, fingerprint=fingerprint
+                f"the answer had no readable task id: {error}",
+                nonce=nonce,
+                fingerprint=_fingerprint(payload),
             ) from error
         except MiniMaxError as error:
             if _certainly_not_created(error):
                 raise
             raise SubmissionUncertainError(
-                str(error), nonce=nonce, fingerprint=fingerprint
+                str(error), nonce=nonce, fingerprint=_fingerprint(payload)
             ) from error
         submitted_at = datetime.now(UTC)
         logger.info("submitted task %s", task_id)
@@ -459,6 +463,10 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+
+def _is_remote(image: str) -> bool:
+    return image[:8].lower().startswith(("http://", "https://"))
 
 
 def _target_path(dest: str | os.PathLike[str], name: str) -> Path:

@@ -94,6 +94,7 @@ class TaskRegistry:
     def forget(self, task_id: str) -> None:
         """Stop tracking ``task_id`` (its handles keep what they already know)."""
         self._records.pop(task_id, None)
+        self._finished.pop(task_id, None)
 
     def apply(self, snapshot: TaskSnapshot, source: EventSource) -> bool:
         """Apply an update; return whether it changed what is known."""
@@ -118,9 +119,10 @@ class TaskRegistry:
         if not self._finished:
             return
         cutoff = time.monotonic() - self._finished_ttl
-        for task_id, finished_at in list(self._finished.items()):
-            if finished_at > cutoff:
-                break  # insertion order is finishing order
+        while self._finished:
+            task_id = next(iter(self._finished))  # insertion order is finishing order
+            if self._finished[task_id] > cutoff:
+                break
             del self._finished[task_id]
             self._records.pop(task_id, None)
 

@@ -100,9 +100,9 @@ class Transport:
         self.session = session
         self.timeouts = timeouts
         self.limiter = limiter
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeouts.request, sock_connect=timeouts.connect, sock_read=timeouts.read
-        )
+        # API answers are small: the total covers a stalled read, one timer fewer per call.
+        self._timeout = aiohttp.ClientTimeout(total=timeouts.request, sock_connect=timeouts.connect)
+        self._urls: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         return f"Transport(base_url={str(self.base_url)!r})"
@@ -124,7 +124,9 @@ class Transport:
             APIError: the answer reported an error (HTTP status or in-band ``base_resp``).
         """
         await self.limiter.acquire(endpoint)
-        url = self.base_url.join(URL(path))
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self.base_url.join(URL(path))
         if params:
             url = url.with_query(params)
         started = time.perf_counter()
@@ -183,8 +185,11 @@ class Transport:
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    if response.content_length is not None and response.content_length > _MAX_API_BODY:
-        raise aiohttp.ClientPayloadError(f"answer of {response.content_length} bytes is too large")
+    length = response.content_length
+    if length is not None:
+        if length > _MAX_API_BODY:
+            raise aiohttp.ClientPayloadError(f"answer of {length} bytes is too large")
+        return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk
