@@ -9,10 +9,10 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import attrs
@@ -36,6 +36,9 @@ from ._tasks import Task, TaskRecord, TaskRegistry
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
 
+if TYPE_CHECKING:
+    from .receiver import CallbackReceiver
+
 __all__ = ["Client", "Generation", "GenerationOutcome"]
 
 logger = logging.getLogger("minimax_s2v")
@@ -43,6 +46,11 @@ logger = logging.getLogger("minimax_s2v")
 DownloadTarget = VideoFile | Task | TaskSnapshot | int | str
 _REGIONS = {"global": GLOBAL_BASE_URL, "cn": CN_BASE_URL}
 _DEFAULT_MAX_DOWNLOAD = 4 * 1024**3
+
+
+class _NotThisTasksFileError(Exception):
+    def __init__(self, file_id: str | None) -> None:
+        super().__init__(f"file {file_id} belongs to another task or is missing")
 
 
 class _State(enum.Enum):
@@ -120,6 +128,8 @@ class Client:
         max_download_bytes: refuse to save a video larger than this.
         fsync_downloads: flush each video to disk before it takes its final name, so that a
             crash never leaves a truncated file under that name (costs disk time).
+        receiver: a :class:`~minimax_s2v.receiver.CallbackReceiver`; every submission then
+            carries its own callback URL, and polling is only the fallback.
     """
 
     def __init__(
@@ -135,6 +145,7 @@ class Client:
         polling: PollPolicy | None = None,
         max_download_bytes: int | None = _DEFAULT_MAX_DOWNLOAD,
         fsync_downloads: bool = True,
+        receiver: CallbackReceiver | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
@@ -153,6 +164,8 @@ class Client:
         self.polling = polling or PollPolicy()
         self.max_download_bytes = max_download_bytes
         self.fsync_downloads = fsync_downloads
+        self.receiver = receiver
+        self._jobs: set[asyncio.Task[None]] = set()
         self._given_session = session
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
@@ -212,6 +225,10 @@ class Client:
         self._state = _State.CLOSED
         if self._poller is not None:
             await self._poller.close()
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
         self.registry.close_all(
             lambda task_id: RuntimeError(
                 f"the client was closed while waiting for task {task_id}; "
@@ -248,6 +265,10 @@ class Client:
             prepared = await asyncio.to_thread(validate_request, request)
         payload = request_payload(prepared)
         nonce = secrets.token_urlsafe(12)
+        receiver = self.receiver if prepared.callback_url is None else None
+        if receiver is not None:
+            # Registered before the POST: a callback may beat the submit answer.
+            payload["callback_url"] = str(receiver.expect(nonce, self))
 
         async def attempt() -> str:
             response = await transport.call(
@@ -263,6 +284,7 @@ class Client:
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
             )
         except ResponseValidationError as error:
+            # The nonce stays registered: a callback can still bind the task (see recover()).
             raise SubmissionUncertainError(
                 f"the answer had no readable task id: {error}",
                 nonce=nonce,
@@ -270,6 +292,8 @@ class Client:
             ) from error
         except MiniMaxError as error:
             if _certainly_not_created(error):
+                if receiver is not None:
+                    receiver.discard(nonce)
                 raise
             raise SubmissionUncertainError(
                 str(error), nonce=nonce, fingerprint=_fingerprint(payload)
@@ -277,7 +301,84 @@ class Client:
         submitted_at = datetime.now(UTC)
         logger.info("submitted task %s", task_id)
         record = self.registry.track(task_id, request, submitted_at)
+        if receiver is not None:
+            receiver.bind(nonce, task_id)
         return Task(self, record)
+
+    def recover(self, error: SubmissionUncertainError) -> Task | None:
+        """The task an uncertain submission created, if a callback has named it since.
+
+        Returns ``None`` while nothing is known (no receiver, or no callback yet).
+        """
+        if self.receiver is None:
+            return None
+        task_id = self.receiver.task_id_for(error.nonce)
+        if task_id is None:
+            return None
+        self.receiver.bind(error.nonce, task_id)
+        return self.task(task_id)
+
+    # -- callbacks (the receiver calls these) -----------------------------------------------
+
+    def knows_task(self, task_id: str) -> bool:
+        """Whether this client follows ``task_id``."""
+        return self.registry.get(task_id) is not None
+
+    def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+        """Take an authenticated callback update.
+
+        Progress is applied at once. A final status is confirmed with the API first: a
+        ``Success`` by retrieving its file, a ``Fail`` by a query, so that a forged callback
+        cannot hand a caller someone else's video or a failure that did not happen.
+        """
+        if self._state is not _State.OPENED:
+            return
+        record = self.registry.track(snapshot.task_id)
+        if record.done.is_set():
+            return
+        if not snapshot.is_terminal:
+            self.registry.apply(snapshot, EventSource.CALLBACK)
+            return
+        if record.confirming:
+            return  # a duplicate while the first copy is being confirmed
+        record.confirming = True
+        if snapshot.status is TaskStatus.SUCCESS:
+            self._spawn(self._confirm_success(record, snapshot))
+        else:
+            self._spawn(self._confirm_by_query(record))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.get_running_loop().create_task(coroutine)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _confirm_success(self, record: TaskRecord, snapshot: TaskSnapshot) -> None:
+        owner = self.registry.file_owner(snapshot.file_id)
+        try:
+            if snapshot.file_id is None or owner not in (None, record.task_id):
+                raise _NotThisTasksFileError(snapshot.file_id)  # noqa: TRY301 - one fallback path
+            video = await self.get_file(snapshot.file_id)
+        except (MiniMaxError, _NotThisTasksFileError) as error:
+            logger.warning(
+                "success callback for task %s could not be confirmed (%s); asking the API",
+                record.task_id,
+                error,
+            )
+            await self._confirm_by_query(record)
+            return
+        record.video = video
+        record.confirming = False
+        self.registry.apply(snapshot, EventSource.CALLBACK)
+
+    async def _confirm_by_query(self, record: TaskRecord) -> None:
+        try:
+            await self.get_task(record.task_id)  # applies the API's answer
+        except MiniMaxError as error:
+            logger.warning("could not confirm task %s: %s; polling it", record.task_id, error)
+            if self._poller is not None and not record.done.is_set():
+                self._poller.follow(record, 0.0)
+        finally:
+            record.confirming = False
 
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
@@ -321,13 +422,18 @@ class Client:
         return Task(self, self.registry.track(str(task_id)))
 
     def _watch(self, record: TaskRecord) -> None:
-        """Make sure someone reports on ``record``: here, the poller."""
+        """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""
         poller = self._poller
         if poller is None or record.done.is_set():
             return
-        # A task this process just submitted is polled after the first interval; one
-        # re-attached by id is polled at once.
-        poller.follow(record, None if record.submitted_at is not None else 0.0)
+        if record.submitted_at is None:
+            poller.follow(record, 0.0)  # re-attached by id: ask at once
+        elif self.receiver is not None:
+            # Callbacks report this task; poll only if none is final after the grace period.
+            age = (datetime.now(UTC) - record.submitted_at).total_seconds()
+            poller.follow(record, max(0.0, self.receiver.fallback_after - age))
+        else:
+            poller.follow(record)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -403,7 +509,7 @@ class Client:
         task = await self.submit(request)
         snapshot = await task.wait(timeout)
         assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
-        video = await self.get_file(snapshot.file_id)
+        video = task.video or await self.get_file(snapshot.file_id)
         path = None
         if dest is not None:
             target = await asyncio.to_thread(_target_path, dest, task.task_id)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ._errors import MiniMaxError, TaskFailedError, TaskTimeoutError
-from ._models import EventSource, StatusEvent, TaskSnapshot, TaskStatus, VideoRequest
+from ._models import EventSource, StatusEvent, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -24,6 +24,7 @@ class TaskRecord:
     """What the registry knows of one task: its last snapshot, its end, and who listens."""
 
     __slots__ = (
+        "confirming",
         "done",
         "error",
         "events",
@@ -32,6 +33,7 @@ class TaskRecord:
         "snapshot",
         "submitted_at",
         "task_id",
+        "video",
     )
 
     def __init__(
@@ -44,6 +46,8 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.done = asyncio.Event()
         self.events: list[StatusEvent] = []
+        self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
+        self.confirming = False  # a callback's final status is being checked with the API
         # One queue per updates() iterator; at most one entry per forward status change,
         # so a queue never holds more than the six statuses of the life cycle.
         self.listeners: set[asyncio.Queue[TaskSnapshot | None]] = set()
@@ -67,6 +71,7 @@ class TaskRegistry:
         # record), so a long-running service does not grow without bound.
         self._finished: dict[str, float] = {}
         self._finished_ttl = finished_ttl
+        self._file_owners: dict[str, str] = {}  # file id -> task id, to spot a reused file id
 
     def __len__(self) -> int:
         return len(self._records)
@@ -93,8 +98,13 @@ class TaskRegistry:
 
     def forget(self, task_id: str) -> None:
         """Stop tracking ``task_id`` (its handles keep what they already know)."""
-        self._records.pop(task_id, None)
+        self._forget_files(self._records.pop(task_id, None))
         self._finished.pop(task_id, None)
+
+    def _forget_files(self, record: TaskRecord | None) -> None:
+        snapshot = record.snapshot if record is not None else None
+        if snapshot is not None and snapshot.file_id is not None:
+            self._file_owners.pop(snapshot.file_id, None)
 
     def apply(self, snapshot: TaskSnapshot, source: EventSource) -> bool:
         """Apply an update; return whether it changed what is known."""
@@ -108,12 +118,18 @@ class TaskRegistry:
             if snapshot.status is current.status and not snapshot.is_terminal:
                 return False
         record.snapshot = snapshot
+        if snapshot.file_id is not None:
+            self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
         record.events.append(StatusEvent(snapshot, source, datetime.now(UTC)))
         for queue in record.listeners:
             queue.put_nowait(snapshot)
         if snapshot.is_terminal:
             self._finish(record)
         return True
+
+    def file_owner(self, file_id: str | None) -> str | None:
+        """The task already known to have produced ``file_id``, if any."""
+        return self._file_owners.get(file_id) if file_id is not None else None
 
     def _evict(self) -> None:
         if not self._finished:
@@ -124,7 +140,7 @@ class TaskRegistry:
             if self._finished[task_id] > cutoff:
                 break
             del self._finished[task_id]
-            self._records.pop(task_id, None)
+            self._forget_files(self._records.pop(task_id, None))
 
     def close_all(self, error: Callable[[str], BaseException]) -> None:
         """End every pending wait with ``error(task_id)``."""
@@ -186,6 +202,11 @@ class Task:
     def status(self) -> TaskStatus | None:
         """The last known status."""
         return self._record.status
+
+    @property
+    def video(self) -> VideoFile | None:
+        """The file, when a confirmed success callback already retrieved it."""
+        return self._record.video
 
     @property
     def events(self) -> list[StatusEvent]:

@@ -212,6 +212,8 @@ class EmulatorConfig:
         callback_casing: ``"lower"`` (``processing``/``success``/``failed``, as documented) or
             ``"query"`` (``Processing``/``Success``/``Fail``, as a sibling API sends).
         callback_timeout: seconds the emulator waits for a callback answer.
+        submit_answer_delay: seconds between creating a task and answering the submit, so
+            that callbacks can arrive before the answer does (as they may in production).
         rate_limits: requests per minute per endpoint class (sliding 60 s window), per key.
         rate_limit_mode: ``"inband"`` (HTTP 200 + 1002) or ``"http"`` (HTTP 429).
         faults: the fault plan.
@@ -235,6 +237,7 @@ class EmulatorConfig:
     stop_after_failed_challenge: bool = True
     callback_casing: Literal["lower", "query"] = "lower"
     callback_timeout: float = 10.0
+    submit_answer_delay: float = 0.0
     rate_limits: Mapping[Endpoint, int] = attrs.field(factory=dict)
     rate_limit_mode: Literal["inband", "http"] = "inband"
     faults: FaultPlan = attrs.field(factory=FaultPlan)

@@ -109,6 +109,7 @@ class Counters:
     backup_downloads: int = 0
     requests: dict[str, Counter[str]] = attrs.field(factory=dict)
     faults: dict[str, Counter[str]] = attrs.field(factory=dict)
+    queries_by_task: Counter[str] = attrs.field(factory=Counter)
     callbacks: Counter[str] = attrs.field(factory=Counter)
     challenge_latencies: deque[float] = attrs.field(factory=lambda: deque(maxlen=100_000))
 

@@ -339,6 +339,8 @@ class Emulator:
             response = web.json_response(
                 {"task_id": task.task_id, "base_resp": _base(0, "success")}
             )
+            if self._config.submit_answer_delay > 0:
+                await asyncio.sleep(self._config.submit_answer_delay)
         if fault == "lost_response":
             return self._drop(request)
         return response
@@ -395,6 +397,7 @@ class Emulator:
             return _inband(2013, "invalid params, task not found or expired", task_id=task_id)
         status = task.status_at(self._clock())
         self.counters.count("query", status.value.lower())
+        self.counters.queries_by_task[task.task_id] += 1
         return web.json_response(task.body(status, status.value))
 
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
