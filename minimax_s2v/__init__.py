@@ -45,12 +45,14 @@ from ._ratelimit import RateLimit
 from ._retry import RetryPolicy
 from ._tasks import Task
 from ._transport import Timeouts
+from .receiver import CallbackReceiver, SelfCheckResult
 
 __all__ = [
     "MODEL_S2V_01",
     "APIError",
     "AuthenticationError",
     "CallbackChallenge",
+    "CallbackReceiver",
     "Client",
     "ConfigurationError",
     "ConnectError",
@@ -70,6 +72,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseValidationError",
     "RetryPolicy",
+    "SelfCheckResult",
     "ServerError",
     "StatusEvent",
     "SubjectReference",

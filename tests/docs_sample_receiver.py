@@ -23,6 +23,6 @@ async def get_callback(request: Request) -> dict[str, Any]:
             # is a verification request, just return the challenge
             return {"challenge": challenge}
         # is a callback request, do your own logic here
-        return {"status": "success"}  # noqa: TRY300 - kept as in the documentation
+        return {"status": "success"}
     except Exception as e:
         raise HTTPException(status_code=500, detail=str(e)) from e

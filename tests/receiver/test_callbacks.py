@@ -54,8 +54,10 @@ async def test_thousand_tasks_by_callbacks_without_queries() -> None:
 
 
 async def test_lost_duplicated_and_reordered_callbacks() -> None:
-    """30% dropped, 10% duplicated, 10% reordered: each task resolves once, correctly;
-    only tasks whose final callback was lost are queried."""
+    """30% dropped, 10% duplicated, 10% reordered: each task resolves once, correctly.
+
+    Only the tasks whose final callback was lost are queried.
+    """
     faults = FaultPlan(callbacks=CallbackFaults(drop=0.3, duplicate=0.1, reorder=0.1))
     durations = Durations(processing=(0.05, 0.3))
     async with Emulator(seed=7, durations=durations, faults=faults) as emu:
