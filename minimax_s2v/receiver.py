@@ -91,6 +91,9 @@ class _Binding:
         self.early: list[TaskSnapshot] = []
 
 
+_ACK = callback_ack()
+_ACK_BODY = json.dumps(_ACK).encode()
+
 RECEIVER_KEY: web.AppKey[CallbackReceiver] = web.AppKey("minimax_s2v.receiver")
 
 
@@ -143,6 +146,7 @@ class CallbackReceiver:
         self._early_limit = early_limit
         self._bindings: OrderedDict[str, _Binding] = OrderedDict()
         self._default_sink: CallbackSink | None = None
+        self._verified: dict[str, str] = {}  # path -> nonce, for paths whose HMAC verified
         self._jobs: set[asyncio.Task[None]] = set()
         self._warned = False
         self._watching_challenges = False
@@ -164,6 +168,17 @@ class CallbackReceiver:
         return self.public_url / nonce / self._token(nonce)
 
     def _verified_nonce(self, path: str) -> str | None:
+        nonce = self._verified.get(path)
+        if nonce is not None:
+            return nonce
+        nonce = self._verify(path)
+        if nonce is not None:
+            if len(self._verified) >= 4096:  # bounded: forget the oldest verified path
+                del self._verified[next(iter(self._verified))]
+            self._verified[path] = nonce
+        return nonce
+
+    def _verify(self, path: str) -> str | None:
         parts = path.strip("/").split("/")
         if len(parts) != 2:
             return None
@@ -277,7 +292,7 @@ class CallbackReceiver:
             if sink is not None and sink.knows_task(snapshot.task_id):
                 self.stats["updates"] += 1
                 sink.deliver_callback(snapshot)
-                return 200, callback_ack()
+                return 200, _ACK
             self._evict()
             binding = self._bindings[nonce] = _Binding(nonce, None)
         if binding.task_id is not None and binding.task_id != snapshot.task_id:
@@ -292,14 +307,14 @@ class CallbackReceiver:
         self.stats["updates"] += 1
         if binding.bound and binding.sink is not None:
             binding.sink.deliver_callback(snapshot)
-            return 200, callback_ack()
+            return 200, _ACK
         binding.task_id = snapshot.task_id
         if len(binding.early) < self._early_limit:
             self.stats["early"] += 1
             binding.early.append(snapshot)
         else:
             self.stats["early_dropped"] += 1
-        return 200, callback_ack()
+        return 200, _ACK
 
     # -- a warning for the most common misconfiguration ------------------------------------
 
@@ -348,13 +363,16 @@ class CallbackReceiver:
             return raw, len(raw) > self.max_body
 
         status, payload = await self.process(request.method, request.match_info["tail"], read_body)
+        if payload is _ACK:
+            return web.Response(body=_ACK_BODY, content_type="application/json")
         return web.json_response(payload, status=status)
 
-    def make_app(self) -> web.Application:
-        """A new aiohttp application serving the callbacks at its root."""
+    def make_app(self, mount: str = "") -> web.Application:
+        """A new aiohttp application serving the callbacks under ``mount`` (default: its root)."""
         app = web.Application()
         app[RECEIVER_KEY] = self
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # One route, no sub-application: the standalone server resolves it in one step.
+        app.router.add_route("*", mount + "/{tail:.*}", self._handle)
 
         async def cleanup(_: web.Application) -> None:
             await self.close()
@@ -385,11 +403,7 @@ class CallbackReceiver:
                 proxy can forward it unchanged.
         """
         mount = (self.public_url.path if path is None else path).rstrip("/")
-        app = web.Application()
-        if mount:
-            self.setup(app, mount)
-        else:
-            app = self.make_app()
+        app = self.make_app(mount)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
