@@ -76,7 +76,7 @@ async def serve_receiver(port: int) -> None:
     async with Client("benchmark-key", base_url="http://127.0.0.1:9", receiver=receiver) as client:
         receiver.expect(NONCE, client)
         client.registry.track(TASK_ID)
-        receiver.bind(NONCE, TASK_ID)
+        await receiver.bind(NONCE, TASK_ID)
         async with receiver.serve("127.0.0.1", port):
             await asyncio.Event().wait()
 

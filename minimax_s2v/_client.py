@@ -35,11 +35,12 @@ from ._retry import RetryPolicy, retry_call
 from ._tasks import Task, TaskRecord, TaskRegistry
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
+from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
     from .receiver import CallbackReceiver
 
-__all__ = ["Client", "Generation", "GenerationOutcome"]
+__all__ = ["Client", "Generation", "GenerationOutcome", "Resumed"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -57,6 +58,14 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
+
+
+@attrs.frozen
+class Resumed:
+    """What :meth:`Client.resume` found: tasks to await, and submissions of unknown outcome."""
+
+    tasks: list[Task]
+    uncertain: list[StoredSubmission]
 
 
 @attrs.frozen
@@ -130,6 +139,9 @@ class Client:
             crash never leaves a truncated file under that name (costs disk time).
         receiver: a :class:`~minimax_s2v.receiver.CallbackReceiver`; every submission then
             carries its own callback URL, and polling is only the fallback.
+        store: where submissions and updates are journaled (default: a
+            :class:`~minimax_s2v.stores.MemoryStore`). The client opens it; it closes only
+            one it made.
     """
 
     def __init__(
@@ -146,6 +158,7 @@ class Client:
         max_download_bytes: int | None = _DEFAULT_MAX_DOWNLOAD,
         fsync_downloads: bool = True,
         receiver: CallbackReceiver | None = None,
+        store: TaskStore | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
@@ -165,6 +178,8 @@ class Client:
         self.max_download_bytes = max_download_bytes
         self.fsync_downloads = fsync_downloads
         self.receiver = receiver
+        self._own_store = store is None
+        self.store: TaskStore = store if store is not None else MemoryStore()
         self._jobs: set[asyncio.Task[None]] = set()
         self._given_session = session
         self._session: aiohttp.ClientSession | None = None
@@ -180,6 +195,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._open()
+        await self.store.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -214,7 +230,7 @@ class Client:
             limiter=RateLimiter(self.rate_limit),
             user_agent=_user_agent(),
         )
-        self._poller = Poller(self._query_once, self.registry, self.polling)
+        self._poller = Poller(self._query_once, self.registry, self.polling, self._apply_polled)
         self._state = _State.OPENED
         return self._transport
 
@@ -237,6 +253,8 @@ class Client:
         )
         if self._session is not None and self._given_session is None:
             await self._session.close()
+        if self._own_store:
+            await self.store.close()
         self._transport = None
 
     @property
@@ -246,12 +264,17 @@ class Client:
 
     # -- single calls -----------------------------------------------------------------------
 
-    async def submit(self, request: VideoRequest) -> Task:
+    async def submit(self, request: VideoRequest, *, label: str | None = None) -> Task:
         """Validate ``request``, create the task, and return a handle on it.
 
-        A local image is read and sent as a data URL. The call is retried only when the
-        failed attempt certainly created no task (connection refused, rate limited, an
-        in-band rejection); anything ambiguous raises :class:`SubmissionUncertainError`.
+        A local image is read and sent as a data URL. The submission is journaled in the
+        store before it is sent. The call is retried only when the failed attempt certainly
+        created no task (connection refused, rate limited, an in-band rejection); anything
+        ambiguous raises :class:`SubmissionUncertainError`.
+
+        Args:
+            request: the generation to create.
+            label: your name for this submission (kept in the store, e.g. a batch line).
 
         Raises:
             InvalidRequestError: the request breaks a documented rule (nothing was sent).
@@ -269,6 +292,17 @@ class Client:
         if receiver is not None:
             # Registered before the POST: a callback may beat the submit answer.
             payload["callback_url"] = str(receiver.expect(nonce, self))
+        fingerprint = _fingerprint(payload)
+        await self.store.save_submission(
+            StoredSubmission(
+                nonce=nonce,
+                fingerprint=fingerprint,
+                payload=_journal_payload(payload),
+                label=label,
+                state=SubmissionState.SENDING,
+                created_at=datetime.now(UTC),
+            )
+        )
 
         async def attempt() -> str:
             response = await transport.call(
@@ -283,26 +317,27 @@ class Client:
                 what="submission",
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
             )
-        except ResponseValidationError as error:
-            # The nonce stays registered: a callback can still bind the task (see recover()).
-            raise SubmissionUncertainError(
-                f"the answer had no readable task id: {error}",
-                nonce=nonce,
-                fingerprint=_fingerprint(payload),
-            ) from error
-        except MiniMaxError as error:
-            if _certainly_not_created(error):
+        except (ResponseValidationError, MiniMaxError) as error:
+            if isinstance(error, MiniMaxError) and _certainly_not_created(error):
                 if receiver is not None:
                     receiver.discard(nonce)
+                await self.store.drop_submission(nonce)
                 raise
-            raise SubmissionUncertainError(
-                str(error), nonce=nonce, fingerprint=_fingerprint(payload)
-            ) from error
+            # The nonce is kept: a callback naming the task binds it (see recover()).
+            await self.store.mark_uncertain(nonce)
+            if receiver is not None:
+                receiver.expect_uncertain(nonce, self)
+            reason = str(error)
+            if isinstance(error, ResponseValidationError):
+                reason = f"the answer had no readable task id: {error}"
+            raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
         submitted_at = datetime.now(UTC)
         logger.info("submitted task %s", task_id)
+        await self.store.mark_submitted(nonce, task_id)
         record = self.registry.track(task_id, request, submitted_at)
+        record.label = label
         if receiver is not None:
-            receiver.bind(nonce, task_id)
+            await receiver.bind(nonce, task_id)
         return Task(self, record)
 
     def recover(self, error: SubmissionUncertainError) -> Task | None:
@@ -313,10 +348,56 @@ class Client:
         if self.receiver is None:
             return None
         task_id = self.receiver.task_id_for(error.nonce)
-        if task_id is None:
-            return None
-        self.receiver.bind(error.nonce, task_id)
-        return self.task(task_id)
+        return self.task(task_id) if task_id is not None else None
+
+    async def resume(self) -> Resumed:
+        """Re-attach to every unfinished task in the store, e.g. after a restart.
+
+        Each task is reconciled with one query, then followed as usual (by callbacks, with
+        polling as the fallback). Submissions whose outcome was never known are returned as
+        ``uncertain``; with a receiver, a callback that names their task still binds it.
+        """
+        self._open()
+        await self.store.open()
+        tasks: list[Task] = []
+        for stored in await self.store.unfinished():
+            submission = stored.submission
+            record = self.registry.track(
+                stored.task_id, None, submission.created_at if submission else None
+            )
+            record.label = submission.label if submission else None
+            if stored.snapshot is not None:
+                self.registry.apply(stored.snapshot, EventSource.STORE)
+            if self.receiver is not None and submission is not None:
+                self.receiver.expect(submission.nonce, self)
+                await self.receiver.bind(submission.nonce, stored.task_id)
+            tasks.append(Task(self, record))
+        uncertain = await self.store.uncertain()
+        if self.receiver is not None:
+            for submission in uncertain:
+                self.receiver.expect_uncertain(submission.nonce, self)
+        slots = asyncio.Semaphore(8)
+
+        async def reconcile(task: Task) -> None:
+            async with slots:
+                try:
+                    await self.get_task(task.task_id)
+                except MiniMaxError as error:
+                    if not error.retryable:
+                        self.registry.fail(task.task_id, error)
+                        return
+                    logger.info("could not reconcile task %s yet: %s", task.task_id, error)
+            self._watch(self._record_of(task))
+
+        await asyncio.gather(*(reconcile(task) for task in tasks))
+        logger.info(
+            "resumed %d unfinished tasks, %d uncertain submissions", len(tasks), len(uncertain)
+        )
+        return Resumed(tasks, uncertain)
+
+    @staticmethod
+    def _record_of(task: Task) -> TaskRecord:
+        return task._record  # noqa: SLF001 - the client owns its tasks' records
 
     # -- callbacks (the receiver calls these) -----------------------------------------------
 
@@ -324,18 +405,25 @@ class Client:
         """Whether this client follows ``task_id``."""
         return self.registry.get(task_id) is not None
 
-    def deliver_callback(self, snapshot: TaskSnapshot) -> None:
-        """Take an authenticated callback update.
+    async def adopt(self, nonce: str, task_id: str) -> None:
+        """Follow the task an uncertain submission turned out to have created."""
+        logger.info("a callback named task %s for uncertain submission %s", task_id, nonce)
+        await self.store.mark_submitted(nonce, task_id)
+        self.registry.track(task_id)
+
+    async def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+        """Take an authenticated callback update; return once the store has recorded it.
 
         Progress is applied at once. A final status is confirmed with the API first: a
         ``Success`` by retrieving its file, a ``Fail`` by a query, so that a forged callback
         cannot hand a caller someone else's video or a failure that did not happen.
         """
-        if self._state is not _State.OPENED:
+        if self._state is not _State.OPENED or not self.registry.is_news(snapshot):
             return
         record = self.registry.track(snapshot.task_id)
-        if record.done.is_set():
-            return
+        await self.store.save_event(
+            snapshot, EventSource.CALLBACK, confirmed=not snapshot.is_terminal
+        )
         if not snapshot.is_terminal:
             self.registry.apply(snapshot, EventSource.CALLBACK)
             return
@@ -346,6 +434,16 @@ class Client:
             self._spawn(self._confirm_success(record, snapshot))
         else:
             self._spawn(self._confirm_by_query(record))
+
+    async def _apply(self, snapshot: TaskSnapshot, source: EventSource) -> None:
+        """Record a confirmed snapshot in the store, then apply it."""
+        if self.registry.get(snapshot.task_id) is None or not self.registry.is_news(snapshot):
+            return
+        await self.store.save_event(snapshot, source, confirmed=True)
+        self.registry.apply(snapshot, source)
+
+    async def _apply_polled(self, snapshot: TaskSnapshot) -> None:
+        await self._apply(snapshot, EventSource.POLL)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         job = asyncio.get_running_loop().create_task(coroutine)
@@ -368,7 +466,7 @@ class Client:
             return
         record.video = video
         record.confirming = False
-        self.registry.apply(snapshot, EventSource.CALLBACK)
+        await self._apply(snapshot, EventSource.CALLBACK)
 
     async def _confirm_by_query(self, record: TaskRecord) -> None:
         try:
@@ -397,8 +495,7 @@ class Client:
         snapshot = await retry_call(
             self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
         )
-        if self.registry.get(task_id) is not None:
-            self.registry.apply(snapshot, EventSource.POLL)
+        await self._apply(snapshot, EventSource.POLL)
         return snapshot
 
     async def get_file(self, file_id: int | str) -> VideoFile:
@@ -569,6 +666,22 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+
+def _journal_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The request as journaled: inline images are replaced by their size and digest."""
+    subjects = []
+    for subject in payload.get("subject_reference", []):
+        images = []
+        for image in subject.get("image", []):
+            if image[:5].lower() == "data:":
+                digest = hashlib.sha256(image.encode()).hexdigest()[:16]
+                head = image.split(",", 1)[0]
+                images.append(f"{head},<{len(image)} characters, sha256 {digest}>")
+            else:
+                images.append(image)
+        subjects.append({**subject, "image": images})
+    return {**payload, "subject_reference": subjects}
 
 
 def _is_remote(image: str) -> bool:

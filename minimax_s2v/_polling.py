@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from ._errors import MiniMaxError
-from ._models import EventSource, TaskSnapshot
+from ._models import TaskSnapshot
 from ._ratelimit import TokenBucket
 from ._tasks import TaskRecord, TaskRegistry
 
@@ -56,8 +56,10 @@ class Poller:
         fetch: Callable[[str], Awaitable[TaskSnapshot]],
         registry: TaskRegistry,
         policy: PollPolicy,
+        apply: Callable[[TaskSnapshot], Awaitable[None]],
     ) -> None:
         self._fetch = fetch
+        self._apply = apply
         self._registry = registry
         self.policy = policy
         self._heap: list[tuple[float, int, str]] = []
@@ -142,7 +144,7 @@ class Poller:
                     return
                 logger.debug("poll of task %s failed, polling again later: %s", task_id, error)
             else:
-                self._registry.apply(snapshot, EventSource.POLL)
+                await self._apply(snapshot)
             if record.done.is_set():
                 self.unfollow(task_id)
             else:

@@ -28,6 +28,7 @@ class TaskRecord:
         "done",
         "error",
         "events",
+        "label",
         "listeners",
         "request",
         "snapshot",
@@ -48,6 +49,7 @@ class TaskRecord:
         self.events: list[StatusEvent] = []
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
+        self.label: str | None = None
         # One queue per updates() iterator; at most one entry per forward status change,
         # so a queue never holds more than the six statuses of the life cycle.
         self.listeners: set[asyncio.Queue[TaskSnapshot | None]] = set()
@@ -106,9 +108,11 @@ class TaskRegistry:
         if snapshot is not None and snapshot.file_id is not None:
             self._file_owners.pop(snapshot.file_id, None)
 
-    def apply(self, snapshot: TaskSnapshot, source: EventSource) -> bool:
-        """Apply an update; return whether it changed what is known."""
-        record = self.track(snapshot.task_id)
+    def is_news(self, snapshot: TaskSnapshot) -> bool:
+        """Whether applying ``snapshot`` would change what is known (not a duplicate, not stale)."""
+        record = self._records.get(snapshot.task_id)
+        if record is None:
+            return True
         current = record.snapshot
         if record.done.is_set():
             return False
@@ -117,6 +121,13 @@ class TaskRegistry:
                 return False
             if snapshot.status is current.status and not snapshot.is_terminal:
                 return False
+        return True
+
+    def apply(self, snapshot: TaskSnapshot, source: EventSource) -> bool:
+        """Apply an update; return whether it changed what is known."""
+        if not self.is_news(snapshot):
+            return False
+        record = self.track(snapshot.task_id)
         record.snapshot = snapshot
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
@@ -202,6 +213,11 @@ class Task:
     def status(self) -> TaskStatus | None:
         """The last known status."""
         return self._record.status
+
+    @property
+    def label(self) -> str | None:
+        """The label given to :meth:`Client.submit`, if any."""
+        return self._record.label
 
     @property
     def video(self) -> VideoFile | None:

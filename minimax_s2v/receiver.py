@@ -61,8 +61,12 @@ class CallbackSink(Protocol):
         """Whether this sink follows ``task_id``."""
         ...
 
-    def deliver_callback(self, snapshot: TaskSnapshot) -> None:
-        """Take an authenticated update (it is applied or confirmed in the background)."""
+    async def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+        """Take an authenticated update; return once it is recorded (then it is acknowledged)."""
+        ...
+
+    async def adopt(self, nonce: str, task_id: str) -> None:
+        """A callback named the task of a submission whose answer was lost: follow it."""
         ...
 
 
@@ -80,13 +84,14 @@ class SelfCheckResult:
 class _Binding:
     """A nonce: the sink that registered it, and its task once known."""
 
-    __slots__ = ("bound", "created", "early", "nonce", "sink", "task_id")
+    __slots__ = ("bound", "created", "early", "nonce", "sink", "task_id", "uncertain")
 
     def __init__(self, nonce: str, sink: CallbackSink | None) -> None:
         self.nonce = nonce
         self.sink = sink
         self.task_id: str | None = None
         self.bound = False  # the submit answer confirmed task_id
+        self.uncertain = False  # the submit answer was lost: the first callback names the task
         self.created = time.monotonic()
         self.early: list[TaskSnapshot] = []
 
@@ -198,7 +203,7 @@ class CallbackReceiver:
         self._watch_challenges()
         return url
 
-    def bind(self, nonce: str, task_id: str) -> None:
+    async def bind(self, nonce: str, task_id: str) -> None:
         """Tie ``nonce`` to the task its submission created, and apply what came early."""
         binding = self._bindings.get(nonce)
         if binding is None:
@@ -218,7 +223,16 @@ class CallbackReceiver:
         binding.bound = True
         if binding.sink is not None:
             for snapshot in early:
-                binding.sink.deliver_callback(snapshot)
+                await binding.sink.deliver_callback(snapshot)
+
+    def expect_uncertain(self, nonce: str, sink: CallbackSink) -> None:
+        """Keep ``nonce`` of a submission whose answer was lost: its first callback binds it."""
+        binding = self._bindings.get(nonce)
+        if binding is None:
+            self._evict()
+            binding = self._bindings[nonce] = _Binding(nonce, sink)
+        binding.sink = sink
+        binding.uncertain = True
 
     def discard(self, nonce: str) -> None:
         """Forget ``nonce``: its submission certainly created nothing."""
@@ -281,9 +295,9 @@ class CallbackReceiver:
         if isinstance(message, CallbackChallenge):
             self.stats["challenges"] += 1
             return 200, {"challenge": message.challenge}
-        return self._update(nonce, message)
+        return await self._update(nonce, message)
 
-    def _update(self, nonce: str, snapshot: TaskSnapshot) -> tuple[int, dict[str, Any]]:
+    async def _update(self, nonce: str, snapshot: TaskSnapshot) -> tuple[int, dict[str, Any]]:
         binding = self._bindings.get(nonce)
         if binding is None:
             # A nonce we issued (the token verified) but no longer hold: before a restart,
@@ -291,7 +305,7 @@ class CallbackReceiver:
             sink = self._default_sink
             if sink is not None and sink.knows_task(snapshot.task_id):
                 self.stats["updates"] += 1
-                sink.deliver_callback(snapshot)
+                await sink.deliver_callback(snapshot)
                 return 200, _ACK
             self._evict()
             binding = self._bindings[nonce] = _Binding(nonce, None)
@@ -305,8 +319,13 @@ class CallbackReceiver:
             )
             return 409, {"error": "task_id does not match this callback URL"}
         self.stats["updates"] += 1
+        if binding.uncertain and not binding.bound and binding.sink is not None:
+            self.stats["adopted"] += 1
+            binding.task_id = snapshot.task_id
+            binding.bound = True
+            await binding.sink.adopt(nonce, snapshot.task_id)
         if binding.bound and binding.sink is not None:
-            binding.sink.deliver_callback(snapshot)
+            await binding.sink.deliver_callback(snapshot)
             return 200, _ACK
         binding.task_id = snapshot.task_id
         if len(binding.early) < self._early_limit:

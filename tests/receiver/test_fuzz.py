@@ -35,8 +35,11 @@ class RecordingSink:
     def knows_task(self, task_id: str) -> bool:
         return task_id == TASK_ID
 
-    def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+    async def deliver_callback(self, snapshot: TaskSnapshot) -> None:
         self.delivered.append(snapshot)
+
+    async def adopt(self, nonce: str, task_id: str) -> None:
+        raise AssertionError(f"nothing is uncertain here ({nonce}, {task_id})")
 
 
 class LiveReceiver:
@@ -62,7 +65,7 @@ class LiveReceiver:
         async def main() -> None:
             self._stop = asyncio.Event()
             self.receiver.expect(self.nonce, self.sink)
-            self.receiver.bind(self.nonce, TASK_ID)
+            await self.receiver.bind(self.nonce, TASK_ID)
             async with self.receiver.serve("127.0.0.1", self.port):
                 self._ready.set()
                 await self._stop.wait()
