@@ -1,0 +1,126 @@
+"""Every store keeps the same promises; SQLite also across reopening."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v.stores import (
+    MemoryStore,
+    SQLiteStore,
+    StoredSubmission,
+    SubmissionState,
+    TaskStore,
+)
+
+
+def submission(nonce: str, label: str | None = None) -> StoredSubmission:
+    return StoredSubmission(
+        nonce=nonce,
+        fingerprint="f" * 32,
+        payload={"model": "S2V-01", "prompt": nonce},
+        label=label,
+        state=SubmissionState.SENDING,
+        created_at=datetime.now(UTC),
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
+    made: TaskStore = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "j.db")
+    await made.open()
+    yield made
+    await made.close()
+
+
+async def test_submission_life_cycle(store: TaskStore) -> None:
+    """Journaled, then submitted (unfinished until final), uncertain, or dropped."""
+    for nonce in ("n-one-1234", "n-two-1234", "n-three-12"):
+        await store.save_submission(submission(nonce, label=nonce[:5]))
+    assert {s.nonce for s in await store.uncertain()} == {"n-one-1234", "n-two-1234", "n-three-12"}
+    await store.mark_submitted("n-one-1234", "101")
+    await store.mark_uncertain("n-two-1234")
+    await store.drop_submission("n-three-12")
+    uncertain = await store.uncertain()
+    assert [(s.nonce, s.state) for s in uncertain] == [("n-two-1234", SubmissionState.UNCERTAIN)]
+    unfinished = await store.unfinished()
+    assert [t.task_id for t in unfinished] == ["101"]
+    assert unfinished[0].submission is not None
+    assert unfinished[0].submission.label == "n-one"
+    assert unfinished[0].snapshot is None
+    await store.save_event(
+        TaskSnapshot("101", TaskStatus.PROCESSING), EventSource.CALLBACK, confirmed=True
+    )
+    assert (await store.unfinished())[0].snapshot == TaskSnapshot("101", TaskStatus.PROCESSING)
+    final = TaskSnapshot("101", TaskStatus.SUCCESS, file_id="9", width=1280, height=720)
+    await store.save_event(final, EventSource.POLL, confirmed=True)
+    assert await store.unfinished() == []
+    task = await store.task("101")
+    assert task is not None
+    assert task.finished
+    assert task.snapshot == final
+
+
+async def test_unconfirmed_events_are_journaled_only(store: TaskStore) -> None:
+    """An unconfirmed update is kept in the journal but is not the task's state."""
+    await store.save_submission(submission("nonce-aaaa"))
+    await store.mark_submitted("nonce-aaaa", "7")
+    success = TaskSnapshot("7", TaskStatus.SUCCESS, file_id="1")
+    await store.save_event(success, EventSource.CALLBACK, confirmed=False)
+    assert [t.task_id for t in await store.unfinished()] == ["7"]
+    assert await store.events("7") == [(success, EventSource.CALLBACK, False)]
+
+
+async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
+    """What was committed is there after closing and reopening the file."""
+    path = tmp_path / "journal.db"
+    first = SQLiteStore(path)
+    await first.save_submission(submission("nonce-keep", label="line 3"))
+    await first.mark_submitted("nonce-keep", "55")
+    await first.save_event(
+        TaskSnapshot("55", TaskStatus.QUEUEING), EventSource.POLL, confirmed=True
+    )
+    await first.close()
+    second = SQLiteStore(path)
+    unfinished = await second.unfinished()
+    await second.close()
+    assert [(t.task_id, t.snapshot and t.snapshot.status) for t in unfinished] == [
+        ("55", TaskStatus.QUEUEING)
+    ]
+    assert unfinished[0].submission is not None
+    assert unfinished[0].submission.payload["prompt"] == "nonce-keep"
+
+
+async def test_sqlite_group_commit(tmp_path: Path) -> None:
+    """Concurrent writes share transactions: far fewer commits than writes, all durable."""
+    store = SQLiteStore(tmp_path / "g.db")
+    await store.open()
+    await asyncio.gather(
+        *(
+            store.save_event(
+                TaskSnapshot(str(i), TaskStatus.PROCESSING), EventSource.CALLBACK, confirmed=True
+            )
+            for i in range(2000)
+        )
+    )
+    commits, writes = store.commits, store.writes
+    await store.close()
+    assert writes == 2000
+    assert commits < 200
+    with sqlite3.connect(tmp_path / "g.db") as connection:
+        assert connection.execute("SELECT COUNT(*) FROM events").fetchone() == (2000,)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_sqlite_bad_path_is_a_clear_error(tmp_path: Path) -> None:
+    """A store that cannot open its file says so when opened."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises((sqlite3.Error, OSError)):
+        await SQLiteStore(blocker / "j.db").open()

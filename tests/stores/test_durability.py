@@ -1,0 +1,120 @@
+"""With a durable store: updates are on disk before they are acknowledged; resume after a stop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from minimax_s2v import Client, TaskStatus
+from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.stores import SQLiteStore
+from tests.client_setup import NO_WAIT, face_request
+from tests.processes import free_port
+from tests.receiver_setup import POLLING, new_receiver
+
+
+async def test_acknowledged_means_recorded(tmp_path: Path) -> None:
+    """Every callback the emulator saw acknowledged is in the SQLite journal."""
+    port = free_port()
+    receiver = new_receiver(port)
+    store = SQLiteStore(tmp_path / "j.db")
+    async with Emulator(seed=3, durations=Durations(processing=(0.1, 0.4))) as emu:
+        async with receiver.serve("127.0.0.1", port):
+            async with Client(
+                emu.api_key,
+                base_url=emu.url,
+                receiver=receiver,
+                store=store,
+                polling=POLLING,
+                retry=NO_WAIT,
+            ) as client:
+                tasks = await asyncio.gather(
+                    *(client.submit(face_request(), label=str(i)) for i in range(100))
+                )
+                await asyncio.gather(*(t.wait(timeout=20) for t in tasks))
+                journal = {
+                    (s.task_id, s.status_text.lower(), source.value)
+                    for s, source, _ in await store.events()
+                }
+        acknowledged = {
+            (d.task_id, (d.status or "").lower())
+            for d in emu.deliveries
+            if d.kind == "status" and d.http_status == 200
+        }
+    await store.close()
+    assert len(acknowledged) == 200  # processing and success for each task
+    assert acknowledged <= {
+        (task_id, status) for task_id, status, source in journal if source == "callback"
+    }
+    assert store.commits < store.writes  # group commit at work
+
+
+async def test_resume_after_a_stop(tmp_path: Path) -> None:
+    """A new client on the same journal re-attaches to unfinished tasks; nothing is resubmitted."""
+    path = tmp_path / "j.db"
+    async with Emulator(durations=Durations(processing=(0.5, 1.0))) as emu:
+        first_store = SQLiteStore(path)
+        async with Client(
+            emu.api_key, base_url=emu.url, store=first_store, polling=POLLING, retry=NO_WAIT
+        ) as first:
+            submitted = [await first.submit(face_request(), label=f"line {i}") for i in range(10)]
+        await first_store.close()
+        second_store = SQLiteStore(path)
+        async with Client(
+            emu.api_key, base_url=emu.url, store=second_store, polling=POLLING, retry=NO_WAIT
+        ) as second:
+            resumed = await second.resume()
+            results = await asyncio.gather(*(t.wait(timeout=10) for t in resumed.tasks))
+            assert await second_store.unfinished() == []
+        await second_store.close()
+    assert sorted(t.task_id for t in resumed.tasks) == sorted(t.task_id for t in submitted)
+    assert sorted(t.label or "" for t in resumed.tasks) == sorted(f"line {i}" for i in range(10))
+    assert {r.status for r in results} == {TaskStatus.SUCCESS}
+    assert resumed.uncertain == []
+    assert emu.counters.tasks_created == 10
+
+
+async def test_uncertain_submission_survives_restart_and_is_adopted(tmp_path: Path) -> None:
+    """A submission whose answer was lost is reported after a restart, then bound by its callback."""
+    from minimax_s2v import SubmissionUncertainError
+    from minimax_s2v.emulator import Endpoint, EndpointFaults, FaultPlan
+
+    path = tmp_path / "j.db"
+    port = free_port()
+    lost = FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(lost_response=1.0)})
+    async with Emulator(faults=lost, durations=Durations(processing=1.5), challenge=False) as emu:
+        store = SQLiteStore(path)
+        async with Client(
+            emu.api_key,
+            base_url=emu.url,
+            store=store,
+            receiver=new_receiver(port),
+            polling=POLLING,
+            retry=NO_WAIT,
+        ) as first:
+            try:
+                await first.submit(face_request(), label="only")
+            except SubmissionUncertainError:
+                pass
+        await store.close()
+        store = SQLiteStore(path)
+        receiver = new_receiver(port)
+        async with receiver.serve("127.0.0.1", port):
+            async with Client(
+                emu.api_key,
+                base_url=emu.url,
+                store=store,
+                receiver=receiver,
+                polling=POLLING,
+                retry=NO_WAIT,
+            ) as second:
+                resumed = await second.resume()
+                assert [s.label for s in resumed.uncertain] == ["only"]
+                await emu.callbacks.drain(10)  # processing, then success, reach the new process
+                assert receiver.stats["adopted"] == 1
+                (stored,) = await store.submissions()
+                assert stored.task_id is not None
+                snapshot = await second.task(stored.task_id).wait(timeout=10)
+        await store.close()
+    assert snapshot.status is TaskStatus.SUCCESS
+    assert emu.counters.tasks_created == 1
