@@ -107,5 +107,6 @@ def test_kill_nine_then_resume(tmp_path: Path) -> None:
     assert set(labels.values()) | reported_uncertain >= set(task_of)
     print(  # noqa: T201 - figures for the record
         f"kill -9 after {submitted} submitted / {done} done; created {len(created)}, "
-        f"finished {len(finished)}, acknowledged {len(acknowledged)}, uncertain {sorted(reported_uncertain)}"
+        f"finished {len(finished)}, acknowledged {len(acknowledged)}, "
+        f"uncertain {sorted(reported_uncertain)}"
     )
