@@ -179,6 +179,7 @@ class Client:
         self.fsync_downloads = fsync_downloads
         self.receiver = receiver
         self._own_store = store is None
+        self._store_ready = False
         self.store: TaskStore = store if store is not None else MemoryStore()
         self._jobs: set[asyncio.Task[None]] = set()
         self._given_session = session
@@ -195,7 +196,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._open()
-        await self.store.open()
+        await self._open_store()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -293,6 +294,7 @@ class Client:
             # Registered before the POST: a callback may beat the submit answer.
             payload["callback_url"] = str(receiver.expect(nonce, self))
         fingerprint = _fingerprint(payload)
+        await self._open_store()
         await self.store.save_submission(
             StoredSubmission(
                 nonce=nonce,
@@ -358,7 +360,7 @@ class Client:
         ``uncertain``; with a receiver, a callback that names their task still binds it.
         """
         self._open()
-        await self.store.open()
+        await self._open_store()
         tasks: list[Task] = []
         for stored in await self.store.unfinished():
             submission = stored.submission
@@ -411,19 +413,46 @@ class Client:
         await self.store.mark_submitted(nonce, task_id)
         self.registry.track(task_id)
 
-    async def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+    @property
+    def shares_updates(self) -> bool:
+        """Whether the store is shared with other replicas (e.g. a RedisStore)."""
+        return bool(getattr(self.store, "shared", False))
+
+    async def task_id_for_nonce(self, nonce: str) -> str | None:
+        """The task a nonce's submission created, if the store knows it."""
+        lookup = getattr(self.store, "task_id_for_nonce", None)
+        return await lookup(nonce) if lookup is not None else None
+
+    async def record_early(self, snapshot: TaskSnapshot, nonce: str) -> None:
+        """Journal an update that arrived before its submission's answer."""
+        await self.store.save_event(snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce)
+
+    async def deliver_callback(
+        self, snapshot: TaskSnapshot, *, nonce: str | None = None, recorded: bool = False
+    ) -> None:
         """Take an authenticated callback update; return once the store has recorded it.
 
         Progress is applied at once. A final status is confirmed with the API first: a
         ``Success`` by retrieving its file, a ``Fail`` by a query, so that a forged callback
-        cannot hand a caller someone else's video or a failure that did not happen.
+        cannot hand a caller someone else's video or a failure that did not happen. An
+        update for a task another replica follows is recorded in the shared store, which
+        hands it to that replica.
         """
-        if self._state is not _State.OPENED or not self.registry.is_news(snapshot):
+        if self._state is not _State.OPENED:
+            return
+        if self.registry.get(snapshot.task_id) is None and self.shares_updates:
+            if not recorded:
+                await self.store.save_event(
+                    snapshot, EventSource.CALLBACK, confirmed=not snapshot.is_terminal, nonce=nonce
+                )
+            return
+        if not self.registry.is_news(snapshot):
             return
         record = self.registry.track(snapshot.task_id)
-        await self.store.save_event(
-            snapshot, EventSource.CALLBACK, confirmed=not snapshot.is_terminal
-        )
+        if not recorded:
+            await self.store.save_event(
+                snapshot, EventSource.CALLBACK, confirmed=not snapshot.is_terminal, nonce=nonce
+            )
         if not snapshot.is_terminal:
             self.registry.apply(snapshot, EventSource.CALLBACK)
             return
@@ -434,6 +463,29 @@ class Client:
             self._spawn(self._confirm_success(record, snapshot))
         else:
             self._spawn(self._confirm_by_query(record))
+
+    async def _on_remote_update(
+        self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool
+    ) -> None:
+        """An update another replica recorded in the shared store."""
+        if self._state is not _State.OPENED:
+            return
+        if self.receiver is not None and nonce is not None and self.receiver.holds(nonce):
+            await self.receiver.accept_remote(nonce, snapshot)
+        elif self.registry.get(snapshot.task_id) is not None:
+            if confirmed:
+                self.registry.apply(snapshot, EventSource.STORE)
+            else:
+                await self.deliver_callback(snapshot, nonce=nonce, recorded=True)
+
+    async def _open_store(self) -> None:
+        if self._store_ready:
+            return
+        self._store_ready = True
+        await self.store.open()
+        subscribe = getattr(self.store, "subscribe", None)
+        if subscribe is not None:
+            await subscribe(self._on_remote_update)
 
     async def _apply(self, snapshot: TaskSnapshot, source: EventSource) -> None:
         """Record a confirmed snapshot in the store, then apply it."""

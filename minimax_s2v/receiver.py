@@ -57,12 +57,27 @@ BodyReader = Callable[[], Awaitable[tuple[bytes, bool]]]
 class CallbackSink(Protocol):
     """Who receives a task's updates: the :class:`~minimax_s2v.Client` that submitted it."""
 
+    @property
+    def shares_updates(self) -> bool:
+        """Whether updates for tasks other replicas follow can be handed over (shared store)."""
+        ...
+
     def knows_task(self, task_id: str) -> bool:
         """Whether this sink follows ``task_id``."""
         ...
 
-    async def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+    async def task_id_for_nonce(self, nonce: str) -> str | None:
+        """The task a nonce's submission created, as the (shared) store knows it."""
+        ...
+
+    async def deliver_callback(
+        self, snapshot: TaskSnapshot, *, nonce: str | None = None, recorded: bool = False
+    ) -> None:
         """Take an authenticated update; return once it is recorded (then it is acknowledged)."""
+        ...
+
+    async def record_early(self, snapshot: TaskSnapshot, nonce: str) -> None:
+        """Journal an update that arrived before its submission's answer."""
         ...
 
     async def adopt(self, nonce: str, task_id: str) -> None:
@@ -223,7 +238,7 @@ class CallbackReceiver:
         binding.bound = True
         if binding.sink is not None:
             for snapshot in early:
-                await binding.sink.deliver_callback(snapshot)
+                await binding.sink.deliver_callback(snapshot, nonce=nonce, recorded=True)
 
     def expect_uncertain(self, nonce: str, sink: CallbackSink) -> None:
         """Keep ``nonce`` of a submission whose answer was lost: its first callback binds it."""
@@ -297,27 +312,34 @@ class CallbackReceiver:
             return 200, {"challenge": message.challenge}
         return await self._update(nonce, message)
 
-    async def _update(self, nonce: str, snapshot: TaskSnapshot) -> tuple[int, dict[str, Any]]:
+    def holds(self, nonce: str) -> bool:
+        """Whether this receiver has a binding for ``nonce``."""
+        return nonce in self._bindings
+
+    async def accept_remote(self, nonce: str, snapshot: TaskSnapshot) -> None:
+        """An update another replica received and recorded, for a nonce bound here."""
+        await self._update(nonce, snapshot, recorded=True)
+
+    async def _update(
+        self, nonce: str, snapshot: TaskSnapshot, *, recorded: bool = False
+    ) -> tuple[int, dict[str, Any]]:
         binding = self._bindings.get(nonce)
         if binding is None:
-            # A nonce we issued (the token verified) but no longer hold: before a restart,
-            # or on another replica. Deliver it if our client follows the task; else keep it.
+            # A nonce we issued (the token verified) but do not hold: from before a restart,
+            # or submitted by another replica. Hand it over if our client follows the task
+            # or shares a store with the replica that does; otherwise keep it here.
             sink = self._default_sink
-            if sink is not None and sink.knows_task(snapshot.task_id):
+            if sink is not None and (sink.knows_task(snapshot.task_id) or sink.shares_updates):
+                known = await sink.task_id_for_nonce(nonce) if sink.shares_updates else None
+                if known is not None and known != snapshot.task_id:
+                    return self._conflict(nonce, snapshot, known)
                 self.stats["updates"] += 1
-                await sink.deliver_callback(snapshot)
+                await sink.deliver_callback(snapshot, nonce=nonce, recorded=recorded)
                 return 200, _ACK
             self._evict()
             binding = self._bindings[nonce] = _Binding(nonce, None)
         if binding.task_id is not None and binding.task_id != snapshot.task_id:
-            self.stats["conflicts"] += 1
-            logger.warning(
-                "callback for nonce %s names task %s, but the nonce belongs to task %s: rejected",
-                nonce,
-                snapshot.task_id,
-                binding.task_id,
-            )
-            return 409, {"error": "task_id does not match this callback URL"}
+            return self._conflict(nonce, snapshot, binding.task_id)
         self.stats["updates"] += 1
         if binding.uncertain and not binding.bound and binding.sink is not None:
             self.stats["adopted"] += 1
@@ -325,15 +347,29 @@ class CallbackReceiver:
             binding.bound = True
             await binding.sink.adopt(nonce, snapshot.task_id)
         if binding.bound and binding.sink is not None:
-            await binding.sink.deliver_callback(snapshot)
+            await binding.sink.deliver_callback(snapshot, nonce=nonce, recorded=recorded)
             return 200, _ACK
         binding.task_id = snapshot.task_id
+        if binding.sink is not None and not recorded:
+            await binding.sink.record_early(snapshot, nonce)  # on record before it is acknowledged
         if len(binding.early) < self._early_limit:
             self.stats["early"] += 1
             binding.early.append(snapshot)
         else:
             self.stats["early_dropped"] += 1
         return 200, _ACK
+
+    def _conflict(
+        self, nonce: str, snapshot: TaskSnapshot, owner: str
+    ) -> tuple[int, dict[str, Any]]:
+        self.stats["conflicts"] += 1
+        logger.warning(
+            "callback for nonce %s names task %s, but the nonce belongs to task %s: rejected",
+            nonce,
+            snapshot.task_id,
+            owner,
+        )
+        return 409, {"error": "task_id does not match this callback URL"}
 
     # -- a warning for the most common misconfiguration ------------------------------------
 

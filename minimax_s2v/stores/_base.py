@@ -57,7 +57,11 @@ class StoredTask:
 
 
 class TaskStore(Protocol):
-    """What the client asks of a store. Every method may do I/O; none blocks the loop."""
+    """What the client asks of a store. Every method may do I/O; none blocks the loop.
+
+    A store shared by several replicas (see :class:`~minimax_s2v.stores.redis.RedisStore`)
+    also has ``shared = True``, ``subscribe(on_update)`` and ``task_id_for_nonce(nonce)``.
+    """
 
     async def open(self) -> None:
         """Get ready (create files, tables, connections)."""
@@ -84,7 +88,12 @@ class TaskStore(Protocol):
         ...
 
     async def save_event(
-        self, snapshot: TaskSnapshot, source: EventSource, *, confirmed: bool
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        confirmed: bool,
+        nonce: str | None = None,
     ) -> None:
         """Journal an update; ``confirmed`` ones also become the task's known state."""
         ...

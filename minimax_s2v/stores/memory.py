@@ -58,7 +58,12 @@ class MemoryStore:
         self._submissions.pop(nonce, None)
 
     async def save_event(
-        self, snapshot: TaskSnapshot, source: EventSource, *, confirmed: bool
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        confirmed: bool,
+        nonce: str | None = None,
     ) -> None:
         """Journal an update; confirmed ones become the task's known state."""
         self._events.append((snapshot, source, confirmed))

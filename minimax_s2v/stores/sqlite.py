@@ -233,7 +233,12 @@ class SQLiteStore:
         await self._call(lambda c: c.execute("DELETE FROM submissions WHERE nonce = ?", (nonce,)))
 
     async def save_event(
-        self, snapshot: TaskSnapshot, source: EventSource, *, confirmed: bool
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        confirmed: bool,
+        nonce: str | None = None,
     ) -> None:
         """Journal an update; returns once it is committed."""
         text = json.dumps(snapshot_payload(snapshot), separators=(",", ":"))

@@ -35,7 +35,17 @@ class RecordingSink:
     def knows_task(self, task_id: str) -> bool:
         return task_id == TASK_ID
 
-    async def deliver_callback(self, snapshot: TaskSnapshot) -> None:
+    shares_updates = False
+
+    async def task_id_for_nonce(self, nonce: str) -> str | None:
+        return None
+
+    async def record_early(self, snapshot: TaskSnapshot, nonce: str) -> None:
+        raise AssertionError(f"the nonce is bound: nothing is early ({nonce})")
+
+    async def deliver_callback(
+        self, snapshot: TaskSnapshot, *, nonce: str | None = None, recorded: bool = False
+    ) -> None:
         self.delivered.append(snapshot)
 
     async def adopt(self, nonce: str, task_id: str) -> None:

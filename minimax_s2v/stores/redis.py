@@ -1,0 +1,255 @@
+"""RedisStore: task state shared by several replicas, updates fanned out with pub/sub.
+
+Install the extra: ``pip install minimax-s2v[redis]``. Every replica behind one load
+balancer uses the same Redis, key prefix and receiver secret. A callback may land on any
+replica: it is journaled in Redis and published; the replica that awaits the task applies
+it (and confirms a final status with the API) from its subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .._models import EventSource, TaskSnapshot
+from .._wire import parse_snapshot, snapshot_payload
+from ._base import StoredSubmission, StoredTask, SubmissionState
+
+__all__ = ["RedisStore", "RemoteUpdate"]
+
+logger = logging.getLogger("minimax_s2v")
+
+#: ``on_update(nonce or None, snapshot, confirmed)``: an update another replica recorded.
+RemoteUpdate = Callable[[str | None, TaskSnapshot, bool], Awaitable[None]]
+
+
+class RedisStore:
+    """Keeps submissions, task states and the update journal in Redis.
+
+    Args:
+        url: the Redis URL, e.g. ``redis://127.0.0.1:6379/0``.
+        prefix: the key prefix shared by the replicas of one service.
+        max_events: the journal stream is trimmed to about this many updates.
+    """
+
+    #: Updates recorded here reach every replica: the receiver hands callbacks for tasks
+    #: this process does not follow to the store, not to an early-event buffer.
+    shared = True
+
+    def __init__(
+        self, url: str, *, prefix: str = "minimax_s2v:", max_events: int = 100_000
+    ) -> None:
+        try:
+            import redis.asyncio as aioredis
+        except ImportError as error:  # pragma: no cover - depends on the installed extras
+            raise ImportError(
+                "RedisStore needs the redis extra: pip install minimax-s2v[redis]"
+            ) from error
+        # decode_responses: every value read back is a str; redis-py's types cannot say so.
+        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._url_host = url.rsplit("@", maxsplit=1)[-1]  # never show a password
+        self._prefix = prefix
+        self._max_events = max_events
+        self._channel = prefix + "updates"
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribers: list[RemoteUpdate] = []
+        self._origin = f"{time.time_ns()}-{id(self)}"  # to skip our own publications
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._url_host!r}, prefix={self._prefix!r})"
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    async def open(self) -> None:
+        """Check the connection."""
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        """Stop listening and close the connections."""
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        await self._redis.aclose()
+
+    # -- pub/sub ----------------------------------------------------------------------------
+
+    async def subscribe(self, on_update: RemoteUpdate) -> None:
+        """Call ``on_update`` for every update another replica records; returns once listening."""
+        self._subscribers.append(on_update)
+        if self._listener is not None:
+            return
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._channel)
+        # Wait for the server's confirmation: from here on no publication is missed.
+        while (await pubsub.get_message(timeout=5.0)) is None:
+            pass
+        self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
+
+    async def _listen(self, pubsub: Any) -> None:
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                try:
+                    data = json.loads(message["data"])
+                    if data.get("origin") == self._origin:
+                        continue
+                    snapshot = parse_snapshot(data["snapshot"])
+                    for subscriber in self._subscribers:
+                        await subscriber(data.get("nonce"), snapshot, bool(data.get("confirmed")))
+                except Exception:
+                    logger.exception("could not apply an update from another replica")
+        finally:
+            await pubsub.aclose()
+
+    # -- the store protocol -----------------------------------------------------------------
+
+    async def save_submission(self, submission: StoredSubmission) -> None:
+        """Journal a submission before it is sent."""
+        fields = {
+            "fingerprint": submission.fingerprint,
+            "payload": json.dumps(submission.payload, separators=(",", ":")),
+            "label": submission.label or "",
+            "state": submission.state.value,
+            "task_id": submission.task_id or "",
+            "created_at": str(submission.created_at.timestamp()),
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("sub", submission.nonce), mapping=fields)
+            pipe.zadd(self._key("subs"), {submission.nonce: submission.created_at.timestamp()})
+            await pipe.execute()
+
+    async def mark_submitted(self, nonce: str, task_id: str) -> None:
+        """Record the task a submission created (any replica can then bind its callbacks)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._key("sub", nonce),
+                mapping={"state": SubmissionState.SUBMITTED.value, "task_id": task_id},
+            )
+            pipe.set(self._key("nonce_of", task_id), nonce)
+            await pipe.execute()
+
+    async def mark_uncertain(self, nonce: str) -> None:
+        """Record that a submission's outcome is unknown."""
+        key = self._key("sub", nonce)
+        if not await self._redis.hget(key, "task_id"):
+            await self._redis.hset(key, "state", SubmissionState.UNCERTAIN.value)
+
+    async def drop_submission(self, nonce: str) -> None:
+        """Forget a submission that certainly created nothing."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key("sub", nonce))
+            pipe.zrem(self._key("subs"), nonce)
+            await pipe.execute()
+
+    async def task_id_for_nonce(self, nonce: str) -> str | None:
+        """The task a nonce's submission created, as any replica recorded it."""
+        task_id = await self._redis.hget(self._key("sub", nonce), "task_id")
+        return str(task_id) if task_id else None
+
+    async def save_event(
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        confirmed: bool,
+        nonce: str | None = None,
+    ) -> None:
+        """Journal an update, make confirmed ones the task's state, and publish it."""
+        payload = snapshot_payload(snapshot)
+        text = json.dumps(payload, separators=(",", ":"))
+        message = json.dumps(
+            {"origin": self._origin, "nonce": nonce, "snapshot": payload, "confirmed": confirmed},
+            separators=(",", ":"),
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self._key("events"),
+                {
+                    "task_id": snapshot.task_id,
+                    "snapshot": text,
+                    "source": source.value,
+                    "confirmed": int(confirmed),
+                },
+                maxlen=self._max_events,
+                approximate=True,
+            )
+            if confirmed:
+                pipe.hset(
+                    self._key("task", snapshot.task_id),
+                    mapping={"snapshot": text, "terminal": int(snapshot.is_terminal)},
+                )
+            pipe.publish(self._channel, message)
+            await pipe.execute()
+
+    async def _submission(self, nonce: str) -> StoredSubmission | None:
+        fields = await self._redis.hgetall(self._key("sub", nonce))
+        return _submission(nonce, fields) if fields else None
+
+    async def submissions(self) -> list[StoredSubmission]:
+        """Every journaled submission, oldest first."""
+        nonces = await self._redis.zrange(self._key("subs"), 0, -1)
+        found = [await self._submission(nonce) for nonce in nonces]
+        return [s for s in found if s is not None]
+
+    async def _snapshot(self, task_id: str) -> TaskSnapshot | None:
+        text = await self._redis.hget(self._key("task", task_id), "snapshot")
+        return parse_snapshot(json.loads(text)) if text else None
+
+    async def unfinished(self) -> list[StoredTask]:
+        """Submitted tasks whose last confirmed status is not final."""
+        tasks = []
+        for submission in await self.submissions():
+            if submission.task_id is None:
+                continue
+            snapshot = await self._snapshot(submission.task_id)
+            if snapshot is None or not snapshot.is_terminal:
+                tasks.append(StoredTask(submission.task_id, snapshot, submission))
+        return tasks
+
+    async def uncertain(self) -> list[StoredSubmission]:
+        """Submissions without a known task, oldest first."""
+        return [s for s in await self.submissions() if s.task_id is None]
+
+    async def task(self, task_id: str) -> StoredTask | None:
+        """One task, if known."""
+        snapshot = await self._snapshot(task_id)
+        nonce = await self._redis.get(self._key("nonce_of", task_id))
+        submission = await self._submission(nonce) if nonce else None
+        if snapshot is None and submission is None:
+            return None
+        return StoredTask(task_id, snapshot, submission)
+
+    async def events(
+        self, task_id: str | None = None
+    ) -> list[tuple[TaskSnapshot, EventSource, bool]]:
+        """Journaled updates, oldest first."""
+        rows = await self._redis.xrange(self._key("events"))
+        return [
+            (
+                parse_snapshot(json.loads(fields["snapshot"])),
+                EventSource(fields["source"]),
+                fields["confirmed"] == "1",
+            )
+            for _, fields in rows
+            if task_id in (None, fields["task_id"])
+        ]
+
+
+def _submission(nonce: str, fields: dict[str, str]) -> StoredSubmission:
+    return StoredSubmission(
+        nonce=nonce,
+        fingerprint=fields["fingerprint"],
+        payload=json.loads(fields["payload"]),
+        label=fields.get("label") or None,
+        state=SubmissionState(fields["state"]),
+        created_at=datetime.fromtimestamp(float(fields["created_at"]), tz=UTC),
+        task_id=fields.get("task_id") or None,
+    )
