@@ -233,6 +233,8 @@ class Client:
         )
         self._poller = Poller(self._query_once, self.registry, self.polling, self._apply_polled)
         self._state = _State.OPENED
+        if self.receiver is not None:
+            self.receiver.attach(self)
         return self._transport
 
     async def close(self) -> None:

@@ -209,6 +209,10 @@ class CallbackReceiver:
             return None
         return nonce
 
+    def attach(self, sink: CallbackSink) -> None:
+        """Hand updates for nonces this receiver does not hold to ``sink`` (a client)."""
+        self._default_sink = sink
+
     def expect(self, nonce: str, sink: CallbackSink) -> URL:
         """Register ``nonce`` before its submission is sent; returns its callback URL."""
         url = self.callback_url(nonce)

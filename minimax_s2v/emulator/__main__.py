@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability of each fault kind on every endpoint (chaos)",
     )
     parser.add_argument("--file-size", type=int, default=256 * 1024, help="bytes of each MP4")
+    parser.add_argument(
+        "--callback-target",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="deliver callbacks to these origins in turn (a load balancer)",
+    )
     return parser
 
 
@@ -120,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limits=rate_limits,
             faults=faults,
             file_size=args.file_size,
+            callback_targets=tuple(args.callback_target),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

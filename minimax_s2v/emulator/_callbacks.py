@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from .._models import TaskStatus
 from ._config import EmulatorConfig
@@ -83,6 +84,7 @@ class CallbackSender:
         self._session: aiohttp.ClientSession | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self.deliveries: deque[Delivery] = deque(maxlen=max_deliveries)
+        self._turn = 0  # next of the config's callback_targets
 
     async def start(self) -> None:
         """Open the HTTP session callbacks are sent with."""
@@ -213,6 +215,15 @@ class CallbackSender:
         assert session is not None, "CallbackSender.start() was not awaited"  # noqa: S101
         config = self._config()
         limit = config.challenge_timeout if kind == "challenge" else config.callback_timeout
+        if config.callback_targets:
+            target = URL(config.callback_targets[self._turn % len(config.callback_targets)])
+            self._turn += 1
+            url = str(
+                URL(url)
+                .with_scheme(target.scheme)
+                .with_host(target.host or "")
+                .with_port(target.port)
+            )
         sent_at = time.time()
         started = time.perf_counter()
         latency: float | None = None

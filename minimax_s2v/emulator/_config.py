@@ -214,6 +214,8 @@ class EmulatorConfig:
         callback_timeout: seconds the emulator waits for a callback answer.
         submit_answer_delay: seconds between creating a task and answering the submit, so
             that callbacks can arrive before the answer does (as they may in production).
+        callback_targets: origins (``http://host:port``) to deliver callbacks to in turn,
+            keeping each URL's path and query: a load balancer in front of several replicas.
         rate_limits: requests per minute per endpoint class (sliding 60 s window), per key.
         rate_limit_mode: ``"inband"`` (HTTP 200 + 1002) or ``"http"`` (HTTP 429).
         faults: the fault plan.
@@ -238,6 +240,7 @@ class EmulatorConfig:
     callback_casing: Literal["lower", "query"] = "lower"
     callback_timeout: float = 10.0
     submit_answer_delay: float = 0.0
+    callback_targets: tuple[str, ...] = ()
     rate_limits: Mapping[Endpoint, int] = attrs.field(factory=dict)
     rate_limit_mode: Literal["inband", "http"] = "inband"
     faults: FaultPlan = attrs.field(factory=FaultPlan)

@@ -35,6 +35,7 @@ class RedisStore:
         url: the Redis URL, e.g. ``redis://127.0.0.1:6379/0``.
         prefix: the key prefix shared by the replicas of one service.
         max_events: the journal stream is trimmed to about this many updates.
+        max_connections: connections to Redis at most (more callers wait their turn).
     """
 
     #: Updates recorded here reach every replica: the receiver hands callbacks for tasks
@@ -42,7 +43,12 @@ class RedisStore:
     shared = True
 
     def __init__(
-        self, url: str, *, prefix: str = "minimax_s2v:", max_events: int = 100_000
+        self,
+        url: str,
+        *,
+        prefix: str = "minimax_s2v:",
+        max_events: int = 100_000,
+        max_connections: int = 32,
     ) -> None:
         try:
             import redis.asyncio as aioredis
@@ -50,8 +56,12 @@ class RedisStore:
             raise ImportError(
                 "RedisStore needs the redis extra: pip install minimax-s2v[redis]"
             ) from error
+        # A blocking pool: at the limit a caller waits for a connection instead of failing.
         # decode_responses: every value read back is a str; redis-py's types cannot say so.
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=30, decode_responses=True
+        )
+        self._redis: Any = aioredis.Redis(connection_pool=pool)
         self._url_host = url.rsplit("@", maxsplit=1)[-1]  # never show a password
         self._prefix = prefix
         self._max_events = max_events
@@ -76,7 +86,7 @@ class RedisStore:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
 
     # -- pub/sub ----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from minimax_s2v.stores import (
     SubmissionState,
     TaskStore,
 )
+from minimax_s2v.stores.redis import RedisStore
+from tests.redis_server import redis_server
 
 
 def submission(nonce: str, label: str | None = None) -> StoredSubmission:
@@ -31,9 +34,23 @@ def submission(nonce: str, label: str | None = None) -> StoredSubmission:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    made: TaskStore = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "j.db")
+    made: TaskStore
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SQLiteStore(tmp_path / "j.db")
+    else:
+        # A fresh key prefix per test keeps the tests apart on one server.
+        url = request.getfixturevalue("redis_url")
+        made = RedisStore(url, prefix=f"test{uuid.uuid4().hex[:8]}:")
     await made.open()
     yield made
     await made.close()
@@ -124,3 +141,33 @@ async def test_sqlite_bad_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises((sqlite3.Error, OSError)):
         await SQLiteStore(blocker / "j.db").open()
+
+
+async def test_redis_publishes_to_other_replicas(redis_url: str) -> None:
+    """An update recorded by one RedisStore reaches another's subscriber, not its own."""
+    prefix = f"pub{uuid.uuid4().hex[:8]}:"
+    first, second = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    heard: list[tuple[str | None, TaskSnapshot, bool]] = []
+    own: list[TaskSnapshot] = []
+
+    async def on_second(nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
+        heard.append((nonce, snapshot, confirmed))
+
+    async def on_first(nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
+        own.append(snapshot)
+
+    await first.subscribe(on_first)
+    await second.subscribe(on_second)
+    snapshot = TaskSnapshot("42", TaskStatus.PROCESSING)
+    await first.save_event(snapshot, EventSource.CALLBACK, confirmed=True, nonce="nonce-4242")
+    for _ in range(100):
+        if heard:
+            break
+        await asyncio.sleep(0.02)
+    await first.save_submission(submission("nonce-4242"))
+    await first.mark_submitted("nonce-4242", "42")
+    assert await second.task_id_for_nonce("nonce-4242") == "42"
+    await first.close()
+    await second.close()
+    assert heard == [("nonce-4242", snapshot, True)]
+    assert own == []
