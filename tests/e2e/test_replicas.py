@@ -19,8 +19,10 @@ def get_json(url: str) -> object:
 
 
 def test_callbacks_on_other_replicas_resolve_the_submitter(tmp_path: Path) -> None:
-    """Callbacks alternate between two receivers; every task awaited elsewhere resolves,
-    with zero query calls."""
+    """Callbacks alternate between two receivers; every task awaited elsewhere resolves.
+
+    Not one query is made: every update reaches the submitter through Redis.
+    """
     emulator_port, first_port, second_port = free_port(), free_port(), free_port()
     prefix = "replicas:"
     with redis_server(tmp_path) as redis_url:
