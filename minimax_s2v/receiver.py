@@ -99,10 +99,11 @@ class SelfCheckResult:
 class _Binding:
     """A nonce: the sink that registered it, and its task once known."""
 
-    __slots__ = ("bound", "created", "early", "nonce", "sink", "task_id", "uncertain")
+    __slots__ = ("bound", "created", "early", "nonce", "sink", "task_id", "token", "uncertain")
 
-    def __init__(self, nonce: str, sink: CallbackSink | None) -> None:
+    def __init__(self, nonce: str, sink: CallbackSink | None, token: str) -> None:
         self.nonce = nonce
+        self.token = token  # the HMAC of the nonce, kept to verify its callbacks cheaply
         self.sink = sink
         self.task_id: str | None = None
         self.bound = False  # the submit answer confirmed task_id
@@ -166,7 +167,6 @@ class CallbackReceiver:
         self._early_limit = early_limit
         self._bindings: OrderedDict[str, _Binding] = OrderedDict()
         self._default_sink: CallbackSink | None = None
-        self._verified: dict[str, str] = {}  # path -> nonce, for paths whose HMAC verified
         self._jobs: set[asyncio.Task[None]] = set()
         self._warned = False
         self._watching_challenges = False
@@ -188,21 +188,13 @@ class CallbackReceiver:
         return self.public_url / nonce / self._token(nonce)
 
     def _verified_nonce(self, path: str) -> str | None:
-        nonce = self._verified.get(path)
-        if nonce is not None:
-            return nonce
-        nonce = self._verify(path)
-        if nonce is not None:
-            if len(self._verified) >= 4096:  # bounded: forget the oldest verified path
-                del self._verified[next(iter(self._verified))]
-            self._verified[path] = nonce
-        return nonce
-
-    def _verify(self, path: str) -> str | None:
         parts = path.strip("/").split("/")
         if len(parts) != 2:
             return None
         nonce, token = parts
+        binding = self._bindings.get(nonce)
+        if binding is not None:  # a nonce we hold: its token is known, no HMAC to compute
+            return nonce if hmac.compare_digest(token, binding.token) else None
         if not _NONCE.match(nonce) or not _TOKEN.match(token):
             return None
         if not hmac.compare_digest(token, self._token(nonce)):
@@ -217,7 +209,7 @@ class CallbackReceiver:
         """Register ``nonce`` before its submission is sent; returns its callback URL."""
         url = self.callback_url(nonce)
         self._evict()
-        self._bindings[nonce] = _Binding(nonce, sink)
+        self._bindings[nonce] = _Binding(nonce, sink, url.name)
         self._default_sink = sink
         self._watch_challenges()
         return url
@@ -249,7 +241,7 @@ class CallbackReceiver:
         binding = self._bindings.get(nonce)
         if binding is None:
             self._evict()
-            binding = self._bindings[nonce] = _Binding(nonce, sink)
+            binding = self._bindings[nonce] = _Binding(nonce, sink, self._token(nonce))
         binding.sink = sink
         binding.uncertain = True
 
@@ -341,7 +333,7 @@ class CallbackReceiver:
                 await sink.deliver_callback(snapshot, nonce=nonce, recorded=recorded)
                 return 200, _ACK
             self._evict()
-            binding = self._bindings[nonce] = _Binding(nonce, None)
+            binding = self._bindings[nonce] = _Binding(nonce, None, self._token(nonce))
         if binding.task_id is not None and binding.task_id != snapshot.task_id:
             return self._conflict(nonce, snapshot, binding.task_id)
         self.stats["updates"] += 1

@@ -48,12 +48,33 @@ CREATE TABLE IF NOT EXISTS events (
     snapshot TEXT NOT NULL,
     source TEXT NOT NULL,
     confirmed INTEGER NOT NULL,
+    terminal INTEGER NOT NULL,
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_task ON events (task_id);
+-- A confirmed update becomes the task's state in the same statement, so that consecutive
+-- updates are one executemany() in the writer thread.
+CREATE TRIGGER IF NOT EXISTS events_confirmed AFTER INSERT ON events WHEN NEW.confirmed = 1
+BEGIN
+    INSERT OR REPLACE INTO tasks VALUES (NEW.task_id, NEW.snapshot, NEW.terminal);
+END;
 """
+_INSERT_EVENT = (
+    "INSERT INTO events (task_id, snapshot, source, confirmed, terminal, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 _STOP = object()
+
+
+class _Rows:
+    """One row for a statement that the writer may run together with its neighbours."""
+
+    __slots__ = ("row", "sql")
+
+    def __init__(self, sql: str, row: tuple[Any, ...]) -> None:
+        self.sql = sql
+        self.row = row
 
 
 class SQLiteStore:
@@ -134,18 +155,36 @@ class SQLiteStore:
     def _commit(
         self,
         connection: sqlite3.Connection,
-        batch: list[tuple[Operation, asyncio.Future[Any], bool]],
+        batch: list[tuple[Operation | _Rows, asyncio.Future[Any], bool]],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         writes = sum(1 for _, _, write in batch if write)
         try:
             connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
-            for operation, future, _ in batch:
+            index = 0
+            while index < len(batch):
+                operation, future, _ = batch[index]
+                if isinstance(operation, _Rows):
+                    # A run of rows for the same statement: one executemany() for all.
+                    run = [batch[index]]
+                    while index + len(run) < len(batch):
+                        following = batch[index + len(run)][0]
+                        if not isinstance(following, _Rows) or following.sql != operation.sql:
+                            break
+                        run.append(batch[index + len(run)])
+                    try:
+                        connection.executemany(operation.sql, [item[0].row for item in run])  # type: ignore[union-attr]
+                        results.extend((item[1], None, None) for item in run)
+                    except sqlite3.Error as failed:
+                        results.extend((item[1], None, failed) for item in run)
+                    index += len(run)
+                    continue
                 try:
                     results.append((future, operation(connection), None))
                 except sqlite3.Error as failed:
                     results.append((future, None, failed))
+                index += 1
             connection.execute("COMMIT")
         except sqlite3.Error as failure:
             # The transaction failed as a whole: none of its writes happened.
@@ -156,10 +195,12 @@ class SQLiteStore:
         else:
             self.commits += 1
             self.writes += writes
-        for future, value, problem in results:
-            loop.call_soon_threadsafe(_settle, future, value, problem)
+        # One wake-up of the event loop for the whole batch, not one per write.
+        loop.call_soon_threadsafe(_settle_all, results)
 
-    async def _call(self, operation: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+    async def _call(
+        self, operation: Callable[[sqlite3.Connection], T] | _Rows, *, write: bool = True
+    ) -> T:
         if self._thread is None:
             await self.open()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -242,21 +283,15 @@ class SQLiteStore:
     ) -> None:
         """Journal an update; returns once it is committed."""
         text = json.dumps(snapshot_payload(snapshot), separators=(",", ":"))
-        row = (snapshot.task_id, text, source.value, int(confirmed), time.time())
-
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT INTO events (task_id, snapshot, source, confirmed, received_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-            if confirmed:
-                connection.execute(
-                    "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)",
-                    (snapshot.task_id, text, int(snapshot.is_terminal)),
-                )
-
-        await self._call(write)
+        row = (
+            snapshot.task_id,
+            text,
+            source.value,
+            int(confirmed),
+            int(snapshot.is_terminal),
+            time.time(),
+        )
+        await self._call(_Rows(_INSERT_EVENT, row))
 
     async def unfinished(self) -> list[StoredTask]:
         """Submitted tasks whose last confirmed status is not final."""
@@ -330,6 +365,11 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_exception(error)
     else:
         future.set_result(value)
+
+
+def _settle_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in results:
+        _settle(future, value, error)
 
 
 def _snapshot(text: str) -> TaskSnapshot:
