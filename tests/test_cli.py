@@ -22,9 +22,10 @@ def test_demo_writes_valid_mp4s(tmp_path: Path, capsys: pytest.CaptureFixture[st
     printed = capsys.readouterr().out
     assert "3 succeeded, 0 failed" in printed
     assert printed.count("succeeded:") == 3
+    assert "3 callback challenges answered, 0 polls needed" in printed
 
 
 def test_demo_count_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     """A count below one is a usage error with exit code 2."""
     assert main(["demo", "--count", "0"]) == 2
-    assert "--count must be at least 1" in capsys.readouterr().out
+    assert "--count must be at least 1" in capsys.readouterr().err
