@@ -40,7 +40,7 @@ def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 20
 @contextmanager
 def python_process(args: Sequence[str], port: int | None = None) -> Iterator[subprocess.Popen[str]]:
     """Run ``python ARGS`` from the project root; wait for ``port``; terminate at the end."""
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+    process = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,

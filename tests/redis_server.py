@@ -24,7 +24,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
             "redis-server is not installed: ./run test installs it (apt-get install redis-server)"
         )
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - the system's redis-server
+    process = subprocess.Popen(
         [
             binary,
             "--port",

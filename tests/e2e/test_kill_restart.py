@@ -19,7 +19,7 @@ COUNT = 500
 
 
 def start_worker(emulator: str, db: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    return subprocess.Popen(
         [sys.executable, "-m", "tests.e2e.worker", emulator, str(db), str(port), str(COUNT)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -30,7 +30,7 @@ def start_worker(emulator: str, db: Path, port: int) -> subprocess.Popen[str]:
 
 
 def get_json(url: str) -> object:
-    with urlopen(url, timeout=30) as response:  # noqa: S310 - loopback emulator
+    with urlopen(url, timeout=30) as response:
         return json.load(response)
 
 
