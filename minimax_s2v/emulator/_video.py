@@ -16,7 +16,9 @@ _MAX_BOX = 2**32 - 1
 
 @cache
 def _sample() -> bytes:
-    # ftyp + moov + mdat of a playable clip (see the emulator README for how it was made).
+    # ftyp + moov + mdat of a playable clip, made once with:
+    # ffmpeg -f lavfi -i gradients=size=1280x720:rate=24:duration=6:speed=0.02 -c:v libx264
+    #   -preset veryslow -crf 40 -pix_fmt yuv420p -movflags +faststart -an sample.mp4
     return files("minimax_s2v.emulator").joinpath("sample.mp4").read_bytes()
 
 
