@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import attrs
 
 from .._models import EventSource, TaskSnapshot
@@ -21,8 +23,7 @@ class MemoryStore:
     def __init__(self, *, max_events: int = 10_000, max_tasks: int = 100_000) -> None:
         self._submissions: dict[str, StoredSubmission] = {}
         self._snapshots: dict[str, TaskSnapshot] = {}
-        self._events: list[tuple[TaskSnapshot, EventSource, bool]] = []
-        self._max_events = max_events
+        self._events: deque[tuple[TaskSnapshot, EventSource, bool]] = deque(maxlen=max_events)
         self._max_tasks = max_tasks
 
     def __repr__(self) -> str:
@@ -66,9 +67,7 @@ class MemoryStore:
         nonce: str | None = None,
     ) -> None:
         """Journal an update; confirmed ones become the task's known state."""
-        self._events.append((snapshot, source, confirmed))
-        if len(self._events) > self._max_events:
-            del self._events[: len(self._events) - self._max_events]
+        self._events.append((snapshot, source, confirmed))  # the oldest drop off at the limit
         if confirmed:
             self._snapshots[snapshot.task_id] = snapshot
 
