@@ -442,19 +442,21 @@ class Client:
         """
         if self._state is not _State.OPENED:
             return
-        if self.registry.get(snapshot.task_id) is None and self.shares_updates:
-            if not recorded:
-                await self.store.save_event(
-                    snapshot, EventSource.CALLBACK, confirmed=not snapshot.is_terminal, nonce=nonce
-                )
-            return
-        if not self.registry.is_news(snapshot):
+        local = self.registry.get(snapshot.task_id) is not None
+        news = local and self.registry.is_news(snapshot)
+        if not recorded:
+            # Every authenticated update is journaled before it is acknowledged, duplicates
+            # included; only news from this client's own tasks becomes known state (another
+            # replica's task is confirmed by the replica that awaits it).
+            await self.store.save_event(
+                snapshot,
+                EventSource.CALLBACK,
+                confirmed=news and not snapshot.is_terminal,
+                nonce=nonce,
+            )
+        if not news:
             return
         record = self.registry.track(snapshot.task_id)
-        if not recorded:
-            await self.store.save_event(
-                snapshot, EventSource.CALLBACK, confirmed=not snapshot.is_terminal, nonce=nonce
-            )
         if not snapshot.is_terminal:
             self.registry.apply(snapshot, EventSource.CALLBACK)
             return

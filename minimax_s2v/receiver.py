@@ -208,8 +208,13 @@ class CallbackReceiver:
     def expect(self, nonce: str, sink: CallbackSink) -> URL:
         """Register ``nonce`` before its submission is sent; returns its callback URL."""
         url = self.callback_url(nonce)
-        self._evict()
-        self._bindings[nonce] = _Binding(nonce, sink, url.name)
+        binding = self._bindings.get(nonce)
+        if binding is not None:
+            # Updates may have come first (e.g. after a restart, before resume()): keep them.
+            binding.sink = sink
+        else:
+            self._evict()
+            self._bindings[nonce] = _Binding(nonce, sink, url.name)
         self._default_sink = sink
         self._watch_challenges()
         return url
@@ -332,8 +337,10 @@ class CallbackReceiver:
                 self.stats["updates"] += 1
                 await sink.deliver_callback(snapshot, nonce=nonce, recorded=recorded)
                 return 200, _ACK
+            # Not followed (yet): kept as an early update, journaled through the sink before
+            # it is acknowledged; resume() or a submit answer binds the nonce and applies it.
             self._evict()
-            binding = self._bindings[nonce] = _Binding(nonce, None, self._token(nonce))
+            binding = self._bindings[nonce] = _Binding(nonce, sink, self._token(nonce))
         if binding.task_id is not None and binding.task_id != snapshot.task_id:
             return self._conflict(nonce, snapshot, binding.task_id)
         self.stats["updates"] += 1
