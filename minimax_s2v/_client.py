@@ -442,8 +442,8 @@ class Client:
         """
         if self._state is not _State.OPENED:
             return
-        local = self.registry.get(snapshot.task_id) is not None
-        news = local and self.registry.is_news(snapshot)
+        record = self.registry.get(snapshot.task_id)
+        news = record is not None and self.registry.is_news(snapshot)
         if not recorded:
             # Every authenticated update is journaled before it is acknowledged, duplicates
             # included; only news from this client's own tasks becomes known state (another
@@ -454,11 +454,10 @@ class Client:
                 confirmed=news and not snapshot.is_terminal,
                 nonce=nonce,
             )
-        if not news:
+        if not news or record is None:
             return
-        record = self.registry.track(snapshot.task_id)
         if not snapshot.is_terminal:
-            self.registry.apply(snapshot, EventSource.CALLBACK)
+            self.registry.apply(snapshot, EventSource.CALLBACK, checked=True)
             return
         if record.confirming:
             return  # a duplicate while the first copy is being confirmed

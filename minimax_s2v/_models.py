@@ -48,7 +48,7 @@ class TaskStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """Whether the task can change no more (``SUCCESS`` or ``FAIL``)."""
-        return self in (TaskStatus.SUCCESS, TaskStatus.FAIL)
+        return self in _TERMINAL
 
     @property
     def rank(self) -> int:
@@ -73,6 +73,8 @@ class TaskStatus(enum.Enum):
             return cls.UNKNOWN
         return status
 
+
+_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL})
 
 _RANKS = {
     TaskStatus.UNKNOWN: -1,

@@ -123,9 +123,12 @@ class TaskRegistry:
                 return False
         return True
 
-    def apply(self, snapshot: TaskSnapshot, source: EventSource) -> bool:
-        """Apply an update; return whether it changed what is known."""
-        if not self.is_news(snapshot):
+    def apply(self, snapshot: TaskSnapshot, source: EventSource, *, checked: bool = False) -> bool:
+        """Apply an update; return whether it changed what is known.
+
+        ``checked`` says the caller has just seen :meth:`is_news` return true.
+        """
+        if not checked and not self.is_news(snapshot):
             return False
         record = self.track(snapshot.task_id)
         record.snapshot = snapshot

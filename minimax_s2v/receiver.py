@@ -299,7 +299,7 @@ class CallbackReceiver:
             self.stats["rejected_too_large"] += 1
             return 413, {"error": f"body larger than {self.max_body} bytes"}
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
         except (ValueError, UnicodeDecodeError, RecursionError):
             self.stats["rejected_body"] += 1
             return 400, {"error": "body is not JSON"}
