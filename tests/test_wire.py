@@ -34,6 +34,7 @@ from minimax_s2v._wire import (
     request_payload,
     snapshot_payload,
 )
+from tests.json_strategies import json_values, shaped_like
 
 # The exact example payloads of API_FACTS.md.
 REQUEST = {
@@ -238,37 +239,28 @@ def test_request_image_must_be_a_list() -> None:
         parse_request({**REQUEST, "subject_reference": [{"type": "character", "image": "x"}]})
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=20,
-)
-keys = st.sampled_from(
-    [
-        "task_id",
-        "status",
-        "file_id",
-        "video_width",
-        "video_height",
-        "base_resp",
-        "file",
-        "challenge",
-        "download_url",
-        "created_at",
-        "bytes",
-        "error_message",
-        "model",
-        "subject_reference",
-        "image",
-        "type",
-        "status_code",
-    ]
-)
+KEYS = [
+    "task_id",
+    "status",
+    "file_id",
+    "video_width",
+    "video_height",
+    "base_resp",
+    "file",
+    "challenge",
+    "download_url",
+    "created_at",
+    "bytes",
+    "error_message",
+    "model",
+    "subject_reference",
+    "image",
+    "type",
+    "status_code",
+]
 shaped = st.recursive(
-    json_values,
-    lambda children: st.dictionaries(keys, children, max_size=7),
+    json_values(),
+    lambda children: shaped_like(KEYS, children),
     max_leaves=25,
 )
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from minimax_s2v import TaskSnapshot
 from minimax_s2v._wire import parse_callback
 from minimax_s2v.receiver import CallbackReceiver
+from tests.json_strategies import json_values
 from tests.processes import free_port
 
 TASK_ID = "111222333444"
@@ -135,24 +136,18 @@ header_names = st.text(
     lambda name: name not in {"content-length", "transfer-encoding", "host", "connection", "expect"}
 )
 headers = st.dictionaries(header_names, st.text(alphabet=token_chars, max_size=30), max_size=4)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=15,
-)
+values = json_values(max_leaves=15)
 callback_keys = st.sampled_from(
     ["task_id", "status", "file_id", "base_resp", "challenge", "video_width", "error_message"]
 )
 callback_like = st.dictionaries(
     callback_keys,
-    json_values | st.sampled_from([TASK_ID, "999", "success", "processing", "failed", "Fail", ""]),
+    values | st.sampled_from([TASK_ID, "999", "success", "processing", "failed", "Fail", ""]),
     max_size=5,
 )
 bodies = (
     st.binary(max_size=300)
-    | json_values.map(lambda v: json.dumps(v).encode())
+    | values.map(lambda v: json.dumps(v).encode())
     | callback_like.map(lambda v: json.dumps(v).encode())
     | st.integers(MAX_BODY - 10, MAX_BODY + 100).map(lambda n: b"x" * n)
 )
