@@ -49,11 +49,6 @@ _REGIONS = {"global": GLOBAL_BASE_URL, "cn": CN_BASE_URL}
 _DEFAULT_MAX_DOWNLOAD = 4 * 1024**3
 
 
-class _NotThisTasksFileError(Exception):
-    def __init__(self, file_id: str | None) -> None:
-        super().__init__(f"file {file_id} belongs to another task or is missing")
-
-
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
@@ -105,15 +100,14 @@ def _fingerprint(payload: dict[str, object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _certainly_not_created(error: BaseException) -> bool:
+    """Whether a failed submission certainly created no task (refused, or answered "no")."""
+    return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
+
+
 def _resubmit_is_safe(error: BaseException) -> bool:
     """A submission may be repeated only when the failed one certainly created nothing."""
-    if isinstance(error, ConnectError | RateLimitError):
-        return True
-    return in_band_rejection(error) and isinstance(error, MiniMaxError) and error.retryable
-
-
-def _certainly_not_created(error: BaseException) -> bool:
-    return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
+    return _certainly_not_created(error) and isinstance(error, MiniMaxError) and error.retryable
 
 
 class Client:
@@ -321,8 +315,8 @@ class Client:
                 what="submission",
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
             )
-        except (ResponseValidationError, MiniMaxError) as error:
-            if isinstance(error, MiniMaxError) and _certainly_not_created(error):
+        except MiniMaxError as error:
+            if _certainly_not_created(error):
                 if receiver is not None:
                     receiver.discard(nonce)
                 await self.store.drop_submission(nonce)
@@ -507,15 +501,19 @@ class Client:
 
     async def _confirm_success(self, record: TaskRecord, snapshot: TaskSnapshot) -> None:
         owner = self.registry.file_owner(snapshot.file_id)
-        try:
-            if snapshot.file_id is None or owner not in (None, record.task_id):
-                raise _NotThisTasksFileError(snapshot.file_id)  # noqa: TRY301 - one fallback path
-            video = await self.get_file(snapshot.file_id)
-        except (MiniMaxError, _NotThisTasksFileError) as error:
+        video: VideoFile | None = None
+        if snapshot.file_id is None or owner not in (None, record.task_id):
+            reason = f"file {snapshot.file_id} belongs to another task or is missing"
+        else:
+            try:
+                video = await self.get_file(snapshot.file_id)
+            except MiniMaxError as error:
+                reason = str(error)
+        if video is None:
             logger.warning(
                 "success callback for task %s could not be confirmed (%s); asking the API",
                 record.task_id,
-                error,
+                reason,
             )
             await self._confirm_by_query(record)
             return

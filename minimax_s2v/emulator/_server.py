@@ -48,13 +48,6 @@ _MISSING_KEY = (
 )
 
 
-class _FaultError(Exception):
-    """Raised inside a handler to answer with a planned fault instead."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-
 def _base(code: int, message: str) -> dict[str, Any]:
     return {"status_code": code, "status_msg": message}
 
@@ -222,18 +215,6 @@ class Emulator:
                 return kind
         return None
 
-    async def _apply_fault(
-        self, request: web.Request, endpoint: Endpoint, kind: str | None
-    ) -> None:
-        """Answer with the fault now (raising _FaultError), or let the request go on."""
-        if kind is None or kind == "lost_response":
-            return
-        faults = self._config.faults.for_endpoint(endpoint)
-        if kind == "slow":
-            await asyncio.sleep(faults.slow_seconds)
-            return
-        raise _FaultError(kind)
-
     def _fault_response(self, request: web.Request, kind: str) -> web.StreamResponse:
         rng = self._detail_rng
         if kind == "http_5xx":
@@ -301,11 +282,11 @@ class Emulator:
         """Faults, auth and rate limit, in the order a gateway meets them."""
         name = endpoint.value
         fault = self._draw_fault(endpoint)
-        try:
-            await self._apply_fault(request, endpoint, fault)
-        except _FaultError as planned:
-            self.counters.count(name, f"fault_{planned.kind}")
-            return self._fault_response(request, planned.kind)
+        if fault == "slow":
+            await asyncio.sleep(self._config.faults.for_endpoint(endpoint).slow_seconds)
+        elif fault not in (None, "lost_response"):  # a lost response is played after the work
+            self.counters.count(name, f"fault_{fault}")
+            return self._fault_response(request, fault)
         key = self._authenticate(request)
         if isinstance(key, web.Response):
             self.counters.count(name, "auth_error")
