@@ -81,9 +81,9 @@ def test_kill_nine_then_resume(tmp_path: Path) -> None:
 
     with sqlite3.connect(db) as connection:
         journal = {
-            (task_id, json.loads(snapshot)["status"].lower())
-            for task_id, snapshot in connection.execute(
-                "SELECT task_id, snapshot FROM events WHERE source = 'callback'"
+            (task_id, status_text.lower())
+            for task_id, status_text in connection.execute(
+                "SELECT task_id, status_text FROM events WHERE source = 'callback'"
             )
         }
         finished = {
