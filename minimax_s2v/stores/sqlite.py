@@ -1,4 +1,4 @@
-"""SQLiteStore: an embedded, durable journal, written by one thread with group commit."""
+"""SQLiteStore: an embedded, durable journal with group commit, written by its own process."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import asyncio
 import json
 import logging
 import os
-import queue
 import sqlite3
-import threading
+import struct
+import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from .._errors import ConfigurationError
 from .._models import EventSource, TaskSnapshot, TaskStatus
@@ -22,47 +21,10 @@ from ._base import StoredSubmission, StoredTask, SubmissionState
 __all__ = ["SQLiteStore"]
 
 logger = logging.getLogger("minimax_s2v")
-T = TypeVar("T")
-Operation = Callable[[sqlite3.Connection], Any]
 
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS submissions (
-    nonce TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    label TEXT,
-    state TEXT NOT NULL,
-    task_id TEXT,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS submissions_task ON submissions (task_id);
-CREATE INDEX IF NOT EXISTS submissions_label ON submissions (label);
--- Every update, in arrival order. A task's known state is its last confirmed event: it is
--- derived when read, so that journaling an update is one row in one table.
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    task_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    status_text TEXT NOT NULL,
-    file_id TEXT,
-    width INTEGER,
-    height INTEGER,
-    error_code INTEGER,
-    error_message TEXT,
-    source TEXT NOT NULL,
-    confirmed INTEGER NOT NULL,
-    terminal INTEGER NOT NULL,
-    nonce TEXT,
-    received_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_task ON events (task_id);
--- For people reading the journal with the sqlite3 shell: each task's last confirmed event.
-CREATE VIEW IF NOT EXISTS tasks AS
-    SELECT e.* FROM events e
-    WHERE e.confirmed = 1
-      AND e.id = (SELECT MAX(x.id) FROM events x WHERE x.task_id = e.task_id AND x.confirmed = 1);
-"""
+_WORKER = Path(__file__).with_name("_sqlite_worker.py")
+_HEADER = struct.Struct(">I")
+
 _INSERT_EVENT = (
     "INSERT INTO events (task_id, status, status_text, file_id, width, height, error_code, "
     "error_message, source, confirmed, terminal, nonce, received_at) VALUES "
@@ -82,11 +44,13 @@ _EVENTS = (
     "source, confirmed FROM events"
 )
 
-_STOP = object()
+# A statement for the worker: SQL, parameters, and whether its rows are wanted.
+Statement = tuple[str, "list[Any] | tuple[Any, ...]", bool]
+Rows = list[list[Any]]
 
 
 class _Rows:
-    """Rows for one INSERT, which the writer runs together with its neighbours' rows."""
+    """One row for an INSERT that the worker runs together with its neighbours' rows."""
 
     __slots__ = ("prefix", "row")
 
@@ -95,17 +59,24 @@ class _Rows:
         self.row = row
 
 
-_Item = tuple[Operation | _Rows, asyncio.Future[Any], bool]
+# What one call asks for: statements (or a row to insert), its future, whether it writes.
+_Item = tuple["list[Statement] | _Rows", "asyncio.Future[list[Rows | None]]", bool]
 
 
 class SQLiteStore:
     """A durable journal in one SQLite file (WAL mode).
 
-    All SQLite work runs on one writer thread, never on the event loop. Writes are gathered
-    on the event loop while the writer commits the previous batch and are then handed over
-    together: one transaction, one disk flush, and one multi-row ``INSERT`` for the updates
-    in it (group commit). A write's coroutine returns only once its transaction is
-    committed.
+    The file is owned by a small worker process (the same Python, standard library only),
+    so SQLite never blocks the event loop and never competes with it for the interpreter
+    lock. Writes are gathered on the event loop while the worker commits the previous batch
+    and are then sent together: one transaction, one disk flush, and one multi-row
+    ``INSERT`` for the updates in it (group commit). A write's coroutine returns only once
+    its transaction is committed.
+
+    The worker ignores SIGINT and SIGTERM and ends when this process closes the store or
+    exits (even by ``kill -9``): a Ctrl-C cannot cut a commit short, and what was committed
+    stays committed. If the worker dies, the calls in flight fail with
+    :class:`sqlite3.OperationalError` and the next call starts a new one.
 
     Args:
         path: the database file (created with its directory if missing).
@@ -128,107 +99,96 @@ class SQLiteStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._opened: asyncio.Future[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._variables = 999  # SQLite's limit on parameters per statement, as the worker says
         self._pending: list[_Item] = []  # gathered on the loop while a batch is committed
-        self._busy = False  # a batch is with the writer thread
+        self._busy = False  # a batch is with the worker
         self._flush_scheduled = False
+        self._exchanges: set[asyncio.Task[None]] = set()
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.writes = 0  # writes committed
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
-    # -- the writer thread ------------------------------------------------------------------
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the worker that owns the file, while the store is open."""
+        return self._process.pid if self._process is not None else None
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except (sqlite3.Error, OSError) as error:
-            self._opened_with(loop, error)
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the worker and create the tables if needed.
+
+        Raises:
+            OSError: the file's directory cannot be created.
+            sqlite3.Error: SQLite cannot open the file.
+            ConfigurationError: the file holds a journal of another schema version.
+        """
+        if self._process is not None:
             return
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_task(self._start())
+        opening = self._opening
         try:
-            _prepare(connection, self.path, self._synchronous)
-        except (sqlite3.Error, ConfigurationError) as error:
-            connection.close()
-            self._opened_with(loop, error)
-            return
-        self._opened_with(loop, None)
-        try:
-            while True:
-                batch = self._queue.get()
-                if batch is _STOP:
-                    return
-                self._commit(connection, batch, loop)
+            await asyncio.shield(opening)
         finally:
-            connection.close()
+            if opening.done() and self._opening is opening:
+                self._opening = None
 
-    def _opened_with(self, loop: asyncio.AbstractEventLoop, error: BaseException | None) -> None:
-        if self._opened is not None:
-            loop.call_soon_threadsafe(_settle, self._opened, None, error)
-
-    def _commit(
-        self, connection: sqlite3.Connection, batch: list[_Item], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        writes = sum(1 for _, _, write in batch if write)
-        variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    async def _start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",  # isolated: only the standard library, whatever the working directory
+            str(_WORKER),
+            str(self.path),
+            self._synchronous,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
         try:
-            connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
-            index = 0
-            while index < len(batch):
-                operation, future, _ = batch[index]
-                if isinstance(operation, _Rows):
-                    # A run of rows for the same table: multi-row INSERTs, so that SQLite
-                    # (which releases the GIL while it works) is entered once per chunk.
-                    end = index + 1
-                    while end < len(batch):
-                        following = batch[end][0]
-                        if not isinstance(following, _Rows) or following.prefix != operation.prefix:
-                            break
-                        end += 1
-                    run = batch[index:end]
-                    try:
-                        _insert_rows(connection, operation.prefix, run, variables)
-                        results.extend((item[1], None, None) for item in run)
-                    except sqlite3.Error as failed:
-                        results.extend((item[1], None, failed) for item in run)
-                    index = end
-                    continue
-                try:
-                    results.append((future, operation(connection), None))
-                except sqlite3.Error as failed:
-                    results.append((future, None, failed))
-                index += 1
-            connection.execute("COMMIT")
-        except sqlite3.Error as failure:
-            # The transaction failed as a whole: none of its writes happened.
-            logger.exception("SQLite commit failed")
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            results = [(future, None, failure) for _, future, _ in batch]
-        else:
-            self.commits += 1
-            self.writes += writes
-        # One wake-up of the event loop for the whole batch, not one per write.
-        loop.call_soon_threadsafe(self._committed, results)
+            hello = await _read_frame(process)
+        except (asyncio.IncompleteReadError, ConnectionError) as lost:
+            await process.wait()
+            raise sqlite3.OperationalError(
+                f"the SQLite journal process for {self.path} did not start "
+                f"(exit code {process.returncode})"
+            ) from lost
+        if not hello["ok"]:
+            await process.wait()
+            raise _error(hello)
+        self._variables = int(hello["variables"])
+        self._process = process
+
+    async def close(self) -> None:
+        """Commit what is pending and stop the worker."""
+        if self._opening is not None:
+            try:
+                await self.open()
+            except (OSError, sqlite3.Error, ConfigurationError):
+                return
+        if self._process is None:
+            return
+        while self._busy or self._pending:
+            await self._call([], write=False)  # everything asked before it is committed
+        process, self._process = self._process, None
+        if process.stdin is not None:
+            process.stdin.close()
+        await process.wait()
 
     # -- batching on the event loop ---------------------------------------------------------
 
-    async def _call(
-        self, operation: Callable[[sqlite3.Connection], T] | _Rows, *, write: bool = True
-    ) -> T:
-        if self._thread is None:
+    async def _call(self, ask: list[Statement] | _Rows, *, write: bool = True) -> list[Rows | None]:
+        if self._process is None:
             await self.open()
-        loop = self._loop
-        assert loop is not None  # noqa: S101 - set by open()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((operation, future, write))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Rows | None]] = loop.create_future()
+        self._pending.append((ask, future, write))
         if not self._busy and not self._flush_scheduled:
-            # Wait for the rest of this loop iteration's writes, then hand them over together.
+            # Wait for the rest of this loop iteration's writes, then send them together.
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return await future
@@ -237,107 +197,145 @@ class SQLiteStore:
         self._flush_scheduled = False
         if self._busy or not self._pending:
             return
+        process = self._process
         batch = self._pending[: self._max_batch]
         del self._pending[: self._max_batch]
+        if process is None:  # the worker died or the store was closed meanwhile
+            self._fail(batch, sqlite3.OperationalError("the SQLiteStore is not open"))
+            return
         self._busy = True
-        self._queue.put(batch)
+        exchange = asyncio.get_running_loop().create_task(self._exchange(process, batch))
+        self._exchanges.add(exchange)
+        exchange.add_done_callback(self._exchanges.discard)
 
-    def _committed(
-        self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
-    ) -> None:
+    async def _exchange(self, process: asyncio.subprocess.Process, batch: list[_Item]) -> None:
+        units, owners = self._units(batch)
+        writes = sum(1 for _, _, write in batch if write)
+        request = {"begin": "BEGIN IMMEDIATE" if writes else "BEGIN", "units": units}
+        answer: dict[str, Any] | None = None
+        try:
+            assert process.stdin is not None  # noqa: S101 - opened with a pipe
+            body = json.dumps(request, separators=(",", ":")).encode()
+            process.stdin.write(_HEADER.pack(len(body)) + body)
+            await process.stdin.drain()
+            answer = await _read_frame(process)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if answer is None:  # the worker is gone (or this exchange was cancelled)
+                self._lost(process, batch)
+        if answer is None:
+            return
         self._busy = False
-        for future, value, error in results:
-            _settle(future, value, error)
+        if answer["ok"]:
+            self.commits += 1
+            self.writes += writes
+            for futures, result in zip(owners, answer["results"], strict=True):
+                failure = _error(result) if isinstance(result, dict) else None
+                for future in futures:
+                    _settle(future, result, failure)
+        else:
+            logger.error("SQLite commit failed: %s", answer["error"])
+            self._fail(batch, _error(answer))
         if self._pending:
             self._flush()  # what arrived during the commit goes at once
 
-    # -- life cycle -------------------------------------------------------------------------
+    def _units(self, batch: list[_Item]) -> tuple[list[list[Statement]], list[list[Any]]]:
+        """The batch as the worker's units, and the futures each unit's result settles.
 
-    async def open(self) -> None:
-        """Start the writer thread and create the tables if needed.
-
-        Raises:
-            sqlite3.Error, OSError: the file cannot be opened or created.
-            ConfigurationError: the file holds a journal of another schema version.
+        Consecutive rows for the same table become multi-row INSERTs, as few as SQLite's
+        parameter limit allows.
         """
-        if self._opened is not None:
-            await self._opened
-            return
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._opened = loop.create_future()
-        thread = threading.Thread(
-            target=self._run, args=(loop,), name=f"minimax-s2v-sqlite-{self.path.name}", daemon=True
-        )
-        thread.start()
-        try:
-            await self._opened
-        except BaseException:
-            self._opened = None  # the thread has ended: a later call tries again
-            await asyncio.to_thread(thread.join)
-            raise
-        self._thread = thread
+        units: list[list[Statement]] = []
+        owners: list[list[Any]] = []
+        index = 0
+        while index < len(batch):
+            ask, future, _ = batch[index]
+            if not isinstance(ask, _Rows):
+                units.append(ask)
+                owners.append([future])
+                index += 1
+                continue
+            end = index + 1
+            while end < len(batch):
+                following = batch[end][0]
+                if not isinstance(following, _Rows) or following.prefix != ask.prefix:
+                    break
+                end += 1
+            rows = [item[0].row for item in batch[index:end]]  # type: ignore[union-attr]
+            placeholder = "(" + ", ".join("?" * len(rows[0])) + ")"
+            chunk = max(1, self._variables // len(rows[0]))
+            statements: list[Statement] = []
+            for start in range(0, len(rows), chunk):
+                part = rows[start : start + chunk]
+                values = [value for row in part for value in row]
+                statements.append(
+                    (ask.prefix + ", ".join([placeholder] * len(part)), values, False)
+                )
+            units.append(statements)
+            owners.append([item[1] for item in batch[index:end]])
+            index = end
+        return units, owners
 
-    async def close(self) -> None:
-        """Commit what is pending and stop the writer thread."""
-        thread = self._thread
-        if thread is None:
-            return
-        await self._call(_nothing, write=False)  # everything asked before is committed
-        self._queue.put(_STOP)
-        await asyncio.to_thread(thread.join)
-        self._thread = None
-        self._opened = None
+    def _lost(self, process: asyncio.subprocess.Process, batch: list[_Item]) -> None:
+        if self._process is process:
+            self._process = None  # the next call starts a new worker
+        error = sqlite3.OperationalError(
+            f"the SQLite journal process for {self.path} ended (exit code {process.returncode}); "
+            "these writes may or may not have been committed"
+        )
+        logger.error("%s", error)
         self._busy = False
-        # Writes asked for while closing found no writer: they fail rather than hang.
-        closed = RuntimeError("the SQLiteStore was closed")
-        leftovers = self._pending
+        self._fail(batch + self._pending, error)
         self._pending = []
-        while not self._queue.empty():
-            leftovers.extend(self._queue.get_nowait())
-        for _, future, _ in leftovers:
-            _settle(future, None, closed)
+
+    @staticmethod
+    def _fail(batch: list[_Item], error: BaseException) -> None:
+        for _, future, _ in batch:
+            _settle(future, None, error)
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> Rows:
+        (rows,) = await self._call([(sql, params, True)], write=False)
+        assert rows is not None  # noqa: S101 - asked with fetch
+        return rows
+
+    async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        await self._call([(sql, params, False)])
 
     # -- the store protocol -----------------------------------------------------------------
 
     async def save_submission(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent (returns once committed)."""
-        row = (
-            submission.nonce,
-            submission.fingerprint,
-            json.dumps(submission.payload, separators=(",", ":")),
-            submission.label,
-            submission.state.value,
-            submission.task_id,
-            submission.created_at.timestamp(),
-        )
-        await self._call(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)", row
-            )
+        await self._execute(
+            "INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                submission.nonce,
+                submission.fingerprint,
+                json.dumps(submission.payload, separators=(",", ":")),
+                submission.label,
+                submission.state.value,
+                submission.task_id,
+                submission.created_at.timestamp(),
+            ),
         )
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
-        await self._call(
-            lambda c: c.execute(
-                "UPDATE submissions SET state = ?, task_id = ? WHERE nonce = ?",
-                (SubmissionState.SUBMITTED.value, task_id, nonce),
-            )
+        await self._execute(
+            "UPDATE submissions SET state = ?, task_id = ? WHERE nonce = ?",
+            (SubmissionState.SUBMITTED.value, task_id, nonce),
         )
 
     async def mark_uncertain(self, nonce: str) -> None:
         """Record that a submission's outcome is unknown."""
-        await self._call(
-            lambda c: c.execute(
-                "UPDATE submissions SET state = ? WHERE nonce = ? AND task_id IS NULL",
-                (SubmissionState.UNCERTAIN.value, nonce),
-            )
+        await self._execute(
+            "UPDATE submissions SET state = ? WHERE nonce = ? AND task_id IS NULL",
+            (SubmissionState.UNCERTAIN.value, nonce),
         )
 
     async def drop_submission(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
-        await self._call(lambda c: c.execute("DELETE FROM submissions WHERE nonce = ?", (nonce,)))
+        await self._execute("DELETE FROM submissions WHERE nonce = ?", (nonce,))
 
     async def save_event(
         self,
@@ -368,95 +366,66 @@ class SQLiteStore:
 
     async def unfinished(self) -> list[StoredTask]:
         """Submitted tasks whose last confirmed status is not final."""
-        rows = await self._call(
-            lambda c: c.execute(
-                _TASK_QUERY + "WHERE s.task_id IS NOT NULL AND COALESCE(e.terminal, 0) = 0 "
-                "ORDER BY s.created_at"
-            ).fetchall(),
-            write=False,
+        rows = await self._rows(
+            _TASK_QUERY + "WHERE s.task_id IS NOT NULL AND COALESCE(e.terminal, 0) = 0 "
+            "ORDER BY s.created_at"
         )
         return [_task_row(row) for row in rows]
 
     async def uncertain(self) -> list[StoredSubmission]:
         """Submissions without a known task, oldest first."""
-        rows = await self._call(
-            lambda c: c.execute(
-                "SELECT * FROM submissions WHERE task_id IS NULL ORDER BY created_at"
-            ).fetchall(),
-            write=False,
+        rows = await self._rows(
+            "SELECT * FROM submissions WHERE task_id IS NULL ORDER BY created_at"
         )
         return [_submission_row(row) for row in rows]
 
     async def task(self, task_id: str) -> StoredTask | None:
         """One task, if known."""
-
-        def read(connection: sqlite3.Connection) -> StoredTask | None:
-            row = connection.execute(_TASK_QUERY + "WHERE s.task_id = ?", (task_id,)).fetchone()
-            if row is not None:
-                return _task_row(row)
-            alone = connection.execute(_LAST_CONFIRMED_EVENT, (task_id,)).fetchone()
-            return StoredTask(task_id, _snapshot(alone), None) if alone else None
-
-        return await self._call(read, write=False)
+        submitted, alone = await self._call(
+            [
+                (_TASK_QUERY + "WHERE s.task_id = ?", (task_id,), True),
+                (_LAST_CONFIRMED_EVENT, (task_id,), True),
+            ],
+            write=False,
+        )
+        if submitted:
+            return _task_row(submitted[0])
+        return StoredTask(task_id, _snapshot(alone[0]), None) if alone else None
 
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
-        rows = await self._call(
-            lambda c: c.execute("SELECT * FROM submissions ORDER BY created_at").fetchall(),
-            write=False,
-        )
+        rows = await self._rows("SELECT * FROM submissions ORDER BY created_at")
         return [_submission_row(row) for row in rows]
 
     async def events(
         self, task_id: str | None = None
     ) -> list[tuple[TaskSnapshot, EventSource, bool]]:
         """Journaled updates, oldest first."""
-        query = _EVENTS
-        params: tuple[str, ...] = ()
-        if task_id is not None:
-            query += " WHERE task_id = ?"
-            params = (task_id,)
-        rows = await self._call(
-            lambda c: c.execute(query + " ORDER BY id", params).fetchall(), write=False
-        )
+        if task_id is None:
+            rows = await self._rows(_EVENTS + " ORDER BY id")
+        else:
+            rows = await self._rows(_EVENTS + " WHERE task_id = ? ORDER BY id", (task_id,))
         return [(_snapshot(row[:8]), EventSource(row[8]), bool(row[9])) for row in rows]
 
 
-def _nothing(_: sqlite3.Connection) -> None:
-    return None
+async def _read_frame(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert process.stdout is not None  # noqa: S101 - opened with a pipe
+    (length,) = _HEADER.unpack(await process.stdout.readexactly(_HEADER.size))
+    document: dict[str, Any] = json.loads(await process.stdout.readexactly(length))
+    return document
 
 
-def _prepare(connection: sqlite3.Connection, path: Path, synchronous: str) -> None:
-    """Set the connection up and create the schema, or refuse a file of another version."""
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(f"PRAGMA synchronous={synchronous}")
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version == 0:
-        existing = connection.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('submissions', 'events')"
-        ).fetchone()[0]
-        if existing:
-            version = -1  # tables without a version: written by a pre-release build
-    if version not in (0, SCHEMA_VERSION):
-        raise ConfigurationError(
-            f"{path} holds a journal of schema version {max(version, 0)}, but this version "
-            f"of minimax_s2v reads version {SCHEMA_VERSION}; use a new file for the new journal"
-        )
-    connection.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-
-
-def _insert_rows(
-    connection: sqlite3.Connection, prefix: str, run: list[_Item], variables: int
-) -> None:
-    """Insert the rows of ``run`` with as few statements as SQLite's variable limit allows."""
-    rows = [item[0].row for item in run]  # type: ignore[union-attr]
-    width = len(rows[0])
-    placeholder = "(" + ", ".join("?" * width) + ")"
-    chunk = max(1, variables // width)
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        values = [value for row in part for value in row]
-        connection.execute(prefix + ", ".join([placeholder] * len(part)), values)
+def _error(failure: dict[str, Any]) -> Exception:
+    """The exception a worker's ``{"kind": …, "error": …}`` stands for."""
+    kind, message = str(failure.get("kind")), str(failure.get("error"))
+    if kind == "SchemaMismatchError":
+        return ConfigurationError(message)
+    found = getattr(sqlite3, kind, None)
+    if isinstance(found, type) and issubclass(found, sqlite3.Error):
+        return found(message)
+    if kind in ("OSError", "PermissionError", "FileNotFoundError", "NotADirectoryError"):
+        return OSError(message)
+    return sqlite3.Error(f"{kind}: {message}")
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -468,7 +437,7 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_result(value)
 
 
-def _snapshot(row: tuple[Any, ...]) -> TaskSnapshot:
+def _snapshot(row: list[Any]) -> TaskSnapshot:
     """A snapshot from an event's columns ``task_id, status, … error_message``."""
     task_id, status, status_text, file_id, width, height, error_code, error_message = row
     return TaskSnapshot(
@@ -483,7 +452,7 @@ def _snapshot(row: tuple[Any, ...]) -> TaskSnapshot:
     )
 
 
-def _submission_row(row: tuple[Any, ...]) -> StoredSubmission:
+def _submission_row(row: list[Any]) -> StoredSubmission:
     nonce, fingerprint, payload, label, state, task_id, created_at = row[:7]
     return StoredSubmission(
         nonce=nonce,
@@ -496,7 +465,7 @@ def _submission_row(row: tuple[Any, ...]) -> StoredSubmission:
     )
 
 
-def _task_row(row: tuple[Any, ...]) -> StoredTask:
+def _task_row(row: list[Any]) -> StoredTask:
     submission = _submission_row(row)
     snapshot = _snapshot(row[7:15]) if row[7] is not None else None
     assert submission.task_id is not None  # noqa: S101 - the queries select tasks with an id
