@@ -437,24 +437,24 @@ class Client:
         if self._state is not _State.OPENED:
             return
         record = self.registry.get(snapshot.task_id)
-        news = record is not None and self.registry.is_news(snapshot)
+        news = record is not None and self.registry.is_news(snapshot, record)
+        terminal = snapshot.status.is_terminal
+        if news and not terminal:
+            # Progress is applied before the journal's await, so that updates racing each
+            # other through the journal cannot move a task backwards; either way the update
+            # is acknowledged only once journaled.
+            self.registry.apply(snapshot, EventSource.CALLBACK, checked=True, record=record)
         if not recorded:
             # Every authenticated update is journaled before it is acknowledged, duplicates
             # included; only news from this client's own tasks becomes known state (another
             # replica's task is confirmed by the replica that awaits it).
             await self.store.save_event(
-                snapshot,
-                EventSource.CALLBACK,
-                confirmed=news and not snapshot.is_terminal,
-                nonce=nonce,
+                snapshot, EventSource.CALLBACK, confirmed=news and not terminal, nonce=nonce
             )
-        if not news or record is None:
+        if not news or not terminal or record is None:
             return
-        if not snapshot.is_terminal:
-            self.registry.apply(snapshot, EventSource.CALLBACK, checked=True)
-            return
-        if record.confirming:
-            return  # a duplicate while the first copy is being confirmed
+        if record.confirming or record.done.is_set():
+            return  # a duplicate while the first copy is being confirmed, or ended meanwhile
         record.confirming = True
         if snapshot.status is TaskStatus.SUCCESS:
             self._spawn(self._confirm_success(record, snapshot))

@@ -108,11 +108,15 @@ class TaskRegistry:
         if snapshot is not None and snapshot.file_id is not None:
             self._file_owners.pop(snapshot.file_id, None)
 
-    def is_news(self, snapshot: TaskSnapshot) -> bool:
-        """Whether applying ``snapshot`` would change what is known (not a duplicate, not stale)."""
-        record = self._records.get(snapshot.task_id)
+    def is_news(self, snapshot: TaskSnapshot, record: TaskRecord | None = None) -> bool:
+        """Whether applying ``snapshot`` would change what is known (not a duplicate, not stale).
+
+        ``record`` is the task's record when the caller has already looked it up.
+        """
         if record is None:
-            return True
+            record = self._records.get(snapshot.task_id)
+            if record is None:
+                return True
         current = record.snapshot
         if record.done.is_set():
             return False
@@ -123,21 +127,30 @@ class TaskRegistry:
                 return False
         return True
 
-    def apply(self, snapshot: TaskSnapshot, source: EventSource, *, checked: bool = False) -> bool:
+    def apply(
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        checked: bool = False,
+        record: TaskRecord | None = None,
+    ) -> bool:
         """Apply an update; return whether it changed what is known.
 
-        ``checked`` says the caller has just seen :meth:`is_news` return true.
+        ``checked`` says the caller has just seen :meth:`is_news` return true; ``record`` is
+        the task's record when the caller has already looked it up.
         """
-        if not checked and not self.is_news(snapshot):
+        if not checked and not self.is_news(snapshot, record):
             return False
-        record = self.track(snapshot.task_id)
+        if record is None:
+            record = self.track(snapshot.task_id)
         record.snapshot = snapshot
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
         record.events.append(StatusEvent(snapshot, source, datetime.now(UTC)))
         for queue in record.listeners:
             queue.put_nowait(snapshot)
-        if snapshot.is_terminal:
+        if snapshot.status.is_terminal:
             self._finish(record)
         return True
 

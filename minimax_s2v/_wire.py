@@ -181,14 +181,24 @@ _converter.register_unstructure_hook(
         model=override(omit_if_default=False),
     ),
 )
-_structure_snapshot_fields = make_dict_structure_fn(
-    TaskSnapshot,
-    _converter,
-    task_id=override(struct_hook=_task_id),
-    file_id=override(struct_hook=_optional_file_id),
-    width=override(rename="video_width", struct_hook=_optional_dimension),
-    height=override(rename="video_height", struct_hook=_optional_dimension),
-)
+
+
+def _snapshot_structurer(detailed: bool) -> Callable[[Mapping[str, Any], Any], TaskSnapshot]:
+    return make_dict_structure_fn(
+        TaskSnapshot,
+        _converter,
+        _cattrs_detailed_validation=detailed,
+        task_id=override(struct_hook=_task_id),
+        file_id=override(struct_hook=_optional_file_id),
+        width=override(rename="video_width", struct_hook=_optional_dimension),
+        height=override(rename="video_height", struct_hook=_optional_dimension),
+    )
+
+
+# The same hooks twice: a quick pass for the bodies that fit (nearly all of them), and a
+# detailed one that names every field that does not, run only when the quick one fails.
+_structure_snapshot_quick = _snapshot_structurer(detailed=False)
+_structure_snapshot_fields = _snapshot_structurer(detailed=True)
 _structure_file_fields = make_dict_structure_fn(
     VideoFile,
     _converter,
@@ -279,7 +289,10 @@ def _snapshot(data: Mapping[str, Any]) -> TaskSnapshot:
     fields["error_code"] = code or None
     fields["error_message"] = message
     fields["status_text"] = data.get("status")
-    return _structure_snapshot_fields(fields, TaskSnapshot)
+    try:
+        return _structure_snapshot_quick(fields, TaskSnapshot)
+    except Exception:  # noqa: BLE001 - structured again below, to report every problem
+        return _structure_snapshot_fields(fields, TaskSnapshot)
 
 
 def parse_snapshot(data: object) -> TaskSnapshot:

@@ -277,41 +277,59 @@ class CallbackReceiver:
         ``read_body`` is awaited only for a verified path and returns ``(bytes, too_large)``.
         No input raises; no input makes it answer 500.
         """
+        nonce, refusal = self._route(method, path)
+        if refusal is not None:
+            return refusal
+        assert nonce is not None  # noqa: S101 - _route gives one or the other
         try:
-            return await self._process(method, path, read_body)
-        except Exception:  # the receiver must answer, whatever happens
-            logger.exception("callback handling failed")
-            self.stats["errors"] += 1
-            return 400, {"error": "the callback could not be processed"}
+            raw, too_large = await read_body()
+        except Exception:  # noqa: BLE001 - the receiver must answer, whatever happens
+            return self._failed()
+        return await self._answer(nonce, raw, too_large)
 
-    async def _process(
-        self, method: str, path: str, read_body: BodyReader
-    ) -> tuple[int, dict[str, Any]]:
-        nonce = self._verified_nonce(path)
+    def _route(
+        self, method: str, path: str
+    ) -> tuple[str | None, tuple[int, dict[str, Any]] | None]:
+        """The verified nonce of a request, or the answer that refuses it."""
+        try:
+            nonce = self._verified_nonce(path)
+        except Exception:  # noqa: BLE001 - the receiver must answer, whatever happens
+            return None, self._failed()
         if nonce is None:
             self.stats["rejected_path"] += 1
-            return 404, {"error": "not found"}
+            return None, (404, {"error": "not found"})
         if method.upper() != "POST":
             self.stats["rejected_method"] += 1
-            return 405, {"error": "method not allowed: callbacks are POSTed"}
-        raw, too_large = await read_body()
-        if too_large:
-            self.stats["rejected_too_large"] += 1
-            return 413, {"error": f"body larger than {self.max_body} bytes"}
+            return None, (405, {"error": "method not allowed: callbacks are POSTed"})
+        return nonce, None
+
+    async def _answer(self, nonce: str, raw: bytes, too_large: bool) -> tuple[int, dict[str, Any]]:
+        """Answer a verified callback's body: the challenge at once, an update once recorded."""
         try:
-            data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            self.stats["rejected_body"] += 1
-            return 400, {"error": "body is not JSON"}
-        try:
-            message = parse_callback(data)
-        except ResponseValidationError as error:
-            self.stats["rejected_body"] += 1
-            return 400, {"error": "; ".join(error.errors)[:300]}
-        if isinstance(message, CallbackChallenge):
-            self.stats["challenges"] += 1
-            return 200, {"challenge": message.challenge}
-        return await self._update(nonce, message)
+            if too_large:
+                self.stats["rejected_too_large"] += 1
+                return 413, {"error": f"body larger than {self.max_body} bytes"}
+            try:
+                data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                self.stats["rejected_body"] += 1
+                return 400, {"error": "body is not JSON"}
+            try:
+                message = parse_callback(data)
+            except ResponseValidationError as error:
+                self.stats["rejected_body"] += 1
+                return 400, {"error": "; ".join(error.errors)[:300]}
+            if isinstance(message, CallbackChallenge):
+                self.stats["challenges"] += 1
+                return 200, {"challenge": message.challenge}
+            return await self._update(nonce, message)
+        except Exception:  # noqa: BLE001 - the receiver must answer, whatever happens
+            return self._failed()
+
+    def _failed(self) -> tuple[int, dict[str, Any]]:
+        logger.exception("callback handling failed")
+        self.stats["errors"] += 1
+        return 400, {"error": "the callback could not be processed"}
 
     def holds(self, nonce: str) -> bool:
         """Whether this receiver has a binding for ``nonce``."""
@@ -413,14 +431,24 @@ class CallbackReceiver:
     # -- aiohttp ---------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
-        async def read_body() -> tuple[bytes, bool]:
+        return await self._respond(request, request.match_info["tail"])
+
+    async def _respond(self, request: web.BaseRequest, path: str) -> web.Response:
+        # process() in steps, without its body-reading callback: this runs for every callback.
+        nonce, answer = self._route(request.method, path)
+        if answer is None:
+            assert nonce is not None  # noqa: S101 - _route gives one or the other
             declared = request.content_length
             if declared is not None and declared > self.max_body:
-                return b"", True
-            raw = await request.content.read(self.max_body + 1)
-            return raw, len(raw) > self.max_body
-
-        status, payload = await self.process(request.method, request.match_info["tail"], read_body)
+                answer = await self._answer(nonce, b"", True)
+            else:
+                try:
+                    raw = await request.content.read(self.max_body + 1)
+                except Exception:  # noqa: BLE001 - a broken upload; the receiver still answers
+                    answer = self._failed()
+                else:
+                    answer = await self._answer(nonce, raw, len(raw) > self.max_body)
+        status, payload = answer
         if payload is _ACK:
             return web.Response(body=_ACK_BODY, content_type="application/json")
         return web.json_response(payload, status=status)
@@ -461,8 +489,17 @@ class CallbackReceiver:
                 proxy can forward it unchanged.
         """
         mount = (self.public_url.path if path is None else path).rstrip("/")
-        app = self.make_app(mount)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        prefix = mount + "/"
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            # aiohttp's low-level server: the receiver is the only thing served here, so
+            # no application, router or middleware stands between a callback and its answer.
+            if not request.path.startswith(prefix):
+                self.stats["rejected_path"] += 1
+                return web.json_response({"error": "not found"}, status=404)
+            return await self._respond(request, request.path[len(prefix) :])
+
+        runner = web.ServerRunner(web.Server(handle, access_log=None), handle_signals=False)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)
@@ -471,6 +508,7 @@ class CallbackReceiver:
             yield URL.build(scheme="http", host=bound_host, port=bound_port, path=mount or "/")
         finally:
             await runner.cleanup()
+            await self.close()
 
     # -- ASGI ------------------------------------------------------------------------------
 

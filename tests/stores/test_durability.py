@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minimax_s2v import Client, TaskStatus
+from minimax_s2v import Client, TaskSnapshot, TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import SQLiteStore
 from tests.client_setup import NO_WAIT, face_request
@@ -118,3 +118,30 @@ async def test_uncertain_submission_survives_restart_and_is_adopted(tmp_path: Pa
         await store.close()
     assert snapshot.status is TaskStatus.SUCCESS
     assert emu.counters.tasks_created == 1
+
+
+async def test_updates_racing_through_the_journal_never_move_a_task_back(tmp_path: Path) -> None:
+    """Processing then (late) Queueing, both in flight in the journal: the task stays ahead."""
+    store = SQLiteStore(tmp_path / "j.db")
+    async with Client("key", base_url="http://127.0.0.1:9", store=store) as client:
+        task = client.task("42")
+        queueing = TaskSnapshot("42", TaskStatus.QUEUEING)
+        processing = TaskSnapshot("42", TaskStatus.PROCESSING)
+        # Both arrive before either is journaled (each waits for the same commit).
+        await asyncio.gather(
+            client.deliver_callback(processing, nonce="nonce-race-1"),
+            client.deliver_callback(queueing, nonce="nonce-race-2"),
+        )
+        assert task.status is TaskStatus.PROCESSING
+        assert [event.snapshot.status for event in task.events] == [TaskStatus.PROCESSING]
+        journal = await store.events("42")
+        stored = await store.task("42")
+    await store.close()
+    # Both were journaled (every authenticated update is), only the news as confirmed.
+    assert [(s.status, confirmed) for s, _, confirmed in journal] == [
+        (TaskStatus.PROCESSING, True),
+        (TaskStatus.QUEUEING, False),
+    ]
+    assert stored is not None
+    assert stored.snapshot is not None
+    assert stored.snapshot.status is TaskStatus.PROCESSING
