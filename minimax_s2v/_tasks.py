@@ -20,6 +20,9 @@ __all__ = ["Task", "TaskRecord", "TaskRegistry"]
 logger = logging.getLogger("minimax_s2v")
 
 
+_NOBODY: frozenset[Any] = frozenset()
+
+
 class TaskRecord:
     """What the registry knows of one task: its last snapshot, its end, and who listens."""
 
@@ -51,8 +54,9 @@ class TaskRecord:
         self.confirming = False  # a callback's final status is being checked with the API
         self.label: str | None = None
         # One queue per updates() iterator; at most one entry per forward status change,
-        # so a queue never holds more than the six statuses of the life cycle.
-        self.listeners: set[asyncio.Queue[TaskSnapshot | None]] = set()
+        # so a queue never holds more than the six statuses of the life cycle. A shared
+        # empty set until someone listens: a service may follow many thousand tasks.
+        self.listeners: set[asyncio.Queue[TaskSnapshot | None]] | frozenset[Any] = _NOBODY
 
     @property
     def status(self) -> TaskStatus | None:
@@ -297,7 +301,10 @@ class Task:
         """
         record = self._record
         queue: asyncio.Queue[TaskSnapshot | None] = asyncio.Queue()
-        record.listeners.add(queue)
+        listeners = record.listeners
+        if not isinstance(listeners, set):
+            listeners = record.listeners = set()
+        listeners.add(queue)
         try:
             if record.snapshot is not None:
                 yield record.snapshot
@@ -312,7 +319,7 @@ class Task:
                     return
                 yield snapshot
         finally:
-            record.listeners.discard(queue)
+            listeners.discard(queue)
 
     async def refresh(self) -> TaskSnapshot:
         """Query the task once now and apply the answer."""

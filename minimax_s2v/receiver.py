@@ -109,7 +109,7 @@ class _Binding:
         self.bound = False  # the submit answer confirmed task_id
         self.uncertain = False  # the submit answer was lost: the first callback names the task
         self.created = time.monotonic()
-        self.early: list[TaskSnapshot] = []
+        self.early: tuple[TaskSnapshot, ...] = ()  # a tuple: most nonces never need one
 
 
 _ACK = callback_ack()
@@ -224,7 +224,7 @@ class CallbackReceiver:
         binding = self._bindings.get(nonce)
         if binding is None:
             return
-        early, binding.early = binding.early, []
+        early, binding.early = binding.early, ()
         if binding.task_id is not None and binding.task_id != task_id:
             self.stats["conflicts"] += 1
             logger.warning(
@@ -234,7 +234,7 @@ class CallbackReceiver:
                 binding.task_id,
                 task_id,
             )
-            early = []
+            early = ()
         binding.task_id = task_id
         binding.bound = True
         if binding.sink is not None:
@@ -375,7 +375,7 @@ class CallbackReceiver:
             await binding.sink.record_early(snapshot, nonce)  # on record before it is acknowledged
         if len(binding.early) < self._early_limit:
             self.stats["early"] += 1
-            binding.early.append(snapshot)
+            binding.early = (*binding.early, snapshot)
         else:
             self.stats["early_dropped"] += 1
         return 200, _ACK
