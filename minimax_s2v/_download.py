@@ -29,6 +29,7 @@ ProgressCallback = Callable[[int, int | None], object]
 _WRITE_SIZE = 4 * 1024 * 1024  # buffer this much before each write, done off the event loop
 _IOV_MAX = 1024
 _MAX_REFRESHES = 3
+_ADVISE = getattr(os, "posix_fadvise", None) if hasattr(os, "POSIX_FADV_DONTNEED") else None
 
 
 class _Restart(Exception):  # noqa: N818 - internal control flow, never escapes
@@ -69,7 +70,7 @@ async def download_video(
     loop = asyncio.get_running_loop()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
-    state = _Progress(fd, on_progress)
+    state = _Progress(fd, on_progress, early_writeback=fsync)
     try:
         await _fetch_all(
             session,
@@ -106,7 +107,9 @@ class _Progress:
     written and the one filling), so memory stays flat whatever the file size.
     """
 
-    def __init__(self, fd: int, on_progress: ProgressCallback | None) -> None:
+    def __init__(
+        self, fd: int, on_progress: ProgressCallback | None, *, early_writeback: bool = False
+    ) -> None:
         self.fd = fd
         self.on_progress = on_progress
         self.done = 0  # bytes received and kept
@@ -114,6 +117,11 @@ class _Progress:
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._writing: asyncio.Future[None] | None = None
+        # With fsync at the end, each written batch is sent on to the disk at once, so that
+        # the final fsync has only the last one left to wait for (and a large video does
+        # not crowd the page cache).
+        self._early_writeback = early_writeback and _ADVISE is not None
+        self._offset = 0  # where the next batch goes in the file
 
     async def add(self, chunk: bytes) -> None:
         self._batch.append(chunk)
@@ -127,8 +135,12 @@ class _Progress:
     async def _start_write(self) -> None:
         if self._writing is not None:
             await self._writing
-        batch, self._batch, self._batch_size = self._batch, [], 0
-        self._writing = asyncio.get_running_loop().run_in_executor(None, _write_all, self.fd, batch)
+        batch, start, size = self._batch, self._offset, self._batch_size
+        self._batch, self._batch_size = [], 0
+        self._offset += size
+        self._writing = asyncio.get_running_loop().run_in_executor(
+            None, _write_all, self.fd, batch, (start, size) if self._early_writeback else None
+        )
 
     async def flush_quietly(self) -> None:
         """Wait for a write in flight, ignoring its error (the download is failing anyway)."""
@@ -149,11 +161,13 @@ class _Progress:
         """Drop everything: the server sent the whole file again."""
         await self.flush()
         self.done = 0
+        self._offset = 0
         await asyncio.get_running_loop().run_in_executor(None, os.ftruncate, self.fd, 0)
         await asyncio.get_running_loop().run_in_executor(None, os.lseek, self.fd, 0, os.SEEK_SET)
 
 
-def _write_all(fd: int, batch: list[bytes]) -> None:
+def _write_all(fd: int, batch: list[bytes], writeback: tuple[int, int] | None = None) -> None:
+    """Write ``batch`` at the file's position; then start writing back ``(offset, length)``."""
     view = batch
     while view:
         written = os.writev(fd, view[:_IOV_MAX])
@@ -163,6 +177,10 @@ def _write_all(fd: int, batch: list[bytes]) -> None:
             view = view[1:]
         if written:
             view = [view[0][written:], *view[1:]]
+    if writeback is not None and _ADVISE is not None:
+        # On Linux, DONTNEED starts the writeback of dirty pages without waiting for it.
+        with contextlib.suppress(OSError):
+            _ADVISE(fd, writeback[0], writeback[1], os.POSIX_FADV_DONTNEED)
 
 
 async def _fetch_all(

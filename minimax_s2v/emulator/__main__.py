@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--file-size", type=int, default=256 * 1024, help="bytes of each MP4")
     parser.add_argument(
+        "--download-rate",
+        type=float,
+        default=None,
+        metavar="BYTES_PER_S",
+        help="pace each download to this rate, like a CDN link (default: unpaced)",
+    )
+    parser.add_argument(
         "--callback-target",
         action="append",
         default=[],
@@ -127,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limits=rate_limits,
             faults=faults,
             file_size=args.file_size,
+            download_rate=args.download_rate,
             callback_targets=tuple(args.callback_target),
         )
     except ValueError as exc:

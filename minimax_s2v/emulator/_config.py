@@ -79,6 +79,13 @@ def _probability(_: object, attribute: attrs.Attribute[float], value: float) -> 
         raise ValueError(f"{attribute.name} must be a probability between 0 and 1, got {value}")
 
 
+def _positive_or_none(
+    _: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+
+
 def _probability_field() -> float:
     return attrs.field(default=0.0, validator=_probability)
 
@@ -203,6 +210,8 @@ class EmulatorConfig:
         data_urls: ``"accept"`` data URLs, or ``"reject"`` them with 1000 (both seen).
         download_ttl: seconds a ``download_url`` stays valid (expired: HTTP 403).
         file_size: bytes of each generated MP4 (streamed, never held in memory).
+        download_rate: bytes per second each download is paced to, like a CDN link; ``None``
+            serves as fast as the connection takes them.
         report_file_bytes: report the size in retrieve's ``bytes`` (else 0, also seen).
         backup_download_url: add ``backup_download_url`` to retrieve answers.
         task_ttl: seconds after creation when a task is forgotten (query: error 2013).
@@ -231,6 +240,7 @@ class EmulatorConfig:
     data_urls: Literal["accept", "reject"] = "accept"
     download_ttl: float = 3600.0
     file_size: int = 256 * 1024
+    download_rate: float | None = attrs.field(default=None, validator=_positive_or_none)
     report_file_bytes: bool = True
     backup_download_url: bool = False
     task_ttl: float = 7 * 24 * 3600.0

@@ -473,8 +473,15 @@ class Emulator:
             return response
         # A planned drop cuts the body half-way, so a client must resume with Range.
         stop = start + (end - start) // 2 if drop else end
+        rate = self._config.download_rate
+        began, sent = time.monotonic(), 0
         for chunk in video.chunks(start, stop):
             await response.write(chunk)
+            if rate is not None:  # paced like a CDN link: never ahead of rate * elapsed
+                sent += len(chunk)
+                ahead = sent / rate - (time.monotonic() - began)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
         if drop:
             self.counters.count("download", "fault_drop")
             if request.transport is not None:

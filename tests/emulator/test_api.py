@@ -256,6 +256,20 @@ async def test_download_is_a_valid_mp4_of_the_configured_size(http: aiohttp.Clie
     assert b"avc1" in data[:5000]
 
 
+async def test_download_rate_paces_like_a_link(http: aiohttp.ClientSession) -> None:
+    """With download_rate, 2 MB at 4 MB/s take at least half a second (a lower bound only)."""
+    with pytest.raises(ValueError, match="download_rate"):
+        Emulator(download_rate=0)
+    async with Emulator(file_size=2_000_000, download_rate=4_000_000) as emu:
+        url = await download_url_for(http, emu)
+        started = asyncio.get_running_loop().time()
+        async with http.get(url) as r:
+            data = await r.read()
+        elapsed = asyncio.get_running_loop().time() - started
+    assert len(data) == 2_000_000
+    assert elapsed >= 0.45
+
+
 async def test_range_requests(http: aiohttp.ClientSession) -> None:
     """Range gives 206 with the right bytes; an unsatisfiable range gives 416."""
     async with Emulator(file_size=1_000_000) as emu:
