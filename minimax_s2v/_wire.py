@@ -58,7 +58,17 @@ T = TypeVar("T")
 def _strict_str(value: object, _: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
+    return _unicode(value)
+
+
+def _unicode(text: str) -> str:
+    """``text`` if it is valid Unicode: JSON escapes can smuggle in lone surrogates."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (not valid Unicode)") from None
+    return text
 
 
 def _strict_int(value: object, _: object) -> int:
@@ -89,7 +99,7 @@ def _digits(value: object, what: str) -> str:
             raise ValueError(f"{what} must not be negative")
         return str(value)
     if isinstance(value, str):
-        return value
+        return _unicode(value)
     raise TypeError(f"expected a {what} (string or integer), got {type(value).__name__}")
 
 

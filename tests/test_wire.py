@@ -205,6 +205,12 @@ def test_api_error_in_reads_base_resp() -> None:
         {"task_id": "1", "status": "Success", "video_width": "1920"},
         {"task_id": "1", "status": "Success", "file_id": True},
         {"task_id": "", "status": "Success"},
+        json.loads('{"task_id": "1", "status": "\\ud800"}'),  # a lone surrogate
+        json.loads('{"task_id": "1", "status": "Success", "file_id": "9\\udfff"}'),
+        json.loads(
+            '{"task_id": "1", "status": "Fail", "base_resp": '
+            '{"status_code": 1026, "status_msg": "x\\ud83d"}}'
+        ),
         [],
         "text",
         None,

@@ -119,7 +119,9 @@ def run_unit(connection: sqlite3.Connection, unit: list[list[Any]]) -> object:
         for sql, params, fetch in unit:
             cursor = connection.execute(sql, params)
             results.append(cursor.fetchall() if fetch else None)
-    except sqlite3.Error as error:
+    except (sqlite3.Error, ValueError, OverflowError) as error:
+        # A value SQLite cannot take (a lone surrogate, an integer over 64 bits) fails its
+        # unit only; the worker carries on.
         return _failure(error)
     return results
 

@@ -171,3 +171,18 @@ def test_bad_arguments_are_refused() -> None:
         SQLiteStore("x.db", synchronous="OFF")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_batch"):
         SQLiteStore("x.db", max_batch=0)
+
+
+async def test_a_value_sqlite_cannot_take_fails_alone(tmp_path: Path) -> None:
+    """A lone surrogate in a label fails that write only; the worker and the rest go on."""
+    store = SQLiteStore(tmp_path / "j.db")
+    await store.open()
+    pid = store.worker_pid
+    bad = asyncio.ensure_future(store.save_submission(submission("nonce-bad", label="x\ud800")))
+    good = asyncio.ensure_future(store.save_submission(submission("nonce-good", label="ok")))
+    with pytest.raises(sqlite3.Error, match="surrogate"):
+        await bad
+    await good
+    assert store.worker_pid == pid
+    assert [s.nonce for s in await store.submissions()] == ["nonce-good"]
+    await store.close()
