@@ -24,6 +24,9 @@ __all__ = ["RedisStore", "RemoteUpdate"]
 
 logger = logging.getLogger("minimax_s2v")
 
+# An update waiting to be written: snapshot, source, confirmed, nonce, and its waiter.
+_Pending = tuple[TaskSnapshot, EventSource, bool, "str | None", "asyncio.Future[None]"]
+
 #: ``on_update(nonce or None, snapshot, confirmed)``: an update another replica recorded.
 RemoteUpdate = Callable[[str | None, TaskSnapshot, bool], Awaitable[None]]
 
@@ -68,7 +71,13 @@ class RedisStore:
         self._channel = prefix + "updates"
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: list[RemoteUpdate] = []
-        self._origin = f"{time.time_ns()}-{id(self)}"  # to skip our own publications
+        # Each publication starts with its origin, so a replica skips its own unparsed.
+        self._origin = f"{time.time_ns()}-{id(self)}\n"
+        # Updates gathered on the event loop while the previous batch is written.
+        self._pending: list[_Pending] = []
+        self._writing = False
+        self._flush_scheduled = False
+        self._batches: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._url_host!r}, prefix={self._prefix!r})"
@@ -81,7 +90,12 @@ class RedisStore:
         await self._redis.ping()
 
     async def close(self) -> None:
-        """Stop listening and close the connections."""
+        """Write what is pending, stop listening and close the connections."""
+        while self._batches or self._pending:
+            if self._batches:
+                await asyncio.gather(*self._batches, return_exceptions=True)
+            elif self._pending:
+                self._flush()
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
@@ -105,17 +119,23 @@ class RedisStore:
     async def _listen(self, pubsub: Any) -> None:
         try:
             async for message in pubsub.listen():
-                if message.get("type") != "message":
+                if message.get("type") != "message" or message["data"].startswith(self._origin):
                     continue
                 try:
-                    data = json.loads(message["data"])
-                    if data.get("origin") == self._origin:
-                        continue
-                    snapshot = parse_snapshot(data["snapshot"])
-                    for subscriber in self._subscribers:
-                        await subscriber(data.get("nonce"), snapshot, bool(data.get("confirmed")))
+                    _, _, body = message["data"].partition("\n")
+                    updates = [
+                        (nonce, parse_snapshot(snapshot), bool(confirmed))
+                        for nonce, snapshot, confirmed in json.loads(body)
+                    ]
                 except Exception:
-                    logger.exception("could not apply an update from another replica")
+                    logger.exception("could not read an update from another replica")
+                    continue
+                for nonce, snapshot, confirmed in updates:
+                    for subscriber in self._subscribers:
+                        try:
+                            await subscriber(nonce, snapshot, confirmed)
+                        except Exception:
+                            logger.exception("could not apply an update from another replica")
         finally:
             await pubsub.aclose()
 
@@ -172,31 +192,77 @@ class RedisStore:
         confirmed: bool,
         nonce: str | None = None,
     ) -> None:
-        """Journal an update, make confirmed ones the task's state, and publish it."""
-        payload = snapshot_payload(snapshot)
-        text = json.dumps(payload, separators=(",", ":"))
-        message = json.dumps(
-            {"origin": self._origin, "nonce": nonce, "snapshot": payload, "confirmed": confirmed},
-            separators=(",", ":"),
-        )
+        """Journal an update, make confirmed ones the task's state, and publish it.
+
+        Updates arriving while a batch is being written go together in the next one: one
+        transaction and one publication for all of them.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((snapshot, source, confirmed, nonce, future))
+        if not self._writing and not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._writing or not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._writing = True
+        job = asyncio.get_running_loop().create_task(self._write(batch))
+        self._batches.add(job)
+        job.add_done_callback(self._batches.discard)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        error: Exception | None = None
+        cancelled = False
+        try:
+            await self._write_batch(batch)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as failure:  # noqa: BLE001 - handed to every waiter of the batch
+            error = failure
+        finally:
+            self._writing = False
+            for *_, future in batch:
+                if future.done():
+                    continue
+                if cancelled:
+                    future.cancel()
+                elif error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(None)
+            if self._pending and not cancelled:
+                self._flush()
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        published = []
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self._key("events"),
-                {
-                    "task_id": snapshot.task_id,
-                    "snapshot": text,
-                    "source": source.value,
-                    "confirmed": int(confirmed),
-                },
-                maxlen=self._max_events,
-                approximate=True,
-            )
-            if confirmed:
-                pipe.hset(
-                    self._key("task", snapshot.task_id),
-                    mapping={"snapshot": text, "terminal": int(snapshot.is_terminal)},
+            for snapshot, source, confirmed, nonce, _ in batch:
+                payload = snapshot_payload(snapshot)
+                text = json.dumps(payload, separators=(",", ":"))
+                pipe.xadd(
+                    self._key("events"),
+                    {
+                        "task_id": snapshot.task_id,
+                        "snapshot": text,
+                        "source": source.value,
+                        "confirmed": int(confirmed),
+                    },
+                    maxlen=self._max_events,
+                    approximate=True,
                 )
-            pipe.publish(self._channel, message)
+                if confirmed:
+                    pipe.hset(
+                        self._key("task", snapshot.task_id),
+                        mapping={"snapshot": text, "terminal": int(snapshot.is_terminal)},
+                    )
+                published.append((nonce, payload, confirmed))
+            pipe.publish(self._channel, self._origin + json.dumps(published, separators=(",", ":")))
             await pipe.execute()
 
     async def _submission(self, nonce: str) -> StoredSubmission | None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
 from minimax_s2v.stores import (
@@ -171,3 +172,49 @@ async def test_redis_publishes_to_other_replicas(redis_url: str) -> None:
     await second.close()
     assert heard == [("nonce-4242", snapshot, True)]
     assert own == []
+
+
+async def test_redis_batches_concurrent_updates(redis_url: str) -> None:
+    """Updates saved together share one transaction and one publication; none is lost."""
+    prefix = f"batch{uuid.uuid4().hex[:8]}:"
+    first, second = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    heard: list[tuple[str | None, str, bool]] = []
+
+    async def on_second(nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
+        heard.append((nonce, snapshot.task_id, confirmed))
+
+    await second.subscribe(on_second)
+    publications = 0
+    raw = aioredis.Redis.from_url(redis_url)  # counts the raw publications
+    listener = raw.pubsub()
+    await listener.subscribe(prefix + "updates")
+    await first.open()
+    await asyncio.gather(
+        *(
+            first.save_event(
+                TaskSnapshot(str(i), TaskStatus.PROCESSING),
+                EventSource.CALLBACK,
+                confirmed=i % 2 == 0,
+                nonce=f"nonce-{i:04d}",
+            )
+            for i in range(200)
+        )
+    )
+    for _ in range(100):
+        if len(heard) == 200:
+            break
+        await asyncio.sleep(0.02)
+    while (message := await listener.get_message(timeout=0.2)) is not None:
+        publications += message["type"] == "message"
+    await listener.aclose()  # type: ignore[no-untyped-call]
+    await raw.aclose()
+    journal = await first.events()
+    confirmed = await first.task("4")
+    await first.close()
+    await second.close()
+    assert heard == [(f"nonce-{i:04d}", str(i), i % 2 == 0) for i in range(200)]
+    assert 1 <= publications < 20  # a handful of batches, not 200 messages
+    assert len(journal) == 200
+    assert confirmed is not None
+    assert confirmed.snapshot is not None
+    assert confirmed.snapshot.status is TaskStatus.PROCESSING
