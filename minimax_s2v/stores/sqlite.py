@@ -441,14 +441,7 @@ def _snapshot(row: list[Any]) -> TaskSnapshot:
     """A snapshot from an event's columns ``task_id, status, … error_message``."""
     task_id, status, status_text, file_id, width, height, error_code, error_message = row
     return TaskSnapshot(
-        task_id=task_id,
-        status=TaskStatus(status),
-        file_id=file_id,
-        width=width,
-        height=height,
-        error_code=error_code,
-        error_message=error_message,
-        status_text=status_text,
+        task_id, TaskStatus(status), file_id, width, height, error_code, error_message, status_text
     )
 
 
