@@ -63,6 +63,8 @@ def validate_request(request: VideoRequest) -> VideoRequest:
         problems.append(Problem("callback_url", "must be an absolute http(s) URL"))
     if problems:
         raise InvalidRequestError.from_problems(problems)
+    if all(new is old for new, old in zip(subjects, request.subject, strict=True)):
+        return request  # nothing to send differently (no local file to inline)
     return attrs.evolve(request, subject=tuple(subjects))
 
 
@@ -79,6 +81,8 @@ def _check_subject(
         _check_image(image, f"{field}.image[{j}]", problems)
         for j, image in enumerate(subject.image)
     )
+    if all(new is old for new, old in zip(images, subject.image, strict=True)):
+        return subject
     return attrs.evolve(subject, image=images)
 
 

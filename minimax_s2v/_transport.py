@@ -24,7 +24,7 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
-from ._wire import api_error_in
+from ._wire import api_error_in, is_mapping
 
 __all__ = [
     "CN_BASE_URL",
@@ -136,9 +136,7 @@ class Transport:
             ) as response:
                 raw = await _read_capped(response)
                 status = response.status
-                trace_id = response.headers.get("Trace-Id")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                content_type = response.content_type
+                headers = response.headers
                 reason = response.reason or "error"
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectError(f"{method} {path}: could not connect in time ({exc})") from exc
@@ -148,14 +146,17 @@ class Transport:
             raise RequestTimeoutError(f"{method} {path}: no complete answer in time") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.debug(
-            "%s %s -> %d in %.1f ms (trace id %s)", method, path, status, elapsed, trace_id
-        )
+        trace_id = headers.get("Trace-Id")
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "%s %s -> %d in %.1f ms (trace id %s)", method, path, status, elapsed, trace_id
+            )
         data = _decode(raw)
         if status >= 400:
+            retry_after = _retry_after(headers.get("Retry-After"))
             error = None
-            if isinstance(data, Mapping):
+            if is_mapping(data):
                 error = api_error_in(
                     data, http_status=status, trace_id=trace_id, retry_after=retry_after
                 )
@@ -165,13 +166,16 @@ class Transport:
                 )
             self._note(endpoint, error)
             raise error
-        if not isinstance(data, Mapping):
-            kind = content_type or "unknown content"
+        if not is_mapping(data):
+            kind = headers.get("Content-Type", "").split(";")[0].strip() or "unknown content"
             # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
             error_text = f"{path} answered with {kind}, not JSON (a gateway error page?)"
             raise ServerError(error_text, trace_id=trace_id, http_status=status)
         api_error = api_error_in(
-            data, http_status=status, trace_id=trace_id, retry_after=retry_after
+            data,
+            http_status=status,
+            trace_id=trace_id,
+            retry_after=_retry_after(headers.get("Retry-After")),
         )
         if api_error is not None:
             self._note(endpoint, api_error)
