@@ -95,9 +95,9 @@ class GenerationOutcome:
         return self.generation is not None
 
 
-def _fingerprint(payload: dict[str, object]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+def _fingerprint(body: bytes) -> str:
+    """A digest of the exact request body sent (retries send the same bytes)."""
+    return hashlib.sha256(body).hexdigest()[:32]
 
 
 def _certainly_not_created(error: BaseException) -> bool:
@@ -289,7 +289,8 @@ class Client:
         if receiver is not None:
             # Registered before the POST: a callback may beat the submit answer.
             payload["callback_url"] = str(receiver.expect(nonce, self))
-        fingerprint = _fingerprint(payload)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        fingerprint = _fingerprint(body)
         await self._open_store()
         await self.store.save_submission(
             StoredSubmission(
@@ -304,7 +305,7 @@ class Client:
 
         async def attempt() -> str:
             response = await transport.call(
-                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=payload
+                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body
             )
             return parse_submit(response.data)
 

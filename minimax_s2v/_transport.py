@@ -96,6 +96,7 @@ class Transport:
         user_agent: str,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": user_agent}
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.base_url = base_url
         self.session = session
         self.timeouts = timeouts
@@ -114,9 +115,11 @@ class Transport:
         endpoint: EndpointClass,
         *,
         params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
     ) -> ApiResponse:
         """Make one call; return the JSON answer or raise the typed error it amounts to.
+
+        ``body`` is a JSON document, already encoded (the caller may need its exact bytes).
 
         Raises:
             ConnectError: no connection could be made (the request was certainly not sent).
@@ -132,7 +135,11 @@ class Transport:
         started = time.perf_counter()
         try:
             async with self.session.request(
-                method, url, json=body, headers=self._headers, timeout=self._timeout
+                method,
+                url,
+                data=body,
+                headers=self._headers if body is None else self._json_headers,
+                timeout=self._timeout,
             ) as response:
                 raw = await _read_capped(response)
                 status = response.status
@@ -204,7 +211,7 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 def _decode(raw: bytes) -> object:
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
     except (ValueError, UnicodeDecodeError):
         return None
 
