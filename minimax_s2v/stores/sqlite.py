@@ -170,11 +170,14 @@ class SQLiteStore:
                 await self.open()
             except (OSError, sqlite3.Error, ConfigurationError):
                 return
-        if self._process is None:
-            return
-        while self._busy or self._pending:
-            await self._call([], write=False)  # everything asked before it is committed
+        while self._process is not None and (self._busy or self._pending):
+            try:
+                await self._call([], write=False)  # everything asked before it is committed
+            except sqlite3.Error:
+                break  # the worker ended; the calls in flight were told so
         process, self._process = self._process, None
+        if process is None:
+            return
         if process.stdin is not None:
             process.stdin.close()
         await process.wait()
@@ -280,6 +283,8 @@ class SQLiteStore:
     def _lost(self, process: asyncio.subprocess.Process, batch: list[_Item]) -> None:
         if self._process is process:
             self._process = None  # the next call starts a new worker
+        if process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.close()  # a worker still running ends once it has read this far
         error = sqlite3.OperationalError(
             f"the SQLite journal process for {self.path} ended (exit code {process.returncode}); "
             "these writes may or may not have been committed"

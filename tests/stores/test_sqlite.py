@@ -186,3 +186,19 @@ async def test_a_value_sqlite_cannot_take_fails_alone(tmp_path: Path) -> None:
     assert store.worker_pid == pid
     assert [s.nonce for s in await store.submissions()] == ["nonce-good"]
     await store.close()
+
+
+async def test_close_after_the_worker_died_ends_quietly(tmp_path: Path) -> None:
+    """close() with writes in flight to a dead worker fails them, starts nothing, and returns."""
+    store = SQLiteStore(tmp_path / "j.db")
+    await store.open()
+    pid = store.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert await _wait_gone(pid)
+    pending = asyncio.ensure_future(store.save_submission(submission("nonce-in-flight")))
+    await asyncio.sleep(0)
+    await store.close()
+    with pytest.raises(sqlite3.OperationalError):
+        await pending
+    assert store.worker_pid is None
