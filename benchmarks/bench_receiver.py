@@ -5,10 +5,8 @@ Needs ``wrk`` (Debian package ``wrk``) as the load generator, and ``redis-server
 RedisStore row. Each server runs alone in its own process, loaded by wrk over loopback;
 every request is a new update of its own task (a callback URL and task per request, 60,000
 of them), so a durable store really records each one. Meanwhile a probe POSTs one
-challenge every 20 ms and records its latency. On Linux with two CPUs or more, each server
-runs pinned to a CPU of its own (a SQLite worker shares it), wrk and the probe on another.
-Targets: >= 0.85x the bare aiohttp handler, >= 3x the FastAPI sample, challenge p99 < 10 ms
-under load; with SQLiteStore >= 0.6x bare.
+challenge every 20 ms and records its latency. Targets: >= 0.85x the bare aiohttp handler,
+>= 3x the FastAPI sample, challenge p99 < 10 ms under load; with SQLiteStore >= 0.6x bare.
 """
 
 from __future__ import annotations
@@ -33,9 +31,6 @@ from aiohttp import web
 
 SECRET = "benchmark-secret-0123456789abcdef"  # noqa: S105 - a benchmark's own key
 TASKS = 60_000  # distinct callback URLs and tasks: more than one round sends
-# On Linux with two CPUs or more, the server under test gets a CPU of its own.
-PINNED = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-LOAD_CPU, SERVER_CPU = sorted(os.sched_getaffinity(0))[:2] if PINNED else (0, 0)
 
 
 def nonce(i: int) -> str:
@@ -145,8 +140,6 @@ def server(kind: str, workdir: Path, redis_url: str) -> Iterator[str]:
     process = subprocess.Popen(  # noqa: S603 - our own commands
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    if PINNED:
-        os.sched_setaffinity(process.pid, {SERVER_CPU})  # the server under test, alone
     try:
         _wait_for(port, process)
         yield f"http://127.0.0.1:{port}"
@@ -261,11 +254,6 @@ KINDS = {
 async def main(seconds: int, connections: int, rounds: int) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
-    if PINNED:
-        # wrk, the probe and this process share one core; each server gets the other to
-        # itself, so that the scheduler's choices weigh on every server alike.
-        os.sched_setaffinity(0, {LOAD_CPU})
-        print(f"pinned: servers on CPU {SERVER_CPU}, wrk and the probe on CPU {LOAD_CPU}")
     from tests.redis_server import redis_server
 
     scripts = {kind: wrk_script(callback_paths(kind)) for kind in ("bare", "fastapi")}
