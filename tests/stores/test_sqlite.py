@@ -38,6 +38,14 @@ async def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
+async def _opened(tmp_path: Path) -> tuple[SQLiteStore, int]:
+    """An open store on a fresh file, and its worker's process id."""
+    store = SQLiteStore(tmp_path / "j.db")
+    await store.open()
+    assert store.worker_pid is not None
+    return store, store.worker_pid
+
+
 async def test_tasks_view_shows_each_tasks_last_confirmed_update(tmp_path: Path) -> None:
     """The journal reads in the sqlite3 shell: `tasks` is each task's last confirmed event."""
     path = tmp_path / "j.db"
@@ -105,10 +113,7 @@ async def test_a_dead_worker_fails_calls_clearly_then_is_replaced(tmp_path: Path
 
 async def test_worker_ignores_ctrl_c_and_ends_with_the_store(tmp_path: Path) -> None:
     """SIGINT and SIGTERM sent to the process group do not cut the journal short."""
-    store = SQLiteStore(tmp_path / "j.db")
-    await store.open()
-    pid = store.worker_pid
-    assert pid is not None
+    store, pid = await _opened(tmp_path)
     os.kill(pid, signal.SIGINT)
     os.kill(pid, signal.SIGTERM)
     await asyncio.sleep(0.2)
@@ -190,10 +195,7 @@ async def test_a_value_sqlite_cannot_take_fails_alone(tmp_path: Path) -> None:
 
 async def test_close_after_the_worker_died_ends_quietly(tmp_path: Path) -> None:
     """close() with writes in flight to a dead worker fails them, starts nothing, and returns."""
-    store = SQLiteStore(tmp_path / "j.db")
-    await store.open()
-    pid = store.worker_pid
-    assert pid is not None
+    store, pid = await _opened(tmp_path)
     os.kill(pid, signal.SIGKILL)
     assert await _wait_gone(pid)
     pending = asyncio.ensure_future(store.save_submission(submission("nonce-in-flight")))
