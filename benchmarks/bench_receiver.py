@@ -29,6 +29,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from tests.processes import free_port
+
 SECRET = "benchmark-secret-0123456789abcdef"  # noqa: S105 - a benchmark's own key
 TASKS = 60_000  # distinct callback URLs and tasks: more than one round sends
 
@@ -39,13 +41,6 @@ def nonce(i: int) -> str:
 
 def task_id(i: int) -> str:
     return str(10**14 + i)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- the servers under test (each run with --serve in its own process) ----------------------
@@ -111,7 +106,7 @@ def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def server(kind: str, workdir: Path, redis_url: str) -> Iterator[str]:
     """Start one server; yield its base URL."""
-    port = _free_port()
+    port = free_port()
     if kind == "fastapi":
         # Run as the docs run it: uvicorn's defaults (its access log goes to /dev/null here).
         command = [

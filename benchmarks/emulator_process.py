@@ -10,18 +10,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.processes import free_port
 
 
 @contextmanager
 def emulator_process(options: Sequence[str] = ()) -> Iterator[str]:
     """Start ``python -m minimax_s2v.emulator`` on a free loopback port; yield its URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [
             sys.executable,

@@ -19,6 +19,7 @@ from typing import Any
 from .._models import EventSource, TaskSnapshot
 from .._wire import parse_snapshot, snapshot_payload
 from ._base import StoredSubmission, StoredTask, SubmissionState
+from ._batch import Batcher
 
 __all__ = ["RedisStore", "RemoteUpdate"]
 
@@ -74,10 +75,7 @@ class RedisStore:
         # Each publication starts with its origin, so a replica skips its own unparsed.
         self._origin = f"{time.time_ns()}-{id(self)}\n"
         # Updates gathered on the event loop while the previous batch is written.
-        self._pending: list[_Pending] = []
-        self._writing = False
-        self._flush_scheduled = False
-        self._batches: set[asyncio.Task[None]] = set()
+        self._batches = Batcher(self._write)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._url_host!r}, prefix={self._prefix!r})"
@@ -91,11 +89,7 @@ class RedisStore:
 
     async def close(self) -> None:
         """Write what is pending, stop listening and close the connections."""
-        while self._batches or self._pending:
-            if self._batches:
-                await asyncio.gather(*self._batches, return_exceptions=True)
-            elif self._pending:
-                self._flush()
+        await self._batches.drain()
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
@@ -197,23 +191,9 @@ class RedisStore:
         Updates arriving while a batch is being written go together in the next one: one
         transaction and one publication for all of them.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((snapshot, source, confirmed, nonce, future))
-        if not self._writing and not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batches.add((snapshot, source, confirmed, nonce, future))
         await future
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._writing or not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        self._writing = True
-        job = asyncio.get_running_loop().create_task(self._write(batch))
-        self._batches.add(job)
-        job.add_done_callback(self._batches.discard)
 
     async def _write(self, batch: list[_Pending]) -> None:
         error: Exception | None = None
@@ -226,7 +206,6 @@ class RedisStore:
         except Exception as failure:  # noqa: BLE001 - handed to every waiter of the batch
             error = failure
         finally:
-            self._writing = False
             for *_, future in batch:
                 if future.done():
                     continue
@@ -236,8 +215,6 @@ class RedisStore:
                     future.set_exception(error)
                 else:
                     future.set_result(None)
-            if self._pending and not cancelled:
-                self._flush()
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         published = []

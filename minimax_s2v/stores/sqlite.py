@@ -17,6 +17,7 @@ from typing import Any, Literal
 from .._errors import ConfigurationError
 from .._models import EventSource, TaskSnapshot, TaskStatus
 from ._base import StoredSubmission, StoredTask, SubmissionState
+from ._batch import Batcher
 
 __all__ = ["SQLiteStore"]
 
@@ -102,10 +103,8 @@ class SQLiteStore:
         self._process: asyncio.subprocess.Process | None = None
         self._opening: asyncio.Task[None] | None = None
         self._variables = 999  # SQLite's limit on parameters per statement, as the worker says
-        self._pending: list[_Item] = []  # gathered on the loop while a batch is committed
-        self._busy = False  # a batch is with the worker
-        self._flush_scheduled = False
-        self._exchanges: set[asyncio.Task[None]] = set()
+        # Calls gathered on the event loop while the worker commits the previous batch.
+        self._batches = Batcher(self._exchange, max_batch=max_batch)
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.writes = 0  # writes committed
 
@@ -170,7 +169,7 @@ class SQLiteStore:
                 await self.open()
             except (OSError, sqlite3.Error, ConfigurationError):
                 return
-        while self._process is not None and (self._busy or self._pending):
+        while self._process is not None and not self._batches.idle:
             try:
                 await self._call([], write=False)  # everything asked before it is committed
             except sqlite3.Error:
@@ -187,31 +186,15 @@ class SQLiteStore:
     async def _call(self, ask: list[Statement] | _Rows, *, write: bool = True) -> list[Rows | None]:
         if self._process is None:
             await self.open()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Rows | None]] = loop.create_future()
-        self._pending.append((ask, future, write))
-        if not self._busy and not self._flush_scheduled:
-            # Wait for the rest of this loop iteration's writes, then send them together.
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        future: asyncio.Future[list[Rows | None]] = asyncio.get_running_loop().create_future()
+        self._batches.add((ask, future, write))
         return await future
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._busy or not self._pending:
-            return
+    async def _exchange(self, batch: list[_Item]) -> None:
         process = self._process
-        batch = self._pending[: self._max_batch]
-        del self._pending[: self._max_batch]
         if process is None:  # the worker died or the store was closed meanwhile
             self._fail(batch, sqlite3.OperationalError("the SQLiteStore is not open"))
             return
-        self._busy = True
-        exchange = asyncio.get_running_loop().create_task(self._exchange(process, batch))
-        self._exchanges.add(exchange)
-        exchange.add_done_callback(self._exchanges.discard)
-
-    async def _exchange(self, process: asyncio.subprocess.Process, batch: list[_Item]) -> None:
         units, owners = self._units(batch)
         writes = sum(1 for _, _, write in batch if write)
         request = {"begin": "BEGIN IMMEDIATE" if writes else "BEGIN", "units": units}
@@ -229,7 +212,6 @@ class SQLiteStore:
                 self._lost(process, batch)
         if answer is None:
             return
-        self._busy = False
         if answer["ok"]:
             self.commits += 1
             self.writes += writes
@@ -240,8 +222,6 @@ class SQLiteStore:
         else:
             logger.error("SQLite commit failed: %s", answer["error"])
             self._fail(batch, _error(answer))
-        if self._pending:
-            self._flush()  # what arrived during the commit goes at once
 
     def _units(self, batch: list[_Item]) -> tuple[list[list[Statement]], list[list[Any]]]:
         """The batch as the worker's units, and the futures each unit's result settles.
@@ -290,9 +270,7 @@ class SQLiteStore:
             "these writes may or may not have been committed"
         )
         logger.error("%s", error)
-        self._busy = False
-        self._fail(batch + self._pending, error)
-        self._pending = []
+        self._fail(batch + self._batches.take_pending(), error)
 
     @staticmethod
     def _fail(batch: list[_Item], error: BaseException) -> None:
