@@ -454,7 +454,7 @@ class Client:
             )
         if not news or not terminal or record is None:
             return
-        if record.confirming or record.done.is_set():
+        if record.confirming or record.finished:
             return  # a duplicate while the first copy is being confirmed, or ended meanwhile
         record.confirming = True
         if snapshot.status is TaskStatus.SUCCESS:
@@ -527,7 +527,7 @@ class Client:
             await self.get_task(record.task_id)  # applies the API's answer
         except MiniMaxError as error:
             logger.warning("could not confirm task %s: %s; polling it", record.task_id, error)
-            if self._poller is not None and not record.done.is_set():
+            if self._poller is not None and not record.finished:
                 self._poller.follow(record, 0.0)
         finally:
             record.confirming = False
@@ -575,7 +575,7 @@ class Client:
     def _watch(self, record: TaskRecord) -> None:
         """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""
         poller = self._poller
-        if poller is None or record.done.is_set():
+        if poller is None or record.finished:
             return
         if record.submitted_at is None:
             poller.follow(record, 0.0)  # re-attached by id: ask at once

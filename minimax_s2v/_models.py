@@ -63,7 +63,7 @@ class TaskStatus(enum.Enum):
         ``success``. An unknown value gives :attr:`UNKNOWN` and an :class:`UnknownStatusWarning`
         instead of an exception, so that a new status never stops a wait.
         """
-        status = _SYNONYMS.get(value.strip().lower())
+        status = STATUS_SPELLINGS.get(value.strip().lower())
         if status is None:
             warnings.warn(
                 f"unknown task status {value[:40]!r}; treating it as unfinished",
@@ -85,7 +85,8 @@ _RANKS = {
     TaskStatus.FAIL: 3,
 }
 
-_SYNONYMS = {
+#: Every status spelling MiniMax has been seen to send, lower-cased.
+STATUS_SPELLINGS = {
     "preparing": TaskStatus.PREPARING,
     "queueing": TaskStatus.QUEUEING,
     "queuing": TaskStatus.QUEUEING,

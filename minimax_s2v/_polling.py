@@ -80,7 +80,7 @@ class Poller:
 
     def follow(self, record: TaskRecord, delay: float | None = None) -> None:
         """Poll ``record``'s task after ``delay`` seconds (default: the first interval)."""
-        if record.done.is_set():
+        if record.finished:
             return
         loop = asyncio.get_running_loop()
         when = loop.time() + (self.policy.interval(0) if delay is None else delay)
@@ -130,7 +130,7 @@ class Poller:
     async def _poll(self, task_id: str) -> None:
         try:
             record = self._registry.get(task_id)
-            if record is None or record.done.is_set():
+            if record is None or record.finished:
                 return
             self.polls_made += 1
             polls = self._polls[task_id] = self._polls.get(task_id, 0) + 1
@@ -145,7 +145,7 @@ class Poller:
                 logger.debug("poll of task %s failed, polling again later: %s", task_id, error)
             else:
                 await self._apply(snapshot)
-            if record.done.is_set():
+            if record.finished:
                 self.unfollow(task_id)
             else:
                 self.follow(record, self.policy.interval(polls))

@@ -27,10 +27,11 @@ class TaskRecord:
     """What the registry knows of one task: its last snapshot, its end, and who listens."""
 
     __slots__ = (
+        "_done",
         "confirming",
-        "done",
         "error",
         "events",
+        "finished",
         "label",
         "listeners",
         "request",
@@ -48,8 +49,11 @@ class TaskRecord:
         self.submitted_at = submitted_at
         self.snapshot: TaskSnapshot | None = None
         self.error: BaseException | None = None
-        self.done = asyncio.Event()
-        self.events: list[StatusEvent] = []
+        self.finished = False  # ended (or waiting on it failed for good)
+        self._done: asyncio.Event | None = None  # made for the first waiter only
+        # (snapshot, source, arrival as Unix time), the StatusEvents made when asked for:
+        # a service may follow many thousand tasks, so each holds as few objects as it can.
+        self.events: list[tuple[TaskSnapshot, EventSource, float]] | tuple[()] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.label: str | None = None
@@ -62,6 +66,27 @@ class TaskRecord:
     def status(self) -> TaskStatus | None:
         """The last known status."""
         return self.snapshot.status if self.snapshot else None
+
+    async def wait_finished(self) -> None:
+        """Return once the task has ended."""
+        if self.finished:
+            return
+        if self._done is None:
+            self._done = asyncio.Event()
+        await self._done.wait()
+
+    def finish(self) -> None:
+        """Mark the task ended and wake its waiters."""
+        self.finished = True
+        if self._done is not None:
+            self._done.set()
+
+    def status_events(self) -> list[StatusEvent]:
+        """Every update applied so far."""
+        return [
+            StatusEvent(snapshot, source, datetime.fromtimestamp(at, UTC))
+            for snapshot, source, at in self.events
+        ]
 
 
 class TaskRegistry:
@@ -122,7 +147,7 @@ class TaskRegistry:
             if record is None:
                 return True
         current = record.snapshot
-        if record.done.is_set():
+        if record.finished:
             return False
         if current is not None:
             if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.status.rank:
@@ -151,7 +176,10 @@ class TaskRegistry:
         record.snapshot = snapshot
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
-        record.events.append(StatusEvent(snapshot, source, datetime.now(UTC)))
+        if record.events:
+            record.events.append((snapshot, source, time.time()))
+        else:
+            record.events = [(snapshot, source, time.time())]
         for queue in record.listeners:
             queue.put_nowait(snapshot)
         if snapshot.status.is_terminal:
@@ -176,21 +204,21 @@ class TaskRegistry:
     def close_all(self, error: Callable[[str], BaseException]) -> None:
         """End every pending wait with ``error(task_id)``."""
         for record in list(self._records.values()):
-            if not record.done.is_set():
+            if not record.finished:
                 record.error = error(record.task_id)
                 self._finish(record)
 
     def fail(self, task_id: str, error: MiniMaxError) -> None:
         """End every wait on ``task_id`` with ``error`` (e.g. the task expired or the key broke)."""
         record = self.track(task_id)
-        if record.done.is_set():
+        if record.finished:
             return
         record.error = error
         self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:
         self._finished[record.task_id] = time.monotonic()
-        record.done.set()
+        record.finish()
         for queue in record.listeners:
             queue.put_nowait(None)
 
@@ -247,12 +275,12 @@ class Task:
     @property
     def events(self) -> list[StatusEvent]:
         """Every update applied so far, with its source and arrival time."""
-        return list(self._record.events)
+        return self._record.status_events()
 
     @property
     def done(self) -> bool:
         """Whether the task has ended (or waiting on it has failed for good)."""
-        return self._record.done.is_set()
+        return self._record.finished
 
     def _outcome(self) -> TaskSnapshot:
         record = self._record
@@ -281,11 +309,11 @@ class Task:
             APIError: the task can no longer be followed (expired, unknown, key refused).
         """
         record = self._record
-        if not record.done.is_set():
+        if not record.finished:
             self._client._watch(record)  # noqa: SLF001 - the client owns the poller
             started = asyncio.get_running_loop().time()
             try:
-                await asyncio.wait_for(record.done.wait(), timeout)
+                await asyncio.wait_for(record.wait_finished(), timeout)
             except TimeoutError:
                 waited = asyncio.get_running_loop().time() - started
                 raise TaskTimeoutError(record.task_id, record.status, waited) from None
@@ -308,7 +336,7 @@ class Task:
         try:
             if record.snapshot is not None:
                 yield record.snapshot
-            if record.done.is_set():
+            if record.finished:
                 return
             self._client._watch(record)  # noqa: SLF001 - the client owns the poller
             while True:

@@ -26,6 +26,7 @@ from yarl import URL
 
 from ._errors import APIError, ResponseValidationError, error_for_code
 from ._models import (
+    STATUS_SPELLINGS,
     CallbackChallenge,
     SubjectReference,
     TaskSnapshot,
@@ -206,8 +207,9 @@ def _snapshot_structurer(detailed: bool) -> Callable[[Mapping[str, Any], Any], T
     )
 
 
-# The same hooks twice: a quick pass for the bodies that fit (nearly all of them), and a
-# detailed one that names every field that does not, run only when the quick one fails.
+# The same hooks twice: a quick pass for the bodies that fit, and a detailed one that names
+# every field that does not, run only when the quick one fails. (Bodies in MiniMax's usual
+# spelling skip both: _direct_snapshot builds them.)
 _structure_snapshot_quick = _snapshot_structurer(detailed=False)
 _structure_snapshot_fields = _snapshot_structurer(detailed=True)
 _structure_file_fields = make_dict_structure_fn(
@@ -297,11 +299,58 @@ def parse_submit(data: object) -> str:
     return _structure(what, body.get("task_id"), lambda v: _task_id(v, None))
 
 
+def _ascii_id(value: object) -> str | None:
+    """An id already in its usual spelling (an ASCII string), else ``None``."""
+    return value if type(value) is str and value.isascii() else None
+
+
+def _plain_dimension(value: object) -> int | None:
+    """A video size in its usual spelling (absent, ``null`` or an int >= 0), else ``-1``."""
+    if value is None:
+        return None
+    if type(value) is int and value >= 0:
+        return value or None
+    return -1
+
+
+def _direct_snapshot(
+    data: Mapping[str, Any], code: int, message: str | None
+) -> TaskSnapshot | None:
+    """The snapshot of a body in the shape MiniMax sends, built directly; else ``None``.
+
+    Anything unusual (ids as integers, non-ASCII text, odd types) returns ``None`` and goes
+    through the cattrs structurers, which give the same result or name what is wrong.
+    """
+    task_id = _ascii_id(data.get("task_id"))
+    status_text = _ascii_id(data.get("status"))
+    if not task_id or status_text is None:
+        return None
+    status = STATUS_SPELLINGS.get(status_text.strip().lower())
+    file_id = data.get("file_id")
+    if file_id is not None:
+        file_id = _ascii_id(file_id)
+        if file_id is None:
+            return None
+        if file_id in ("", "0"):
+            file_id = None
+    width = _plain_dimension(data.get("video_width"))
+    height = _plain_dimension(data.get("video_height"))
+    if status is None or width == -1 or height == -1:
+        return None
+    if message is not None and not message.isascii():
+        return None
+    return TaskSnapshot(task_id, status, file_id, width, height, code or None, message, status_text)
+
+
 def _snapshot(data: Mapping[str, Any]) -> TaskSnapshot:
-    fields = dict(data)
     code, status_msg = _base_resp(data) or (0, "")
     extra = data.get("error_message")
     message = extra if isinstance(extra, str) and extra else (status_msg if code else None)
+    return _direct_snapshot(data, code, message) or _cattrs_snapshot(data, code, message)
+
+
+def _cattrs_snapshot(data: Mapping[str, Any], code: int, message: str | None) -> TaskSnapshot:
+    fields = dict(data)
     fields["error_code"] = code or None
     fields["error_message"] = message
     fields["status_text"] = data.get("status")

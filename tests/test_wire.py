@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -24,6 +24,9 @@ from minimax_s2v import (
     VideoRequest,
 )
 from minimax_s2v._wire import (
+    _base_resp,
+    _cattrs_snapshot,
+    _direct_snapshot,
     api_error_in,
     file_payload,
     parse_callback,
@@ -288,3 +291,77 @@ def test_any_json_gives_model_or_typed_error(data: Any) -> None:
         with contextlib.suppress(ResponseValidationError):
             parse(data)
     api_error_in(data)  # never raises, whatever it is given
+
+
+def _ids() -> st.SearchStrategy[object]:
+    digits = st.text("0123456789", max_size=20)
+    return st.one_of(
+        digits,
+        st.integers(-5, 10**18),
+        st.sampled_from(["", "0", " 12", "\uff11\uff12", "\ud800", "abc"]),
+        st.none(),
+        st.booleans(),
+        json_values(),
+    )
+
+
+# Mostly the usual spellings, so that the direct path is taken often; odd values now and then.
+usual_ids = st.sampled_from(["", "0", "205258526306433", "115334141465231360"])
+callback_like = st.fixed_dictionaries(
+    {"task_id": st.one_of(usual_ids, usual_ids, _ids())},
+    optional={
+        "status": st.one_of(
+            st.sampled_from(["Success", "success", "Fail", "failed", " Processing ", "Queueing"]),
+            st.sampled_from(
+                ["queuing", "running", "Preparing", "later", "SUCCESS", "\uff26\uff41\uff49\uff4c"]
+            ),
+            json_values(),
+        ),
+        "file_id": st.one_of(usual_ids, usual_ids, _ids()),
+        "video_width": st.one_of(st.integers(-3, 4000), st.none(), st.booleans(), json_values()),
+        "video_height": st.one_of(st.integers(-3, 4000), st.none(), st.sampled_from(["720"])),
+        "error_message": st.one_of(
+            st.sampled_from(["", "bad face", "régión", "\udc80"]), json_values()
+        ),
+        "base_resp": st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "status_code": st.one_of(st.sampled_from([0, 1026, 1027, True]), json_values()),
+                    "status_msg": st.one_of(
+                        st.sampled_from(["success", "sensitive", "ü"]), json_values()
+                    ),
+                }
+            ),
+            json_values(),
+        ),
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(callback_like)
+@example({"task_id": "1", "status": "success", "error_message": "\udc80"})
+@example({"task_id": "1", "status": "success", "file_id": "0"})
+@example({"task_id": "1", "status": "processing", "video_width": True, "video_height": 0})
+@example({"task_id": "1", "status": "Fail", "base_resp": {"status_code": 1026, "status_msg": "x"}})
+def test_direct_snapshot_agrees_with_cattrs(data: dict[str, Any]) -> None:
+    """The hand-written path for usual bodies gives exactly what the cattrs structurers give."""
+    code, status_msg = _base_resp(data) or (0, "")
+    extra = data.get("error_message")
+    message = extra if isinstance(extra, str) and extra else (status_msg if code else None)
+    direct = _direct_snapshot(data, code, message)
+    try:
+        by_cattrs: TaskSnapshot | None = _cattrs_snapshot(data, code, message)
+    except Exception:  # noqa: BLE001 - any failure means the body does not fit
+        by_cattrs = None
+    if direct is not None:
+        assert direct == by_cattrs
+        assert type(direct.status_text) is str
+
+
+def test_direct_snapshot_takes_the_documented_bodies() -> None:
+    """The bodies API_FACTS shows are built by the direct path, not passed on to cattrs."""
+    for body in (CALLBACK, QUERY, {**CALLBACK, "status": "processing", "file_id": ""}):
+        code, _ = _base_resp(body) or (0, "")
+        assert _direct_snapshot(body, code, None) == parse_snapshot(body)
