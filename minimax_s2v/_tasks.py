@@ -7,10 +7,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import MiniMaxError, TaskFailedError, TaskTimeoutError
-from ._models import EventSource, StatusEvent, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._models import (
+    STATUS_SPELLINGS,
+    EventSource,
+    StatusEvent,
+    TaskSnapshot,
+    TaskStatus,
+    VideoFile,
+    VideoRequest,
+)
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -23,6 +31,10 @@ logger = logging.getLogger("minimax_s2v")
 _NOBODY: frozenset[Any] = frozenset()
 
 
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
 class TaskRecord:
     """What the registry knows of one task: its last snapshot, its end, and who listens."""
 
@@ -30,8 +42,8 @@ class TaskRecord:
         "_done",
         "confirming",
         "error",
-        "events",
         "finished",
+        "history",
         "label",
         "listeners",
         "request",
@@ -51,9 +63,12 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.finished = False  # ended (or waiting on it failed for good)
         self._done: asyncio.Event | None = None  # made for the first waiter only
-        # (snapshot, source, arrival as Unix time), the StatusEvents made when asked for:
-        # a service may follow many thousand tasks, so each holds as few objects as it can.
-        self.events: list[tuple[TaskSnapshot, EventSource, float]] | tuple[()] = ()
+        # Every update applied, flat: (snapshot, source, arrival as Unix time) for each, the
+        # StatusEvents made only when asked for. A service may follow many thousand tasks,
+        # and every object the garbage collector tracks lengthens its full collections: a
+        # snapshot with nothing but a status is kept as its status string, so that this tuple
+        # holds only strings and floats, which the collector stops tracking.
+        self.history: tuple[TaskSnapshot | str | float, ...] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.label: str | None = None
@@ -83,10 +98,33 @@ class TaskRecord:
 
     def status_events(self) -> list[StatusEvent]:
         """Every update applied so far."""
+        history = self.history
         return [
-            StatusEvent(snapshot, source, datetime.fromtimestamp(at, UTC))
-            for snapshot, source, at in self.events
+            StatusEvent(self._rebuilt(kept), EventSource(source), _utc(cast(float, at)))
+            for kept, source, at in zip(history[0::3], history[1::3], history[2::3], strict=True)
         ]
+
+    def _rebuilt(self, kept: TaskSnapshot | str | float) -> TaskSnapshot:
+        if isinstance(kept, TaskSnapshot):
+            return kept
+        text = str(kept)
+        return TaskSnapshot(self.task_id, STATUS_SPELLINGS[text.strip().lower()], status_text=text)
+
+    def remember(self, snapshot: TaskSnapshot, source: EventSource) -> None:
+        """Add an applied update to the history."""
+        kept: TaskSnapshot | str = snapshot
+        text = snapshot.status_text
+        if (
+            snapshot.file_id is None
+            and snapshot.width is None
+            and snapshot.height is None
+            and snapshot.error_code is None
+            and snapshot.error_message is None
+            and snapshot.task_id == self.task_id
+            and STATUS_SPELLINGS.get(text.strip().lower()) is snapshot.status
+        ):
+            kept = text  # rebuilt exactly from the status string when asked for
+        self.history = (*self.history, kept, source.value, time.time())
 
 
 class TaskRegistry:
@@ -176,10 +214,7 @@ class TaskRegistry:
         record.snapshot = snapshot
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
-        if record.events:
-            record.events.append((snapshot, source, time.time()))
-        else:
-            record.events = [(snapshot, source, time.time())]
+        record.remember(snapshot, source)
         for queue in record.listeners:
             queue.put_nowait(snapshot)
         if snapshot.status.is_terminal:

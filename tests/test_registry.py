@@ -1,0 +1,68 @@
+"""The task registry: the state machine, and what a followed task costs to keep."""
+
+from __future__ import annotations
+
+import gc
+from datetime import UTC, datetime
+
+from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v._tasks import TaskRegistry
+
+
+def test_history_gives_back_every_applied_update() -> None:
+    """Task.events rebuilds each applied snapshot exactly, with its source and arrival time."""
+    registry = TaskRegistry()
+    before = datetime.now(UTC)
+    updates = [
+        (TaskSnapshot("7", TaskStatus.PREPARING), EventSource.POLL),
+        (TaskSnapshot("7", TaskStatus.QUEUEING, status_text="queuing"), EventSource.CALLBACK),
+        (TaskSnapshot("7", TaskStatus.QUEUEING), EventSource.CALLBACK),  # a duplicate
+        (TaskSnapshot("7", TaskStatus.PROCESSING, width=1280, height=720), EventSource.STORE),
+        (
+            TaskSnapshot("7", TaskStatus.SUCCESS, file_id="99", status_text="success"),
+            EventSource.POLL,
+        ),
+    ]
+    applied = [registry.apply(snapshot, source) for snapshot, source in updates]
+    assert applied == [True, True, False, True, True]
+    record = registry.get("7")
+    assert record is not None
+    events = record.status_events()
+    kept = [update for update, was_applied in zip(updates, applied, strict=True) if was_applied]
+    assert [(e.snapshot, e.source) for e in events] == kept
+    assert all(before <= e.received_at <= datetime.now(UTC) for e in events)
+    assert [e.snapshot.status_text for e in events] == [
+        "Preparing",
+        "queuing",
+        "Processing",
+        "success",
+    ]
+
+
+def test_a_followed_task_holds_few_tracked_objects() -> None:
+    """The history of plain updates is left to strings and floats, untracked by the collector.
+
+    Every object the garbage collector tracks makes each full collection longer; a service
+    following tens of thousands of tasks would pause for that long.
+    """
+    registry = TaskRegistry()
+    for status in (TaskStatus.PREPARING, TaskStatus.QUEUEING, TaskStatus.PROCESSING):
+        registry.apply(TaskSnapshot("8", status), EventSource.CALLBACK)
+    record = registry.get("8")
+    assert record is not None
+    gc.collect()
+    assert not gc.is_tracked(record.history)
+    assert len(record.status_events()) == 3
+    assert not record.finished  # and no Event was made for a task nobody awaited
+    assert record._done is None
+
+
+async def test_waiting_after_the_end_returns_at_once() -> None:
+    """wait_finished() makes no Event for a task that has already ended."""
+    registry = TaskRegistry()
+    registry.apply(TaskSnapshot("9", TaskStatus.FAIL, error_code=1026), EventSource.POLL)
+    record = registry.get("9")
+    assert record is not None
+    assert record.finished
+    await record.wait_finished()
+    assert record._done is None
