@@ -279,7 +279,7 @@ class Client:
             APIError: MiniMax refused the request.
         """
         transport = self._open()
-        if all(_is_remote(image) for subject in request.subject for image in subject.image):
+        if _all_remote(request):
             prepared = validate_request(request)  # nothing to read or decode: no thread needed
         else:
             prepared = await asyncio.to_thread(validate_request, request)
@@ -740,6 +740,15 @@ def _journal_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _is_remote(image: str) -> bool:
     return image[:8].lower().startswith(("http://", "https://"))
+
+
+def _all_remote(request: VideoRequest) -> bool:
+    """Whether every image of ``request`` is a URL (no file to read, no data to decode)."""
+    for subject in request.subject:
+        for image in subject.image:
+            if not _is_remote(image):
+                return False
+    return True
 
 
 def _target_path(dest: str | os.PathLike[str], name: str) -> Path:

@@ -55,15 +55,18 @@ def validate_request(request: VideoRequest) -> VideoRequest:
                 "subject_reference", f"exactly one subject is allowed, got {len(request.subject)}"
             )
         )
-    subjects = [
-        _check_subject(subject, f"subject_reference[{i}]", problems)
-        for i, subject in enumerate(request.subject)
-    ]
+    # Plain loops: this runs for every submission, and generators cost more than the checks.
+    subjects = []
+    inlined = False
+    for i, subject in enumerate(request.subject):
+        checked = _check_subject(subject, f"subject_reference[{i}]", problems)
+        inlined = inlined or checked is not subject
+        subjects.append(checked)
     if request.callback_url is not None and not _is_http_url(request.callback_url):
         problems.append(Problem("callback_url", "must be an absolute http(s) URL"))
     if problems:
         raise InvalidRequestError.from_problems(problems)
-    if all(new is old for new, old in zip(subjects, request.subject, strict=True)):
+    if not inlined:
         return request  # nothing to send differently (no local file to inline)
     return attrs.evolve(request, subject=tuple(subjects))
 
@@ -77,13 +80,15 @@ def _check_subject(
         problems.append(
             Problem(f"{field}.image", f"exactly one image is allowed, got {len(subject.image)}")
         )
-    images = tuple(
-        _check_image(image, f"{field}.image[{j}]", problems)
-        for j, image in enumerate(subject.image)
-    )
-    if all(new is old for new, old in zip(images, subject.image, strict=True)):
+    images = []
+    inlined = False
+    for j, image in enumerate(subject.image):
+        checked = _check_image(image, f"{field}.image[{j}]", problems)
+        inlined = inlined or checked is not image
+        images.append(checked)
+    if not inlined:
         return subject
-    return attrs.evolve(subject, image=images)
+    return attrs.evolve(subject, image=tuple(images))
 
 
 def _is_http_url(text: str) -> bool:

@@ -28,7 +28,7 @@ class StoredSubmission:
     Attributes:
         nonce: its callback nonce, which a callback can still bind it by.
         fingerprint: a digest of the request body.
-        payload: the request body as sent (images included, as data URLs or URLs).
+        payload: the request body as sent, inline images replaced by their size and digest.
         label: the caller's name for it (the CLI uses the batch line), if any.
         task_id: the task it created, once known.
     """

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import deque
-
-import attrs
+from datetime import datetime
 
 from .._models import EventSource, TaskSnapshot
 from ._base import StoredSubmission, StoredTask, SubmissionState
@@ -21,7 +21,12 @@ class MemoryStore:
     """
 
     def __init__(self, *, max_events: int = 10_000, max_tasks: int = 100_000) -> None:
-        self._submissions: dict[str, StoredSubmission] = {}
+        # A submission is kept in three dicts by nonce, of strings only: what never changes
+        # (as JSON), its state and its task id. The garbage collector does not track a dict
+        # of strings, so up to max_tasks submissions add nothing to its collections.
+        self._submissions: dict[str, str] = {}
+        self._states: dict[str, str] = {}  # SubmissionState values
+        self._task_ids: dict[str, str | None] = {}
         self._snapshots: dict[str, TaskSnapshot] = {}
         self._events: deque[tuple[TaskSnapshot, EventSource, bool]] = deque(maxlen=max_events)
         self._max_tasks = max_tasks
@@ -37,26 +42,45 @@ class MemoryStore:
 
     async def save_submission(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
-        self._submissions[submission.nonce] = submission
+        nonce = submission.nonce
+        self._submissions[nonce] = json.dumps(
+            [
+                submission.fingerprint,
+                submission.payload,
+                submission.label,
+                submission.created_at.isoformat(),
+            ],
+            separators=(",", ":"),
+        )
+        self._states[nonce] = submission.state.value
+        self._task_ids[nonce] = submission.task_id
         self._trim()
+
+    def _submission(self, nonce: str) -> StoredSubmission:
+        fingerprint, payload, label, created_at = json.loads(self._submissions[nonce])
+        created = datetime.fromisoformat(created_at)
+        state, task_id = SubmissionState(self._states[nonce]), self._task_ids[nonce]
+        return StoredSubmission(nonce, fingerprint, payload, label, state, created, task_id)
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
-        submission = self._submissions.get(nonce)
-        if submission is not None:
-            self._submissions[nonce] = attrs.evolve(
-                submission, state=SubmissionState.SUBMITTED, task_id=task_id
-            )
+        if nonce in self._submissions:
+            self._states[nonce] = SubmissionState.SUBMITTED.value
+            self._task_ids[nonce] = task_id
 
     async def mark_uncertain(self, nonce: str) -> None:
         """Record that a submission's outcome is unknown."""
-        submission = self._submissions.get(nonce)
-        if submission is not None and submission.task_id is None:
-            self._submissions[nonce] = attrs.evolve(submission, state=SubmissionState.UNCERTAIN)
+        if nonce in self._submissions and self._task_ids[nonce] is None:
+            self._states[nonce] = SubmissionState.UNCERTAIN.value
 
     async def drop_submission(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
+        self._forget(nonce)
+
+    def _forget(self, nonce: str) -> None:
         self._submissions.pop(nonce, None)
+        self._states.pop(nonce, None)
+        self._task_ids.pop(nonce, None)
 
     async def save_event(
         self,
@@ -72,7 +96,11 @@ class MemoryStore:
             self._snapshots[snapshot.task_id] = snapshot
 
     def _by_task(self) -> dict[str, StoredSubmission]:
-        return {s.task_id: s for s in self._submissions.values() if s.task_id is not None}
+        return {
+            task_id: self._submission(nonce)
+            for nonce, task_id in self._task_ids.items()
+            if task_id is not None
+        }
 
     async def unfinished(self) -> list[StoredTask]:
         """Submitted tasks whose last confirmed status is not final."""
@@ -86,7 +114,7 @@ class MemoryStore:
 
     async def uncertain(self) -> list[StoredSubmission]:
         """Submissions without a known task."""
-        return [s for s in self._submissions.values() if s.task_id is None]
+        return [self._submission(n) for n, task_id in self._task_ids.items() if task_id is None]
 
     async def task(self, task_id: str) -> StoredTask | None:
         """One task, if known."""
@@ -97,7 +125,8 @@ class MemoryStore:
 
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
-        return sorted(self._submissions.values(), key=lambda s: s.created_at)
+        every = [self._submission(nonce) for nonce in self._submissions]
+        return sorted(every, key=lambda s: s.created_at)
 
     async def events(
         self, task_id: str | None = None
@@ -108,10 +137,10 @@ class MemoryStore:
     def _trim(self) -> None:
         if len(self._submissions) <= self._max_tasks:
             return
-        for nonce, submission in list(self._submissions.items()):
-            snapshot = self._snapshots.get(submission.task_id or "")
+        for nonce, task_id in list(self._task_ids.items()):
+            snapshot = self._snapshots.get(task_id or "")
             if snapshot is not None and snapshot.is_terminal:
-                del self._submissions[nonce]
+                self._forget(nonce)
                 self._snapshots.pop(snapshot.task_id, None)
             if len(self._submissions) <= self._max_tasks:
                 return

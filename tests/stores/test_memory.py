@@ -1,0 +1,42 @@
+"""MemoryStore keeps many submissions without lengthening the garbage collector's passes."""
+
+from __future__ import annotations
+
+import gc
+from datetime import UTC, datetime
+
+import attrs
+
+from minimax_s2v.stores import MemoryStore
+from minimax_s2v.stores._base import StoredSubmission, SubmissionState
+
+
+def _submission(i: int) -> StoredSubmission:
+    return StoredSubmission(
+        nonce=f"nonce{i:08d}",
+        fingerprint="f" * 32,
+        payload={"model": "S2V-01", "subject_reference": [{"image": ["https://x/f.jpg"]}]},
+        label=f"line {i}",
+        state=SubmissionState.SENDING,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def test_submissions_are_not_tracked_by_the_collector() -> None:
+    """A dict of strings is left alone by the collector: its size costs no collection time.
+
+    A dict holding tracked objects is traversed by every full collection; one that flips
+    between untracked and tracked is traversed by every young collection too.
+    """
+    store = MemoryStore()
+    for i in range(1000):
+        await store.save_submission(_submission(i))
+        await store.mark_submitted(f"nonce{i:08d}", str(10**14 + i))
+    gc.collect()
+    for kept in (store._submissions, store._states, store._task_ids):
+        assert len(kept) == 1000
+        assert not gc.is_tracked(kept)
+    again = await store.submissions()
+    assert again[7] == attrs.evolve(
+        _submission(7), state=SubmissionState.SUBMITTED, task_id="100000000000007"
+    )
