@@ -57,13 +57,18 @@ class Timeouts:
     request: float = 60.0
 
 
-@attrs.frozen
 class ApiResponse:
     """A decoded API answer with what support needs to trace it."""
 
-    data: Mapping[str, Any]
-    trace_id: str | None
-    http_status: int
+    __slots__ = ("data", "http_status", "trace_id")
+
+    def __init__(self, data: Mapping[str, Any], trace_id: str | None, http_status: int) -> None:
+        self.data = data
+        self.trace_id = trace_id
+        self.http_status = http_status
+
+    def __repr__(self) -> str:
+        return f"ApiResponse(http_status={self.http_status}, trace_id={self.trace_id!r})"
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -126,7 +131,9 @@ class Transport:
             RequestTimeoutError, TransportError: the exchange broke off; it may have been served.
             APIError: the answer reported an error (HTTP status or in-band ``base_resp``).
         """
-        await self.limiter.acquire(endpoint)
+        bucket = self.limiter.bucket(endpoint)
+        if bucket is not None:
+            await bucket.acquire()
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = self.base_url.join(URL(path))
@@ -161,16 +168,7 @@ class Transport:
             )
         data = _decode(raw)
         if status >= 400:
-            retry_after = _retry_after(headers.get("Retry-After"))
-            error = None
-            if is_mapping(data):
-                error = api_error_in(
-                    data, http_status=status, trace_id=trace_id, retry_after=retry_after
-                )
-            if error is None:
-                error = error_for_http_status(
-                    status, f"{reason} from {path}", trace_id=trace_id, retry_after=retry_after
-                )
+            error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
             self._note(endpoint, error)
             raise error
         if not is_mapping(data):
@@ -178,21 +176,37 @@ class Transport:
             # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
             error_text = f"{path} answered with {kind}, not JSON (a gateway error page?)"
             raise ServerError(error_text, trace_id=trace_id, http_status=status)
-        api_error = api_error_in(
-            data,
-            http_status=status,
-            trace_id=trace_id,
-            retry_after=_retry_after(headers.get("Retry-After")),
-        )
-        if api_error is not None:
-            self._note(endpoint, api_error)
-            raise api_error
-        self.limiter.on_success(endpoint)
+        base = data.get("base_resp")
+        if type(base) is not dict or base.get("status_code") != 0:  # not plainly a success
+            api_error = api_error_in(
+                data,
+                http_status=status,
+                trace_id=trace_id,
+                retry_after=_retry_after(headers.get("Retry-After")),
+            )
+            if api_error is not None:
+                self._note(endpoint, api_error)
+                raise api_error
+        if bucket is not None:
+            bucket.on_success()
         return ApiResponse(data, trace_id, status)
 
     def _note(self, endpoint: EndpointClass, error: Exception) -> None:
         if isinstance(error, RateLimitError):
             self.limiter.on_rate_limited(endpoint)
+
+
+def _http_error(
+    data: object, status: int, what: str, headers: Mapping[str, str], trace_id: str | None
+) -> APIError:
+    """The typed error an HTTP error status amounts to (its body's ``base_resp`` first)."""
+    retry_after = _retry_after(headers.get("Retry-After"))
+    error = None
+    if is_mapping(data):
+        error = api_error_in(data, http_status=status, trace_id=trace_id, retry_after=retry_after)
+    if error is None:
+        error = error_for_http_status(status, what, trace_id=trace_id, retry_after=retry_after)
+    return error
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:

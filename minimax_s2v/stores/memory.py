@@ -21,10 +21,13 @@ class MemoryStore:
     """
 
     def __init__(self, *, max_events: int = 10_000, max_tasks: int = 100_000) -> None:
-        # A submission is kept in three dicts by nonce, of strings only: what never changes
-        # (as JSON), its state and its task id. The garbage collector does not track a dict
-        # of strings, so up to max_tasks submissions add nothing to its collections.
-        self._submissions: dict[str, str] = {}
+        # A submission is kept in dicts by nonce, of strings and datetimes only: the garbage
+        # collector does not track such dicts, so up to max_tasks submissions add nothing to
+        # its collections. The first one keeps the order of the journal.
+        self._submissions: dict[str, str] = {}  # the payload, as JSON
+        self._fingerprints: dict[str, str] = {}
+        self._labels: dict[str, str | None] = {}
+        self._created: dict[str, datetime] = {}
         self._states: dict[str, str] = {}  # SubmissionState values
         self._task_ids: dict[str, str | None] = {}
         self._snapshots: dict[str, TaskSnapshot] = {}
@@ -43,24 +46,24 @@ class MemoryStore:
     async def save_submission(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
         nonce = submission.nonce
-        self._submissions[nonce] = json.dumps(
-            [
-                submission.fingerprint,
-                submission.payload,
-                submission.label,
-                submission.created_at.isoformat(),
-            ],
-            separators=(",", ":"),
-        )
+        self._submissions[nonce] = json.dumps(submission.payload, separators=(",", ":"))
+        self._fingerprints[nonce] = submission.fingerprint
+        self._labels[nonce] = submission.label
+        self._created[nonce] = submission.created_at
         self._states[nonce] = submission.state.value
         self._task_ids[nonce] = submission.task_id
         self._trim()
 
     def _submission(self, nonce: str) -> StoredSubmission:
-        fingerprint, payload, label, created_at = json.loads(self._submissions[nonce])
-        created = datetime.fromisoformat(created_at)
-        state, task_id = SubmissionState(self._states[nonce]), self._task_ids[nonce]
-        return StoredSubmission(nonce, fingerprint, payload, label, state, created, task_id)
+        return StoredSubmission(
+            nonce,
+            self._fingerprints[nonce],
+            json.loads(self._submissions[nonce]),
+            self._labels[nonce],
+            SubmissionState(self._states[nonce]),
+            self._created[nonce],
+            self._task_ids[nonce],
+        )
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
@@ -78,9 +81,15 @@ class MemoryStore:
         self._forget(nonce)
 
     def _forget(self, nonce: str) -> None:
-        self._submissions.pop(nonce, None)
-        self._states.pop(nonce, None)
-        self._task_ids.pop(nonce, None)
+        for kept in (
+            self._submissions,
+            self._fingerprints,
+            self._labels,
+            self._created,
+            self._states,
+            self._task_ids,
+        ):
+            kept.pop(nonce, None)
 
     async def save_event(
         self,

@@ -33,7 +33,14 @@ async def test_submissions_are_not_tracked_by_the_collector() -> None:
         await store.save_submission(_submission(i))
         await store.mark_submitted(f"nonce{i:08d}", str(10**14 + i))
     gc.collect()
-    for kept in (store._submissions, store._states, store._task_ids):
+    for kept in (
+        store._submissions,
+        store._fingerprints,
+        store._labels,
+        store._created,
+        store._states,
+        store._task_ids,
+    ):
         assert len(kept) == 1000
         assert not gc.is_tracked(kept)
     again = await store.submissions()
