@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 from yarl import URL
@@ -12,6 +14,8 @@ from yarl import URL
 from ._errors import InvalidRequestError, Problem
 from ._images import MIME_TYPES, ImageInfo, read_image_info
 from ._models import MODEL_S2V_01, SubjectReference, VideoRequest
+
+T = TypeVar("T")
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -55,20 +59,33 @@ def validate_request(request: VideoRequest) -> VideoRequest:
                 "subject_reference", f"exactly one subject is allowed, got {len(request.subject)}"
             )
         )
-    # Plain loops: this runs for every submission, and generators cost more than the checks.
-    subjects = []
-    inlined = False
-    for i, subject in enumerate(request.subject):
-        checked = _check_subject(subject, f"subject_reference[{i}]", problems)
-        inlined = inlined or checked is not subject
-        subjects.append(checked)
+    subjects = _check_each(request.subject, _check_subject, "subject_reference", problems)
     if request.callback_url is not None and not _is_http_url(request.callback_url):
         problems.append(Problem("callback_url", "must be an absolute http(s) URL"))
     if problems:
         raise InvalidRequestError.from_problems(problems)
-    if not inlined:
+    if subjects is None:
         return request  # nothing to send differently (no local file to inline)
-    return attrs.evolve(request, subject=tuple(subjects))
+    return attrs.evolve(request, subject=subjects)
+
+
+def _check_each(
+    items: tuple[T, ...],
+    check: Callable[[T, str, list[Problem]], T],
+    field: str,
+    problems: list[Problem],
+) -> tuple[T, ...] | None:
+    """Check each of ``items``; the checked ones, or ``None`` when all came back unchanged.
+
+    A plain loop: this runs for every submission, and generators cost more than the checks.
+    """
+    checked = []
+    changed = False
+    for i, item in enumerate(items):
+        new = check(item, f"{field}[{i}]", problems)
+        changed = changed or new is not item
+        checked.append(new)
+    return tuple(checked) if changed else None
 
 
 def _check_subject(
@@ -80,15 +97,8 @@ def _check_subject(
         problems.append(
             Problem(f"{field}.image", f"exactly one image is allowed, got {len(subject.image)}")
         )
-    images = []
-    inlined = False
-    for j, image in enumerate(subject.image):
-        checked = _check_image(image, f"{field}.image[{j}]", problems)
-        inlined = inlined or checked is not image
-        images.append(checked)
-    if not inlined:
-        return subject
-    return attrs.evolve(subject, image=tuple(images))
+    images = _check_each(subject.image, _check_image, f"{field}.image", problems)
+    return subject if images is None else attrs.evolve(subject, image=images)
 
 
 def _is_http_url(text: str) -> bool:
