@@ -208,13 +208,8 @@ class CallbackReceiver:
     def expect(self, nonce: str, sink: CallbackSink) -> URL:
         """Register ``nonce`` before its submission is sent; returns its callback URL."""
         url = self.callback_url(nonce)
-        binding = self._bindings.get(nonce)
-        if binding is not None:
-            # Updates may have come first (e.g. after a restart, before resume()): keep them.
-            binding.sink = sink
-        else:
-            self._evict()
-            self._bindings[nonce] = _Binding(nonce, sink, url.name)
+        # Updates may have come first (e.g. after a restart, before resume()): they are kept.
+        self._binding(nonce, sink, url.name)
         self._default_sink = sink
         self._watch_challenges()
         return url
@@ -243,12 +238,7 @@ class CallbackReceiver:
 
     def expect_uncertain(self, nonce: str, sink: CallbackSink) -> None:
         """Keep ``nonce`` of a submission whose answer was lost: its first callback binds it."""
-        binding = self._bindings.get(nonce)
-        if binding is None:
-            self._evict()
-            binding = self._bindings[nonce] = _Binding(nonce, sink, self._token(nonce))
-        binding.sink = sink
-        binding.uncertain = True
+        self._binding(nonce, sink).uncertain = True
 
     def discard(self, nonce: str) -> None:
         """Forget ``nonce``: its submission certainly created nothing."""
@@ -258,6 +248,17 @@ class CallbackReceiver:
         """The task id callbacks have named for ``nonce``, if any."""
         binding = self._bindings.get(nonce)
         return binding.task_id if binding else None
+
+    def _binding(self, nonce: str, sink: CallbackSink | None, token: str | None = None) -> _Binding:
+        """The binding of ``nonce``, made if new; its callbacks go to ``sink`` from now on."""
+        binding = self._bindings.get(nonce)
+        if binding is None:
+            self._evict()
+            token = token or self._token(nonce)
+            binding = self._bindings[nonce] = _Binding(nonce, sink, token)
+        else:
+            binding.sink = sink
+        return binding
 
     def _evict(self) -> None:
         cutoff = time.monotonic() - self._binding_ttl
@@ -357,8 +358,7 @@ class CallbackReceiver:
                 return 200, _ACK
             # Not followed (yet): kept as an early update, journaled through the sink before
             # it is acknowledged; resume() or a submit answer binds the nonce and applies it.
-            self._evict()
-            binding = self._bindings[nonce] = _Binding(nonce, sink, self._token(nonce))
+            binding = self._binding(nonce, sink)
         if binding.task_id is not None and binding.task_id != snapshot.task_id:
             return self._conflict(nonce, snapshot, binding.task_id)
         self.stats["updates"] += 1
