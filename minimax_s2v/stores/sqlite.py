@@ -67,9 +67,9 @@ _Item = tuple["list[Statement] | _Rows", "asyncio.Future[list[Rows | None]]", bo
 class SQLiteStore:
     """A durable journal in one SQLite file (WAL mode).
 
-    The file is owned by a small worker process (the same Python, standard library only),
-    so SQLite never blocks the event loop and never competes with it for the interpreter
-    lock. Writes are gathered on the event loop while the worker commits the previous batch
+    The file is owned by a small worker process (by default run by the same Python; it uses
+    the standard library only), so SQLite never blocks the event loop and never competes with
+    it for the interpreter lock. Writes are gathered on the event loop while the worker commits the previous batch
     and are then sent together: one transaction, one disk flush, and one multi-row
     ``INSERT`` for the updates in it (group commit). A write's coroutine returns only once
     its transaction is committed.
@@ -84,6 +84,10 @@ class SQLiteStore:
         synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (the default) survives
             power loss, ``"NORMAL"`` survives a crash of the process.
         max_batch: writes committed in one transaction at most.
+        python: the Python interpreter that runs the worker; by default the one running this
+            process. A frozen application (PyInstaller, …) has no interpreter of its own to
+            start, so it must name one here (any Python 3.11 or newer: the worker uses the
+            standard library only).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class SQLiteStore:
         *,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         max_batch: int = 1000,
+        python: str | os.PathLike[str] | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be 'FULL' or 'NORMAL'")
@@ -100,6 +105,7 @@ class SQLiteStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._max_batch = max_batch
+        self._python = python
         self._process: asyncio.subprocess.Process | None = None
         self._opening: asyncio.Task[None] | None = None
         self._variables = 999  # SQLite's limit on parameters per statement, as the worker says
@@ -122,9 +128,10 @@ class SQLiteStore:
         """Start the worker and create the tables if needed.
 
         Raises:
-            OSError: the file's directory cannot be created.
+            OSError: the file's directory cannot be created, or ``python`` cannot be started.
             sqlite3.Error: SQLite cannot open the file.
-            ConfigurationError: the file holds a journal of another schema version.
+            ConfigurationError: the file holds a journal of another schema version, or the
+                application is frozen and no ``python`` was given.
         """
         if self._process is not None:
             return
@@ -137,10 +144,22 @@ class SQLiteStore:
             if opening.done() and self._opening is opening:
                 self._opening = None
 
+    def _interpreter(self) -> str:
+        if self._python is not None:
+            return os.fspath(self._python)
+        if getattr(sys, "frozen", False) or not sys.executable:
+            raise ConfigurationError(
+                "SQLiteStore runs its journal in a Python worker process, and this application "
+                "has no Python interpreter of its own to start (it is frozen): give one with "
+                "SQLiteStore(path, python='/usr/bin/python3')"
+            )
+        return sys.executable
+
     async def _start(self) -> None:
+        python = self._interpreter()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
+            python,
             "-I",  # isolated: only the standard library, whatever the working directory
             str(_WORKER),
             str(self.path),

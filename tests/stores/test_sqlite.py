@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from minimax_s2v import ConfigurationError, EventSource, TaskSnapshot, TaskStatus
-from minimax_s2v.stores import SQLiteStore
+from minimax_s2v.stores import SQLiteStore, StoredSubmission
 from tests.processes import ROOT
 from tests.stores.test_contract import submission
 
@@ -204,3 +204,35 @@ async def test_close_after_the_worker_died_ends_quietly(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         await pending
     assert store.worker_pid is None
+
+
+async def test_the_worker_runs_under_the_python_given(tmp_path: Path) -> None:
+    """``python=`` names the interpreter that runs the worker: a missing one fails to open."""
+    missing = SQLiteStore(tmp_path / "a.db", python=tmp_path / "no-such-python")
+    with pytest.raises(FileNotFoundError):
+        await missing.open()
+    assert missing.worker_pid is None
+    store = SQLiteStore(tmp_path / "b.db", python=sys.executable)
+    await store.save_submission(submission("n1"))
+    assert store.worker_pid is not None
+    await store.close()
+    assert [s.nonce for s in await _reopened(tmp_path / "b.db")] == ["n1"]
+
+
+async def _reopened(path: Path) -> list[StoredSubmission]:
+    store = SQLiteStore(path)
+    try:
+        return await store.submissions()
+    finally:
+        await store.close()
+
+
+async def test_a_frozen_application_is_told_to_name_a_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen app cannot start itself as the worker: a clear error says what to give."""
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    store = SQLiteStore(tmp_path / "j.db")
+    with pytest.raises(ConfigurationError, match=r"python="):
+        await store.open()
+    assert not (tmp_path / "j.db").exists()
