@@ -24,7 +24,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import aiohttp
 import attrs
 from aiohttp import web
 
-from tests.processes import free_port
+from tests.processes import free_port, wait_for_port
 
 SECRET = "benchmark-secret-0123456789abcdef"  # noqa: S105 - a benchmark's own key
 TASKS = 60_000  # distinct callback URLs and tasks
@@ -102,19 +101,6 @@ async def serve_receiver(port: int, store_kind: str, where: str) -> None:
 # -- the load -------------------------------------------------------------------------------
 
 
-def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the server under test exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the server under test did not start")
-
-
 def _command(kind: str, port: int, workdir: Path, redis_url: str) -> list[str]:
     if kind == "fastapi":
         # Run as the docs run it: uvicorn's defaults.
@@ -157,7 +143,7 @@ def servers(kinds: list[str], workdir: Path, redis_url: str) -> Iterator[dict[st
             stack.callback(_stop, process)
             started[kind] = (port, process)
         for port, process in started.values():
-            _wait_for(port, process)
+            wait_for_port(port, process, timeout=60)
         yield {kind: f"http://127.0.0.1:{port}" for kind, (port, _) in started.items()}
 
 

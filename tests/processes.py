@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +23,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 20.0) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
     """Block until something listens on ``port``, or fail with the process's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

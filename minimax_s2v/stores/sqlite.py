@@ -69,10 +69,10 @@ class SQLiteStore:
 
     The file is owned by a small worker process (by default run by the same Python; it uses
     the standard library only), so SQLite never blocks the event loop and never competes with
-    it for the interpreter lock. Writes are gathered on the event loop while the worker commits the previous batch
-    and are then sent together: one transaction, one disk flush, and one multi-row
-    ``INSERT`` for the updates in it (group commit). A write's coroutine returns only once
-    its transaction is committed.
+    it for the interpreter lock. Writes are gathered on the event loop while the worker
+    commits the previous batch and are then sent together: one transaction, one disk flush,
+    and one multi-row ``INSERT`` for the updates in it (group commit). A write's coroutine
+    returns only once its transaction is committed.
 
     The worker ignores SIGINT and SIGTERM and ends when this process closes the store or
     exits (even by ``kill -9``): a Ctrl-C cannot cut a commit short, and what was committed
