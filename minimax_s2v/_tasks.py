@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ._errors import MiniMaxError, TaskFailedError, TaskTimeoutError
 from ._models import (
@@ -47,6 +47,7 @@ class TaskRecord:
         "label",
         "listeners",
         "request",
+        "rich",
         "snapshot",
         "submitted_at",
         "task_id",
@@ -63,12 +64,14 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.finished = False  # ended (or waiting on it failed for good)
         self._done: asyncio.Event | None = None  # made for the first waiter only
-        # Every update applied, flat: (snapshot, source, arrival as Unix time) for each, the
-        # StatusEvents made only when asked for. A service may follow many thousand tasks,
-        # and every object the garbage collector tracks lengthens its full collections: a
-        # snapshot with nothing but a status is kept as its status string, so that this tuple
-        # holds only strings and floats, which the collector stops tracking.
-        self.history: tuple[TaskSnapshot | str | float, ...] = ()
+        # Every update applied, as text: a line "status<TAB>source<TAB>arrival" each, the
+        # StatusEvents made only when asked for. A service may follow many thousand tasks
+        # and apply thousands of updates a second; the garbage collector never sees a string,
+        # while each new container it tracks brings its next collection closer. A snapshot
+        # that is more than its status (a file id, a size, an error) is kept in `rich`, and
+        # its line has an empty status.
+        self.history = ""
+        self.rich: tuple[TaskSnapshot, ...] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.label: str | None = None
@@ -98,33 +101,34 @@ class TaskRecord:
 
     def status_events(self) -> list[StatusEvent]:
         """Every update applied so far."""
-        history = self.history
-        return [
-            StatusEvent(self._rebuilt(kept), EventSource(source), _utc(cast(float, at)))
-            for kept, source, at in zip(history[0::3], history[1::3], history[2::3], strict=True)
-        ]
-
-    def _rebuilt(self, kept: TaskSnapshot | str | float) -> TaskSnapshot:
-        if isinstance(kept, TaskSnapshot):
-            return kept
-        text = str(kept)
-        return TaskSnapshot(self.task_id, STATUS_SPELLINGS[text.strip().lower()], status_text=text)
+        rich = iter(self.rich)
+        events = []
+        for line in self.history.splitlines():
+            text, source, at = line.split("\t")
+            snapshot = (
+                TaskSnapshot(self.task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
+                if text
+                else next(rich)
+            )
+            events.append(StatusEvent(snapshot, EventSource(source), _utc(float(at))))
+        return events
 
     def remember(self, snapshot: TaskSnapshot, source: EventSource) -> None:
         """Add an applied update to the history."""
-        kept: TaskSnapshot | str = snapshot
         text = snapshot.status_text
-        if (
+        if not (
             snapshot.file_id is None
             and snapshot.width is None
             and snapshot.height is None
             and snapshot.error_code is None
             and snapshot.error_message is None
             and snapshot.task_id == self.task_id
-            and STATUS_SPELLINGS.get(text.strip().lower()) is snapshot.status
+            and text.isalpha()  # no separator inside, nothing lost by lower()
+            and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
         ):
-            kept = text  # rebuilt exactly from the status string when asked for
-        self.history = (*self.history, kept, source.value, time.time())
+            self.rich = (*self.rich, snapshot)
+            text = ""
+        self.history += f"{text}\t{source.value}\t{time.time()!r}\n"
 
 
 class TaskRegistry:
