@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import attrs
 
+from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
 from minimax_s2v.stores import MemoryStore
 from minimax_s2v.stores._base import StoredSubmission, SubmissionState
 
@@ -47,3 +48,23 @@ async def test_submissions_are_not_tracked_by_the_collector() -> None:
     assert again[7] == attrs.evolve(
         _submission(7), state=SubmissionState.SUBMITTED, task_id="100000000000007"
     )
+
+
+async def test_finished_tasks_are_forgotten_beyond_max_tasks() -> None:
+    """Past ``max_tasks`` the oldest finished tasks go first; unfinished ones are all kept."""
+    store = MemoryStore(max_tasks=3)
+    for i in range(3):
+        await store.save_submission(_submission(i))
+        await store.mark_submitted(f"nonce{i:08d}", f"{i}")
+    done = TaskSnapshot("1", TaskStatus.SUCCESS, file_id="9")
+    await store.save_event(done, EventSource.POLL, confirmed=True)
+    await store.save_submission(_submission(3))  # a fourth: task 1, finished, is forgotten
+    assert [s.nonce for s in await store.submissions()] == [
+        "nonce00000000",
+        "nonce00000002",
+        "nonce00000003",
+    ]
+    assert await store.task("1") is None
+    await store.save_submission(_submission(4))  # nothing finished to forget: all kept
+    assert len(await store.submissions()) == 4
+    assert [s.task_id for s in await store.uncertain()] == [None, None]
