@@ -57,18 +57,13 @@ class Timeouts:
     request: float = 60.0
 
 
+@attrs.define  # not frozen: one is made per call, and a plain __init__ is the quicker
 class ApiResponse:
     """A decoded API answer with what support needs to trace it."""
 
-    __slots__ = ("data", "http_status", "trace_id")
-
-    def __init__(self, data: Mapping[str, Any], trace_id: str | None, http_status: int) -> None:
-        self.data = data
-        self.trace_id = trace_id
-        self.http_status = http_status
-
-    def __repr__(self) -> str:
-        return f"ApiResponse(http_status={self.http_status}, trace_id={self.trace_id!r})"
+    data: Mapping[str, Any] = attrs.field(repr=False)
+    trace_id: str | None
+    http_status: int
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -176,17 +171,15 @@ class Transport:
             # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
             error_text = f"{path} answered with {kind}, not JSON (a gateway error page?)"
             raise ServerError(error_text, trace_id=trace_id, http_status=status)
-        base = data.get("base_resp")
-        if type(base) is not dict or base.get("status_code") != 0:  # not plainly a success
-            api_error = api_error_in(
-                data,
-                http_status=status,
-                trace_id=trace_id,
-                retry_after=_retry_after(headers.get("Retry-After")),
-            )
-            if api_error is not None:
-                self._note(endpoint, api_error)
-                raise api_error
+        api_error = api_error_in(
+            data,
+            http_status=status,
+            trace_id=trace_id,
+            retry_after=_retry_after(headers.get("Retry-After")),
+        )
+        if api_error is not None:
+            self._note(endpoint, api_error)
+            raise api_error
         if bucket is not None:
             bucket.on_success()
         return ApiResponse(data, trace_id, status)

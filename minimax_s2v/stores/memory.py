@@ -104,22 +104,18 @@ class MemoryStore:
         if confirmed:
             self._snapshots[snapshot.task_id] = snapshot
 
-    def _by_task(self) -> dict[str, StoredSubmission]:
-        return {
-            task_id: self._submission(nonce)
-            for nonce, task_id in self._task_ids.items()
-            if task_id is not None
-        }
+    def _nonces_by_task(self) -> dict[str, str]:
+        """Each known task's submission (the latest, should two name one task), undecoded."""
+        return {task_id: n for n, task_id in self._task_ids.items() if task_id is not None}
 
     async def unfinished(self) -> list[StoredTask]:
         """Submitted tasks whose last confirmed status is not final."""
-        tasks = [
-            await self._task(task_id, submission) for task_id, submission in self._by_task().items()
-        ]
-        return [task for task in tasks if not task.finished]
-
-    async def _task(self, task_id: str, submission: StoredSubmission | None) -> StoredTask:
-        return StoredTask(task_id, self._snapshots.get(task_id), submission)
+        tasks = []
+        for task_id, nonce in self._nonces_by_task().items():
+            snapshot = self._snapshots.get(task_id)
+            if snapshot is None or not snapshot.is_terminal:  # only these are decoded
+                tasks.append(StoredTask(task_id, snapshot, self._submission(nonce)))
+        return tasks
 
     async def uncertain(self) -> list[StoredSubmission]:
         """Submissions without a known task."""
@@ -127,10 +123,11 @@ class MemoryStore:
 
     async def task(self, task_id: str) -> StoredTask | None:
         """One task, if known."""
-        submission = self._by_task().get(task_id)
-        if submission is None and task_id not in self._snapshots:
+        nonce = self._nonces_by_task().get(task_id)
+        if nonce is None and task_id not in self._snapshots:
             return None
-        return await self._task(task_id, submission)
+        submission = self._submission(nonce) if nonce is not None else None
+        return StoredTask(task_id, self._snapshots.get(task_id), submission)
 
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
