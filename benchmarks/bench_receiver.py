@@ -1,6 +1,8 @@
 """Status updates per second: the receiver against a bare aiohttp handler and the docs' FastAPI.
 
-Run: ``.venv/bin/python -m benchmarks.bench_receiver [--rounds 4] [--slices 4] [--seconds 2]``.
+Run: ``.venv/bin/python -m benchmarks.bench_receiver [--rounds 4] [--slices 4] [--seconds 2]``;
+``--connections 8,16,32 --only bare,receiver --slices 3`` loads each server with each of
+several connection counts in turn (the default is 32) and reports each.
 Needs ``wrk`` (Debian package ``wrk``) as the load generator, and ``redis-server`` for the
 RedisStore row. Each server runs alone in its own process, loaded by wrk over loopback;
 every request is a new update of one of 60,000 tasks, each at its own callback URL (the
@@ -285,14 +287,15 @@ def _median_ratio(slices: dict[str, list[Slice]], kind: str, baseline: str) -> f
 
 
 async def main(
-    rounds: int, slices_per_round: int, seconds: int, connections: int, only: list[str]
+    rounds: int, slices_per_round: int, seconds: int, counts: list[int], only: list[str]
 ) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     from tests.redis_server import redis_server
 
     kinds = [kind for kind in KINDS if kind in only]
-    slices: dict[str, list[Slice]] = {kind: [] for kind in kinds}
+    loads = [(kind, connections) for kind in kinds for connections in counts]
+    slices: dict[tuple[str, int], list[Slice]] = {load: [] for load in loads}
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as redis_url:
         scripts = {}
         for name in ("bare", "fastapi"):
@@ -305,9 +308,9 @@ async def main(
                 sent = dict.fromkeys(kinds, 0)  # updates each server has been sent
                 for slice_number in range(slices_per_round):
                     # Forward, then backward: a machine that speeds up or slows down
-                    # during the run favours no server.
+                    # during the run favours no server (and no connection count).
                     forward = (round_number * slices_per_round + slice_number) % 2 == 0
-                    for kind in kinds if forward else reversed(kinds):
+                    for kind, connections in loads if forward else reversed(loads):
                         done = await load(
                             urls[kind],
                             "/get_callback" if kind == "fastapi" else probe_path,
@@ -318,15 +321,31 @@ async def main(
                         )
                         # Skip the updates that were in flight when wrk stopped.
                         sent[kind] += done.requests + connections
-                        slices[kind].append(done)
+                        slices[kind, connections].append(done)
                         p99 = p99_ms(done.latencies)
                         print(
-                            f"round {round_number + 1} slice {slice_number + 1} {kind:>8}: "
+                            f"round {round_number + 1} slice {slice_number + 1} {kind:>8}"
+                            f"{f' c={connections}' if len(counts) > 1 else ''}: "
                             f"{done.rate:8.0f} req/s, challenge p99 {p99:6.2f} ms"
                         )
                 if any(count > TASKS * len(STATUSES) for count in sent.values()):
                     print("note: a server was sent an update twice; raise TASKS")
-    report(slices, rounds * slices_per_round)
+    for connections in counts:
+        if len(counts) > 1:
+            print(f"-- {connections} connections")
+        report({kind: slices[kind, connections] for kind in kinds}, rounds * slices_per_round)
+    if len(counts) > 1:
+        summary = (
+            f"{connections}: "
+            + ", ".join(f"{kind} {pooled_p99(slices[kind, connections]):.2f} ms" for kind in kinds)
+            for connections in counts
+        )
+        print("challenge p99 over all probes, by connections: " + "; ".join(summary))
+
+
+def pooled_p99(rows: list[Slice]) -> float:
+    """The p99 of every probe of ``rows`` taken together, in milliseconds."""
+    return p99_ms([latency for row in rows for latency in row.latencies])
 
 
 def report(slices: dict[str, list[Slice]], count: int) -> None:
@@ -336,12 +355,11 @@ def report(slices: dict[str, list[Slice]], count: int) -> None:
         f"{'median slice':>14}{'worst slice':>13}{'probes':>8}"
     )
     for kind, rows in slices.items():
-        pooled = [latency for row in rows for latency in row.latencies]
         per_slice = [p99_ms(row.latencies) for row in rows]
         print(
             f"{KINDS[kind]:<32}{statistics.median(row.rate for row in rows):>13.0f}"
-            f"{p99_ms(pooled):>20.2f}{statistics.median(per_slice):>14.2f}"
-            f"{max(per_slice):>13.2f}{len(pooled):>8}"
+            f"{pooled_p99(rows):>20.2f}{statistics.median(per_slice):>14.2f}"
+            f"{max(per_slice):>13.2f}{sum(len(row.latencies) for row in rows):>8}"
         )
     parts = []
     targets = {
@@ -356,10 +374,9 @@ def report(slices: dict[str, list[Slice]], count: int) -> None:
             parts.append(f"{kind}/{baseline} {ratio:.2f}x{target}")
     if "receiver" in slices:
         rows = slices["receiver"]
-        pooled = [latency for row in rows for latency in row.latencies]
         parts.append(
-            f"receiver challenge p99 under load {p99_ms(pooled):.2f} ms over all "
-            f"{len(pooled)} probes (target < 10 ms)"
+            f"receiver challenge p99 under load {pooled_p99(rows):.2f} ms over all "
+            f"{sum(len(row.latencies) for row in rows)} probes (target < 10 ms)"
         )
     print(f"ratios (median of {count} slices): " + ", ".join(parts))
 
@@ -369,7 +386,11 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=4, help="fresh servers each round")
     parser.add_argument("--slices", type=int, default=4, help="slices per server per round")
     parser.add_argument("--seconds", type=int, default=2, help="length of a slice")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--connections",
+        default="32",
+        help="wrk's connections; several (e.g. 8,16,32) load each server with each in turn",
+    )
     parser.add_argument(
         "--only", default=",".join(KINDS), help="servers to run, e.g. bare,receiver"
     )
@@ -388,7 +409,7 @@ if __name__ == "__main__":
                 options.rounds,
                 options.slices,
                 options.seconds,
-                options.connections,
+                [int(count) for count in options.connections.split(",")],
                 options.only.split(","),
             )
         )
