@@ -164,13 +164,17 @@ def callback_paths(kind: str) -> list[str]:
     return [receiver.callback_url(nonce(i)).path for i in range(TASKS)]
 
 
-def wrk_script(paths: list[str], targets: Path) -> str:
+def wrk_script(paths: list[str], targets: Path, think_ms: int = 0) -> str:
     """A wrk script sending each task's updates, each to the task's own URL.
 
     The (path, task id) pairs are written to ``targets``, one per line, and read by the
     script (a Lua table literal this large exceeds LuaJIT's limits). Update ``k`` is status
     ``k // TASKS`` of task ``k % TASKS``. wrk is given the first ``k`` after ``--``, so that
-    each slice goes on where the server's last one stopped.
+    each slice goes on where the server's last one stopped. With ``think_ms``, each
+    connection waits a random time of that mean (exponential) after an answer before
+    sending again: the load is then about connections / think time, below what the server
+    can take, arriving much as callbacks of many independent tasks would, instead of as
+    much as it takes.
     """
     targets.write_text("".join(f"{path} {task_id(i)}\n" for i, path in enumerate(paths)))
     head = '{"task_id":"'
@@ -197,7 +201,16 @@ def wrk_script(paths: list[str], targets: Path) -> str:
         f"  local body = '{head}' .. t[2] .. '{middle}' .. status .. '{tail}'\n"
         '  return wrk.format("POST", t[1], headers, body)\n'
         "end\n"
-        "done = function(summary, latency, requests)\n"
+        # Exponential think times: connections that waited alike would stay in step and
+        # send in bursts; these make arrivals close to those of independent tasks.
+        + (
+            "delay = function()\n"
+            f"  return math.floor(-{think_ms} * math.log(1 - math.random()) + 0.5)\n"
+            "end\n"
+            if think_ms
+            else ""
+        )
+        + "done = function(summary, latency, requests)\n"
         '  io.write(string.format("non2xx %d\\n", summary.errors.status))\n'
         "end\n"
     )
@@ -287,7 +300,13 @@ def _median_ratio(slices: dict[str, list[Slice]], kind: str, baseline: str) -> f
 
 
 async def main(
-    rounds: int, slices_per_round: int, seconds: int, counts: list[int], only: list[str]
+    rounds: int,
+    slices_per_round: int,
+    seconds: int,
+    counts: list[int],
+    only: list[str],
+    *,
+    think_ms: int = 0,
 ) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -301,7 +320,7 @@ async def main(
         for name in ("bare", "fastapi"):
             scripts[name] = Path(tmp) / f"{name}.lua"
             targets = Path(tmp) / f"{name}.targets"
-            scripts[name].write_text(wrk_script(callback_paths(name), targets))
+            scripts[name].write_text(wrk_script(callback_paths(name), targets, think_ms))
         probe_path = callback_paths("bare")[TASKS - 1]  # a challenge to a verified URL
         for round_number in range(rounds):
             with servers(kinds, Path(tmp), redis_url) as urls:
@@ -392,6 +411,13 @@ if __name__ == "__main__":
         help="wrk's connections; several (e.g. 8,16,32) load each server with each in turn",
     )
     parser.add_argument(
+        "--think",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="each wrk connection waits MS ms between requests (a load below saturation)",
+    )
+    parser.add_argument(
         "--only", default=",".join(KINDS), help="servers to run, e.g. bare,receiver"
     )
     parser.add_argument("--serve", choices=("bare", "receiver", "sqlite", "redis"))
@@ -411,5 +437,6 @@ if __name__ == "__main__":
                 options.seconds,
                 [int(count) for count in options.connections.split(",")],
                 options.only.split(","),
+                think_ms=options.think,
             )
         )
