@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_receiver [--rounds 4] [--slices 4] [--seconds 2]``;
 ``--connections 8,16,32 --only bare,receiver --slices 3`` loads each server with each of
-several connection counts in turn (the default is 32) and reports each.
+several connection counts in turn (the default is 32) and reports each; ``--think 20`` makes
+each connection wait 20 ms on average between requests, for a load below saturation.
 Needs ``wrk`` (Debian package ``wrk``) as the load generator, and ``redis-server`` for the
 RedisStore row. Each server runs alone in its own process, loaded by wrk over loopback;
 every request is a new update of one of 60,000 tasks, each at its own callback URL (the
@@ -415,7 +416,8 @@ if __name__ == "__main__":
         type=int,
         default=0,
         metavar="MS",
-        help="each wrk connection waits MS ms between requests (a load below saturation)",
+        help="each wrk connection waits a random MS ms on average between requests "
+        "(a load below saturation)",
     )
     parser.add_argument(
         "--only", default=",".join(KINDS), help="servers to run, e.g. bare,receiver"
