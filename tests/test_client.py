@@ -215,3 +215,35 @@ async def test_get_task_retries_transient_errors() -> None:
             await strict.get_task(task.task_id)
         await strict.close()
     assert info.value.http_status in (500, 502, 503)
+
+
+async def test_a_burst_of_submissions_goes_out_a_slice_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many submit() calls at once: only so many are journaled and sent, the rest wait.
+
+    Past validation a submission costs the event loop CPU before its first send; gathered by
+    the thousand, that would hold the loop for seconds in one stretch. The client's pool
+    (100 connections) would let all 30 of these through at once; the gate lets 10.
+    """
+    from minimax_s2v import _client
+    from minimax_s2v.emulator import Endpoint, EndpointFaults, FaultPlan
+    from minimax_s2v.stores import SubmissionState
+
+    monkeypatch.setattr(_client, "_SUBMITS_AT_ONCE", 10)
+    slow = FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(slow=1.0, slow_seconds=0.3)})
+    async with Emulator(faults=slow) as emu, fast_client(emu) as client:
+        jobs = [asyncio.ensure_future(client.submit(face_request())) for _ in range(30)]
+        async with asyncio.timeout(10):
+            while len(await client.store.submissions()) < 10:
+                await asyncio.sleep(0.01)
+        journaled = await client.store.submissions()
+        sending = [s for s in journaled if s.state is SubmissionState.SENDING]
+        reached = emu.counters.requests_to("submit")
+        tasks = await asyncio.gather(*jobs)
+    # Answers take 0.3 s, so the first slice was still out when the journal was read.
+    assert len(sending) <= 10
+    assert len(journaled) < 30  # the others had not even been journaled yet
+    assert reached <= 10
+    assert len({task.task_id for task in tasks}) == 30
+    assert emu.counters.tasks_created == 30
