@@ -142,18 +142,6 @@ class RateLimiter:
         """The bucket of ``endpoint``, if it is limited."""
         return self._buckets.get(endpoint)
 
-    async def acquire(self, endpoint: EndpointClass) -> None:
-        """Wait until a call to ``endpoint`` is allowed."""
-        bucket = self._buckets.get(endpoint)
-        if bucket is not None:
-            await bucket.acquire()
-
-    def on_success(self, endpoint: EndpointClass) -> None:
-        """Report a call that was not rate limited."""
-        bucket = self._buckets.get(endpoint)
-        if bucket is not None:
-            bucket.on_success()
-
     def on_rate_limited(self, endpoint: EndpointClass) -> None:
         """Report a 1002/429."""
         bucket = self._buckets.get(endpoint)

@@ -342,10 +342,15 @@ def _direct_snapshot(
     return TaskSnapshot(task_id, status, file_id, width, height, code or None, message, status_text)
 
 
-def _snapshot(data: Mapping[str, Any]) -> TaskSnapshot:
+def _code_and_message(data: Mapping[str, Any]) -> tuple[int, str | None]:
+    """A status body's error code (0 for none) and the message that goes with it."""
     code, status_msg = _base_resp(data) or (0, "")
     extra = data.get("error_message")
-    message = extra if isinstance(extra, str) and extra else (status_msg if code else None)
+    return code, extra if isinstance(extra, str) and extra else (status_msg if code else None)
+
+
+def _snapshot(data: Mapping[str, Any]) -> TaskSnapshot:
+    code, message = _code_and_message(data)
     return _direct_snapshot(data, code, message) or _cattrs_snapshot(data, code, message)
 
 

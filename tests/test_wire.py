@@ -24,8 +24,8 @@ from minimax_s2v import (
     VideoRequest,
 )
 from minimax_s2v._wire import (
-    _base_resp,
     _cattrs_snapshot,
+    _code_and_message,
     _direct_snapshot,
     api_error_in,
     file_payload,
@@ -347,9 +347,7 @@ callback_like = st.fixed_dictionaries(
 @example({"task_id": "1", "status": "Fail", "base_resp": {"status_code": 1026, "status_msg": "x"}})
 def test_direct_snapshot_agrees_with_cattrs(data: dict[str, Any]) -> None:
     """The hand-written path for usual bodies gives exactly what the cattrs structurers give."""
-    code, status_msg = _base_resp(data) or (0, "")
-    extra = data.get("error_message")
-    message = extra if isinstance(extra, str) and extra else (status_msg if code else None)
+    code, message = _code_and_message(data)
     direct = _direct_snapshot(data, code, message)
     try:
         by_cattrs: TaskSnapshot | None = _cattrs_snapshot(data, code, message)
@@ -363,5 +361,6 @@ def test_direct_snapshot_agrees_with_cattrs(data: dict[str, Any]) -> None:
 def test_direct_snapshot_takes_the_documented_bodies() -> None:
     """The bodies API_FACTS shows are built by the direct path, not passed on to cattrs."""
     for body in (CALLBACK, QUERY, {**CALLBACK, "status": "processing", "file_id": ""}):
-        code, _ = _base_resp(body) or (0, "")
-        assert _direct_snapshot(body, code, None) == parse_snapshot(body)
+        code, message = _code_and_message(body)
+        assert message is None
+        assert _direct_snapshot(body, code, message) == parse_snapshot(body)

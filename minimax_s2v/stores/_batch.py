@@ -69,9 +69,7 @@ class Batcher(Generic[T]):
     async def _run(self, batch: list[T]) -> None:
         try:
             await self._write(batch)
-        except asyncio.CancelledError:
+        finally:
             self._busy = False
-            raise
-        self._busy = False
         if self._pending:
             self._flush()  # what arrived during the write goes at once
