@@ -80,9 +80,17 @@ async def serve_bare(port: int) -> None:
 
 async def serve_receiver(port: int, store_kind: str, where: str) -> None:
     """The SDK's receiver, standalone, handing updates to a real client and its store."""
-    from minimax_s2v import Client
+    from datetime import UTC, datetime
+
+    from minimax_s2v import Client, RetryPolicy
     from minimax_s2v.receiver import CallbackReceiver
-    from minimax_s2v.stores import MemoryStore, SQLiteStore, TaskStore
+    from minimax_s2v.stores import (
+        MemoryStore,
+        SQLiteStore,
+        StoredSubmission,
+        SubmissionState,
+        TaskStore,
+    )
     from minimax_s2v.stores.redis import RedisStore
 
     store: TaskStore = MemoryStore(max_events=10)
@@ -91,12 +99,30 @@ async def serve_receiver(port: int, store_kind: str, where: str) -> None:
     elif store_kind == "redis":
         store = RedisStore(where)
     receiver = CallbackReceiver(f"http://127.0.0.1:{port}/cb", secret=SECRET)
-    client = Client("benchmark-key", base_url="http://127.0.0.1:9", receiver=receiver, store=store)
+    # The API is out of reach (nothing listens on port 9): the tasks are followed by
+    # callbacks alone, as a service's would be between its polls.
+    client = Client(
+        "benchmark-key",
+        base_url="http://127.0.0.1:9",
+        receiver=receiver,
+        store=store,
+        retry=RetryPolicy.never(),
+    )
     async with client:
-        for i in range(TASKS):
-            receiver.expect(nonce(i), client)
-            client.registry.track(task_id(i))
-            await receiver.bind(nonce(i), task_id(i))
+        # The tasks, submitted "earlier", come back from the journal through resume().
+        await store.open()
+        now = datetime.now(UTC)
+
+        async def journal(i: int) -> None:
+            submission = StoredSubmission(
+                nonce(i), "benchmark", {}, None, SubmissionState.SENDING, now
+            )
+            await store.save_submission(submission)
+            await store.mark_submitted(nonce(i), task_id(i))
+
+        for start in range(0, TASKS, 1000):
+            await asyncio.gather(*(journal(i) for i in range(start, min(TASKS, start + 1000))))
+        await client.resume()  # each reconciling query is refused at once
         async with receiver.serve("127.0.0.1", port):
             await asyncio.Event().wait()
 

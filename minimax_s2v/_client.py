@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,12 +27,13 @@ from ._errors import (
     ResponseValidationError,
     SubmissionUncertainError,
 )
-from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
-from ._polling import Poller, PollPolicy
+from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._polling import PollPolicy
 from ._preflight import validate_request
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
-from ._tasks import Task, TaskRecord, TaskRegistry
+from ._tasks import Task
+from ._tracking import Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
@@ -40,7 +41,7 @@ from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 if TYPE_CHECKING:
     from .receiver import CallbackReceiver
 
-__all__ = ["Client", "Generation", "GenerationOutcome", "Resumed"]
+__all__ = ["Client", "ClientStats", "Generation", "GenerationOutcome", "Resumed"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -62,11 +63,28 @@ class _State(enum.Enum):
 
 
 @attrs.frozen
-class Resumed:
-    """What :meth:`Client.resume` found: tasks to await, and submissions of unknown outcome."""
+class ClientStats:
+    """What a client has done so far: :meth:`Client.stats`.
 
-    tasks: list[Task]
-    uncertain: list[StoredSubmission]
+    Attributes:
+        confirmations: queries made to confirm a callback's final status (one per task
+            resolved by callbacks).
+        fallback_polls: queries made because no callback reported a task in time.
+        reconciliations: queries made by :meth:`Client.resume` and to check that a task a
+            callback named for an uncertain submission exists.
+        retrievals: file retrievals made after a confirmed success.
+        adopted: uncertain submissions whose task was adopted.
+        conflicts: callbacks that named another task than the one bound to their URL.
+        following: tasks followed now (not finished).
+    """
+
+    confirmations: int
+    fallback_polls: int
+    reconciliations: int
+    retrievals: int
+    adopted: int
+    conflicts: int
+    following: int
 
 
 @attrs.frozen
@@ -114,6 +132,22 @@ def _certainly_not_created(error: BaseException) -> bool:
 def _resubmit_is_safe(error: BaseException) -> bool:
     """A submission may be repeated only when the failed one certainly created nothing."""
     return _certainly_not_created(error) and isinstance(error, MiniMaxError) and error.retryable
+
+
+class _Calls:
+    """The authenticated calls the tracker makes, through the client's transport."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def query_once(self, task_id: str) -> TaskSnapshot:
+        return await self._client._query_once(task_id)  # noqa: SLF001 - the client's own helper
+
+    async def query(self, task_id: str) -> TaskSnapshot:
+        return await self._client._query(task_id)  # noqa: SLF001 - the client's own helper
+
+    async def retrieve(self, file_id: str) -> VideoFile:
+        return await self._client.get_file(file_id)
 
 
 class Client:
@@ -179,15 +213,12 @@ class Client:
         self.fsync_downloads = fsync_downloads
         self.receiver = receiver
         self._own_store = store is None
-        self._store_ready = False
         self.store: TaskStore = store if store is not None else MemoryStore()
-        self._jobs: set[asyncio.Task[None]] = set()
         self._given_session = session
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._state = _State.UNOPENED
-        self.registry = TaskRegistry()
-        self._poller: Poller | None = None
+        self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver)
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
 
     def __repr__(self) -> str:
@@ -197,7 +228,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._open()
-        await self._open_store()
+        await self._tracker.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -232,10 +263,7 @@ class Client:
             limiter=RateLimiter(self.rate_limit),
             user_agent=_user_agent(),
         )
-        self._poller = Poller(self._query_once, self.registry, self.polling, self._apply_polled)
         self._state = _State.OPENED
-        if self.receiver is not None:
-            self.receiver.attach(self)
         return self._transport
 
     async def close(self) -> None:
@@ -243,18 +271,7 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        if self._poller is not None:
-            await self._poller.close()
-        jobs = list(self._jobs)
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-        self.registry.close_all(
-            lambda task_id: RuntimeError(
-                f"the client was closed while waiting for task {task_id}; "
-                f"wait again with a new client: client.task({task_id!r}).wait()"
-            )
-        )
+        await self._tracker.close()
         if self._session is not None and self._given_session is None:
             await self._session.close()
         if self._own_store:
@@ -299,16 +316,16 @@ class Client:
         self, transport: Transport, request: VideoRequest, prepared: VideoRequest, label: str | None
     ) -> Task:
         """Journal a validated request, POST it, and follow the task it created."""
+        tracker = self._tracker
         payload = request_payload(prepared)
         nonce = secrets.token_urlsafe(12)
-        receiver = self.receiver if prepared.callback_url is None else None
-        if receiver is not None:
-            # Registered before the POST: a callback may beat the submit answer.
-            payload["callback_url"] = str(receiver.expect(nonce, self))
+        if prepared.callback_url is None:
+            callback_url = tracker.expect(nonce)
+            if callback_url is not None:
+                payload["callback_url"] = callback_url
         body = json.dumps(payload, separators=(",", ":")).encode()
         fingerprint = _fingerprint(body)
-        await self._open_store()
-        await self.store.save_submission(
+        await tracker.journal(
             StoredSubmission(
                 nonce=nonce,
                 fingerprint=fingerprint,
@@ -334,219 +351,50 @@ class Client:
             )
         except MiniMaxError as error:
             if _certainly_not_created(error):
-                if receiver is not None:
-                    receiver.discard(nonce)
-                await self.store.drop_submission(nonce)
+                await tracker.abandon(nonce)
                 raise
-            # The nonce is kept: a callback naming the task binds it (see recover()).
-            await self.store.mark_uncertain(nonce)
-            if receiver is not None:
-                receiver.expect_uncertain(nonce, self)
+            # The nonce is kept: a callback naming the task can still bind it (recover()).
+            await tracker.lost(nonce)
             reason = str(error)
             if isinstance(error, ResponseValidationError):
                 reason = f"the answer had no readable task id: {error}"
             raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
-        submitted_at = datetime.now(UTC)
         logger.info("submitted task %s", task_id)
-        await self.store.mark_submitted(nonce, task_id)
-        record = self.registry.track(task_id, request, submitted_at)
-        record.label = label
-        if receiver is not None:
-            await receiver.bind(nonce, task_id)
-        return Task(self, record)
+        return await tracker.submitted(nonce, task_id, request, label)
 
     def recover(self, error: SubmissionUncertainError) -> Task | None:
-        """The task an uncertain submission created, if a callback has named it since.
+        """The task an uncertain submission created, once a callback named it (and the API agreed).
 
         Returns ``None`` while nothing is known (no receiver, or no callback yet).
+
+        Raises:
+            SubmissionConflictError: callbacks named more than one existing task for it.
         """
-        if self.receiver is None:
-            return None
-        task_id = self.receiver.task_id_for(error.nonce)
-        return self.task(task_id) if task_id is not None else None
+        return self._tracker.recover(error.nonce)
 
     async def resume(self) -> Resumed:
         """Re-attach to every unfinished task in the store, e.g. after a restart.
 
         Each task is reconciled with one query, then followed as usual (by callbacks, with
         polling as the fallback). Submissions whose outcome was never known are returned as
-        ``uncertain``; with a receiver, a callback that names their task still binds it.
+        ``uncertain``; with a receiver, a callback that names their task still binds it
+        (once the API shows that task exists).
         """
         self._open()
-        await self._open_store()
-        tasks: list[Task] = []
-        for stored in await self.store.unfinished():
-            submission = stored.submission
-            record = self.registry.track(
-                stored.task_id, None, submission.created_at if submission else None
-            )
-            record.label = submission.label if submission else None
-            if stored.snapshot is not None:
-                self.registry.apply(stored.snapshot, EventSource.STORE)
-            if self.receiver is not None and submission is not None:
-                self.receiver.expect(submission.nonce, self)
-                await self.receiver.bind(submission.nonce, stored.task_id)
-            tasks.append(Task(self, record))
-        uncertain = await self.store.uncertain()
-        if self.receiver is not None:
-            for submission in uncertain:
-                self.receiver.expect_uncertain(submission.nonce, self)
-        slots = asyncio.Semaphore(8)
+        return await self._tracker.resume()
 
-        async def reconcile(task: Task) -> None:
-            async with slots:
-                try:
-                    await self.get_task(task.task_id)
-                except MiniMaxError as error:
-                    if not error.retryable:
-                        self.registry.fail(task.task_id, error)
-                        return
-                    logger.info("could not reconcile task %s yet: %s", task.task_id, error)
-            self._watch(self._record_of(task))
-
-        await asyncio.gather(*(reconcile(task) for task in tasks))
-        logger.info(
-            "resumed %d unfinished tasks, %d uncertain submissions", len(tasks), len(uncertain)
+    def stats(self) -> ClientStats:
+        """What this client has done so far (a snapshot of counters)."""
+        counts: TrackerCounts = self._tracker.counts
+        return ClientStats(
+            confirmations=counts.confirmations,
+            fallback_polls=counts.fallback_polls,
+            reconciliations=counts.reconciliations,
+            retrievals=counts.retrievals,
+            adopted=counts.adopted,
+            conflicts=counts.conflicts,
+            following=self._tracker.registry.following(),
         )
-        return Resumed(tasks, uncertain)
-
-    @staticmethod
-    def _record_of(task: Task) -> TaskRecord:
-        return task._record  # noqa: SLF001 - the client owns its tasks' records
-
-    # -- callbacks (the receiver calls these) -----------------------------------------------
-
-    def knows_task(self, task_id: str) -> bool:
-        """Whether this client follows ``task_id``."""
-        return self.registry.get(task_id) is not None
-
-    async def adopt(self, nonce: str, task_id: str) -> None:
-        """Follow the task an uncertain submission turned out to have created."""
-        logger.info("a callback named task %s for uncertain submission %s", task_id, nonce)
-        await self.store.mark_submitted(nonce, task_id)
-        self.registry.track(task_id)
-
-    @property
-    def shares_updates(self) -> bool:
-        """Whether the store is shared with other replicas (e.g. a RedisStore)."""
-        return bool(getattr(self.store, "shared", False))
-
-    async def task_id_for_nonce(self, nonce: str) -> str | None:
-        """The task a nonce's submission created, if the store knows it."""
-        lookup = getattr(self.store, "task_id_for_nonce", None)
-        return await lookup(nonce) if lookup is not None else None
-
-    async def record_early(self, snapshot: TaskSnapshot, nonce: str) -> None:
-        """Journal an update that arrived before its submission's answer."""
-        await self.store.save_event(snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce)
-
-    async def deliver_callback(
-        self, snapshot: TaskSnapshot, *, nonce: str | None = None, recorded: bool = False
-    ) -> None:
-        """Take an authenticated callback update; return once the store has recorded it.
-
-        Progress is applied at once. A final status is confirmed with the API first: a
-        ``Success`` by retrieving its file, a ``Fail`` by a query, so that a forged callback
-        cannot hand a caller someone else's video or a failure that did not happen. An
-        update for a task another replica follows is recorded in the shared store, which
-        hands it to that replica.
-        """
-        if self._state is not _State.OPENED:
-            return
-        record = self.registry.get(snapshot.task_id)
-        news = record is not None and self.registry.is_news(snapshot, record)
-        terminal = snapshot.status.is_terminal
-        if news and not terminal:
-            # Progress is applied before the journal's await, so that updates racing each
-            # other through the journal cannot move a task backwards; either way the update
-            # is acknowledged only once journaled.
-            self.registry.apply(snapshot, EventSource.CALLBACK, checked=True, record=record)
-        if not recorded:
-            # Every authenticated update is journaled before it is acknowledged, duplicates
-            # included; only news from this client's own tasks becomes known state (another
-            # replica's task is confirmed by the replica that awaits it).
-            await self.store.save_event(
-                snapshot, EventSource.CALLBACK, confirmed=news and not terminal, nonce=nonce
-            )
-        if not news or not terminal or record is None:
-            return
-        if record.confirming or record.finished:
-            return  # a duplicate while the first copy is being confirmed, or ended meanwhile
-        record.confirming = True
-        if snapshot.status is TaskStatus.SUCCESS:
-            self._spawn(self._confirm_success(record, snapshot))
-        else:
-            self._spawn(self._confirm_by_query(record))
-
-    async def _on_remote_update(
-        self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool
-    ) -> None:
-        """An update another replica recorded in the shared store."""
-        if self._state is not _State.OPENED:
-            return
-        if self.receiver is not None and nonce is not None and self.receiver.holds(nonce):
-            await self.receiver.accept_remote(nonce, snapshot)
-        elif self.registry.get(snapshot.task_id) is not None:
-            if confirmed:
-                self.registry.apply(snapshot, EventSource.STORE)
-            else:
-                await self.deliver_callback(snapshot, nonce=nonce, recorded=True)
-
-    async def _open_store(self) -> None:
-        if self._store_ready:
-            return
-        self._store_ready = True
-        await self.store.open()
-        subscribe = getattr(self.store, "subscribe", None)
-        if subscribe is not None:
-            await subscribe(self._on_remote_update)
-
-    async def _apply(self, snapshot: TaskSnapshot, source: EventSource) -> None:
-        """Record a confirmed snapshot in the store, then apply it."""
-        if self.registry.get(snapshot.task_id) is None or not self.registry.is_news(snapshot):
-            return
-        await self.store.save_event(snapshot, source, confirmed=True)
-        self.registry.apply(snapshot, source)
-
-    async def _apply_polled(self, snapshot: TaskSnapshot) -> None:
-        await self._apply(snapshot, EventSource.POLL)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        job = asyncio.get_running_loop().create_task(coroutine)
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
-
-    async def _confirm_success(self, record: TaskRecord, snapshot: TaskSnapshot) -> None:
-        owner = self.registry.file_owner(snapshot.file_id)
-        video: VideoFile | None = None
-        if snapshot.file_id is None or owner not in (None, record.task_id):
-            reason = f"file {snapshot.file_id} belongs to another task or is missing"
-        else:
-            try:
-                video = await self.get_file(snapshot.file_id)
-            except MiniMaxError as error:
-                reason = str(error)
-        if video is None:
-            logger.warning(
-                "success callback for task %s could not be confirmed (%s); asking the API",
-                record.task_id,
-                reason,
-            )
-            await self._confirm_by_query(record)
-            return
-        record.video = video
-        record.confirming = False
-        await self._apply(snapshot, EventSource.CALLBACK)
-
-    async def _confirm_by_query(self, record: TaskRecord) -> None:
-        try:
-            await self.get_task(record.task_id)  # applies the API's answer
-        except MiniMaxError as error:
-            logger.warning("could not confirm task %s: %s; polling it", record.task_id, error)
-            if self._poller is not None and not record.finished:
-                self._poller.follow(record, 0.0)
-        finally:
-            record.confirming = False
 
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
@@ -555,6 +403,12 @@ class Client:
         )
         return parse_snapshot(response.data)
 
+    async def _query(self, task_id: str) -> TaskSnapshot:
+        self._open()
+        return await retry_call(
+            self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
+        )
+
     async def get_task(self, task_id: str) -> TaskSnapshot:
         """Query a task's status now (retried on transient errors).
 
@@ -562,11 +416,7 @@ class Client:
             APIError: e.g. an unknown or expired task.
         """
         self._open()
-        snapshot = await retry_call(
-            self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
-        )
-        await self._apply(snapshot, EventSource.POLL)
-        return snapshot
+        return await self._tracker.refresh(task_id)
 
     async def get_file(self, file_id: int | str) -> VideoFile:
         """Retrieve a file's details, with a fresh ``download_url`` valid for one hour."""
@@ -586,21 +436,7 @@ class Client:
     def task(self, task_id: str) -> Task:
         """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`."""
         self._open()
-        return Task(self, self.registry.track(str(task_id)))
-
-    def _watch(self, record: TaskRecord) -> None:
-        """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""
-        poller = self._poller
-        if poller is None or record.finished:
-            return
-        if record.submitted_at is None:
-            poller.follow(record, 0.0)  # re-attached by id: ask at once
-        elif self.receiver is not None:
-            # Callbacks report this task; poll only if none is final after the grace period.
-            age = (datetime.now(UTC) - record.submitted_at).total_seconds()
-            poller.follow(record, max(0.0, self.receiver.fallback_after - age))
-        else:
-            poller.follow(record)
+        return self._tracker.handle(str(task_id))
 
     # -- files ------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     ├── TaskFailedError             the task ended with status ``Fail``
     ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
     ├── SubmissionUncertainError    a submission may or may not have created a task
+    ├── SubmissionConflictError     two tasks claim one uncertain submission; neither adopted
     ├── DownloadError               a video could not be saved (too large, URL refused for good)
     └── ConfigurationError          the client was set up wrongly (no key, unknown region)
 
@@ -50,6 +51,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseValidationError",
     "ServerError",
+    "SubmissionConflictError",
     "SubmissionUncertainError",
     "TaskFailedError",
     "TaskTimeoutError",
@@ -333,6 +335,30 @@ class SubmissionUncertainError(MiniMaxError):
             f"submission {nonce} may or may not have created a task ({reason}); it was not "
             "retried, to avoid paying twice"
         )
+
+
+class SubmissionConflictError(MiniMaxError):
+    """Callbacks on an uncertain submission's URL named more than one existing task.
+
+    Only MiniMax and whoever learnt the URL can post to it, so at most one of them is the
+    task the submission created: neither was adopted. Check them in the MiniMax console and
+    follow the right one with ``client.task(task_id)``.
+
+    Attributes:
+        nonce: the submission's nonce.
+        task_ids: the task ids that claimed it, each shown to exist by the API.
+    """
+
+    def __init__(self, nonce: str, task_ids: Sequence[str]) -> None:
+        self.nonce = nonce
+        self.task_ids = tuple(task_ids)
+        super().__init__(
+            f"tasks {', '.join(self.task_ids)} all claim submission {nonce}; none was adopted: "
+            "check them in the MiniMax console, then follow the right one with client.task(id)"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.nonce, self.task_ids))
 
 
 class DownloadError(MiniMaxError):

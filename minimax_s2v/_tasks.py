@@ -1,15 +1,19 @@
-"""Task handles and the registry that turns status updates into resolved waits and streams."""
+"""Task handles, and the record of one task that a handle and the tracker share.
+
+A :class:`Task` depends on a small :class:`TaskFollower` protocol (watch a record, refresh it),
+not on the client: the tracking module implements it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._errors import MiniMaxError, TaskFailedError, TaskTimeoutError
+from ._errors import TaskFailedError, TaskTimeoutError
 from ._models import (
     STATUS_SPELLINGS,
     EventSource,
@@ -20,10 +24,7 @@ from ._models import (
     VideoRequest,
 )
 
-if TYPE_CHECKING:
-    from ._client import Client
-
-__all__ = ["Task", "TaskRecord", "TaskRegistry"]
+__all__ = ["Task", "TaskFollower", "TaskRecord"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -46,6 +47,7 @@ class TaskRecord:
         "history",
         "label",
         "listeners",
+        "nonce",
         "request",
         "rich",
         "snapshot",
@@ -75,6 +77,7 @@ class TaskRecord:
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.label: str | None = None
+        self.nonce: str | None = None  # the callback nonce of the submission that created it
         # One queue per updates() iterator; at most one entry per forward status change,
         # so a queue never holds more than the six statuses of the life cycle. A shared
         # empty set until someone listens: a service may follow many thousand tasks.
@@ -131,135 +134,16 @@ class TaskRecord:
         self.history += f"{text}\t{source.value}\t{time.time()!r}\n"
 
 
-class TaskRegistry:
-    """Applies status updates under the task state machine.
+class TaskFollower(Protocol):
+    """Who keeps a task's record up to date: callbacks, with polling as the fallback."""
 
-    Preparing < Queueing < Processing < Success | Fail: a terminal status is final, a
-    duplicate is a no-op and a regression (an update older than what is known) is ignored.
-    """
+    def watch(self, record: TaskRecord) -> None:
+        """Make sure someone reports on ``record`` until it ends."""
+        ...
 
-    def __init__(self, finished_ttl: float = 600.0) -> None:
-        self._records: dict[str, TaskRecord] = {}
-        # Finished tasks are forgotten after finished_ttl seconds (handles keep their
-        # record), so a long-running service does not grow without bound.
-        self._finished: dict[str, float] = {}
-        self._finished_ttl = finished_ttl
-        self._file_owners: dict[str, str] = {}  # file id -> task id, to spot a reused file id
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def get(self, task_id: str) -> TaskRecord | None:
-        """The record of ``task_id``, if tracked."""
-        return self._records.get(task_id)
-
-    def track(
-        self,
-        task_id: str,
-        request: VideoRequest | None = None,
-        submitted_at: datetime | None = None,
-    ) -> TaskRecord:
-        """The record of ``task_id``, created if new."""
-        self._evict()
-        record = self._records.get(task_id)
-        if record is None:
-            record = self._records[task_id] = TaskRecord(task_id, request, submitted_at)
-        else:
-            record.request = record.request or request
-            record.submitted_at = record.submitted_at or submitted_at
-        return record
-
-    def forget(self, task_id: str) -> None:
-        """Stop tracking ``task_id`` (its handles keep what they already know)."""
-        self._forget_files(self._records.pop(task_id, None))
-        self._finished.pop(task_id, None)
-
-    def _forget_files(self, record: TaskRecord | None) -> None:
-        snapshot = record.snapshot if record is not None else None
-        if snapshot is not None and snapshot.file_id is not None:
-            self._file_owners.pop(snapshot.file_id, None)
-
-    def is_news(self, snapshot: TaskSnapshot, record: TaskRecord | None = None) -> bool:
-        """Whether applying ``snapshot`` would change what is known (not a duplicate, not stale).
-
-        ``record`` is the task's record when the caller has already looked it up.
-        """
-        if record is None:
-            record = self._records.get(snapshot.task_id)
-            if record is None:
-                return True
-        current = record.snapshot
-        if record.finished:
-            return False
-        if current is not None:
-            if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.status.rank:
-                return False
-            if snapshot.status is current.status and not snapshot.is_terminal:
-                return False
-        return True
-
-    def apply(
-        self,
-        snapshot: TaskSnapshot,
-        source: EventSource,
-        *,
-        checked: bool = False,
-        record: TaskRecord | None = None,
-    ) -> bool:
-        """Apply an update; return whether it changed what is known.
-
-        ``checked`` says the caller has just seen :meth:`is_news` return true; ``record`` is
-        the task's record when the caller has already looked it up.
-        """
-        if not checked and not self.is_news(snapshot, record):
-            return False
-        if record is None:
-            record = self.track(snapshot.task_id)
-        record.snapshot = snapshot
-        if snapshot.file_id is not None:
-            self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
-        record.remember(snapshot, source)
-        for queue in record.listeners:
-            queue.put_nowait(snapshot)
-        if snapshot.status.is_terminal:
-            self._finish(record)
-        return True
-
-    def file_owner(self, file_id: str | None) -> str | None:
-        """The task already known to have produced ``file_id``, if any."""
-        return self._file_owners.get(file_id) if file_id is not None else None
-
-    def _evict(self) -> None:
-        if not self._finished:
-            return
-        cutoff = time.monotonic() - self._finished_ttl
-        while self._finished:
-            task_id = next(iter(self._finished))  # insertion order is finishing order
-            if self._finished[task_id] > cutoff:
-                break
-            del self._finished[task_id]
-            self._forget_files(self._records.pop(task_id, None))
-
-    def close_all(self, error: Callable[[str], BaseException]) -> None:
-        """End every pending wait with ``error(task_id)``."""
-        for record in list(self._records.values()):
-            if not record.finished:
-                record.error = error(record.task_id)
-                self._finish(record)
-
-    def fail(self, task_id: str, error: MiniMaxError) -> None:
-        """End every wait on ``task_id`` with ``error`` (e.g. the task expired or the key broke)."""
-        record = self.track(task_id)
-        if record.finished:
-            return
-        record.error = error
-        self._finish(record)
-
-    def _finish(self, record: TaskRecord) -> None:
-        self._finished[record.task_id] = time.monotonic()
-        record.finish()
-        for queue in record.listeners:
-            queue.put_nowait(None)
+    async def refresh(self, task_id: str) -> TaskSnapshot:
+        """Query the task once now and apply the answer."""
+        ...
 
 
 class Task:
@@ -268,8 +152,8 @@ class Task:
     ``await task`` is ``await task.wait()``. Handles are cheap; several may share one task.
     """
 
-    def __init__(self, client: Client, record: TaskRecord) -> None:
-        self._client = client
+    def __init__(self, follower: TaskFollower, record: TaskRecord) -> None:
+        self._follower = follower
         self._record = record
 
     def __repr__(self) -> str:
@@ -349,7 +233,7 @@ class Task:
         """
         record = self._record
         if not record.finished:
-            self._client._watch(record)  # noqa: SLF001 - the client owns the poller
+            self._follower.watch(record)
             started = asyncio.get_running_loop().time()
             try:
                 await asyncio.wait_for(record.wait_finished(), timeout)
@@ -377,7 +261,7 @@ class Task:
                 yield record.snapshot
             if record.finished:
                 return
-            self._client._watch(record)  # noqa: SLF001 - the client owns the poller
+            self._follower.watch(record)
             while True:
                 snapshot = await queue.get()
                 if snapshot is None:
@@ -390,5 +274,5 @@ class Task:
 
     async def refresh(self) -> TaskSnapshot:
         """Query the task once now and apply the answer."""
-        snapshot = await self._client.get_task(self.task_id)
+        snapshot = await self._follower.refresh(self.task_id)
         return self._record.snapshot or snapshot

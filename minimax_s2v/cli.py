@@ -511,10 +511,9 @@ async def _demo(args: argparse.Namespace) -> int:
             for i in range(args.count)
         ]
         async with Emulator(durations=Durations.demo(), seed=args.seed) as emu:
-            receiver = CallbackReceiver("http://127.0.0.1:1/callbacks", fallback_after=30.0)
-            async with receiver.serve("127.0.0.1", 0) as local:
-                # The port is known only once listening: point the receiver at it.
-                receiver.public_url = local
+            receiver = CallbackReceiver(fallback_after=30.0)
+            # Without a public URL of its own, the receiver takes the address it listens on.
+            async with receiver.serve("127.0.0.1", 0, path="/callbacks") as local:
                 reporter = make_reporter(args.count, as_json=args.json)
                 reporter.line(
                     f"emulator at {emu.url}, receiver at {local}: "
@@ -563,18 +562,21 @@ async def _demo(args: argparse.Namespace) -> int:
                             )
 
                         await asyncio.gather(*(follow(t) for t in tasks))
-                    polls = emu.counters.requests_to("query")
+                    stats = client.stats()
                     challenges = receiver.stats["challenges"]
                     reporter.summary(
                         f"done in {_elapsed(reporter):.1f}s: {succeeded} succeeded, "
                         f"{failed} failed, {total_bytes / 1024:.0f} KiB of MP4 in {args.out}/; "
-                        f"{challenges} callback challenges answered, {polls} polls needed",
+                        f"{challenges} callback challenges answered, "
+                        f"{stats.confirmations} callbacks confirmed by a query, "
+                        f"{stats.fallback_polls} fallback polls needed",
                         succeeded=succeeded,
                         failed=failed,
                         bytes=total_bytes,
                         out=str(args.out),
                         challenges=challenges,
-                        polls=polls,
+                        confirmations=stats.confirmations,
+                        polls=stats.fallback_polls,
                     )
     return EXIT["ok"] if failed == 0 else EXIT["failed"]
 

@@ -22,7 +22,8 @@ def test_demo_writes_valid_mp4s(tmp_path: Path, capsys: pytest.CaptureFixture[st
     printed = capsys.readouterr().out
     assert "3 succeeded, 0 failed" in printed
     assert printed.count("succeeded:") == 3
-    assert "3 callback challenges answered, 0 polls needed" in printed
+    assert "3 callback challenges answered" in printed
+    assert "3 callbacks confirmed by a query, 0 fallback polls needed" in printed
 
 
 def test_demo_count_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,7 +67,7 @@ def test_many_with_callbacks(minimax_emulator: EmulatorThread, tmp_path: Path) -
     assert len(list(out.glob("*.mp4"))) == 3
     state = minimax_emulator.state()
     assert state["callbacks"]["challenges_passed"] == 3
-    assert "query" not in state["requests"]
+    assert state["requests"]["query"] == {"success": 3}  # one confirmation each, no poll
 
 
 def test_fastapi_service(minimax_emulator: EmulatorThread) -> None:

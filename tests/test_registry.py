@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
-from minimax_s2v._tasks import TaskRegistry
+from minimax_s2v._tracking import TaskRegistry
 
 
 def test_history_gives_back_every_applied_update() -> None:

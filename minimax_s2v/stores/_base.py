@@ -60,7 +60,7 @@ class TaskStore(Protocol):
     """What the client asks of a store. Every method may do I/O; none blocks the loop.
 
     A store shared by several replicas (see :class:`~minimax_s2v.stores.redis.RedisStore`)
-    also has ``shared = True``, ``subscribe(on_update)`` and ``task_id_for_nonce(nonce)``.
+    also has ``shared = True`` and ``subscribe(on_update)``.
     """
 
     async def open(self) -> None:
@@ -108,6 +108,10 @@ class TaskStore(Protocol):
 
     async def task(self, task_id: str) -> StoredTask | None:
         """One task."""
+        ...
+
+    async def submission(self, nonce: str) -> StoredSubmission | None:
+        """The submission journaled under ``nonce``, if any (a callback URL's credential)."""
         ...
 
     async def submissions(self) -> list[StoredSubmission]:

@@ -129,6 +129,10 @@ class MemoryStore:
         submission = self._submission(nonce) if nonce is not None else None
         return StoredTask(task_id, self._snapshots.get(task_id), submission)
 
+    async def submission(self, nonce: str) -> StoredSubmission | None:
+        """The submission journaled under ``nonce``, if any."""
+        return self._submission(nonce) if nonce in self._submissions else None
+
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
         every = [self._submission(nonce) for nonce in self._submissions]

@@ -173,11 +173,6 @@ class RedisStore:
             pipe.zrem(self._key("subs"), nonce)
             await pipe.execute()
 
-    async def task_id_for_nonce(self, nonce: str) -> str | None:
-        """The task a nonce's submission created, as any replica recorded it."""
-        task_id = await self._redis.hget(self._key("sub", nonce), "task_id")
-        return str(task_id) if task_id else None
-
     async def save_event(
         self,
         snapshot: TaskSnapshot,
@@ -242,14 +237,15 @@ class RedisStore:
             pipe.publish(self._channel, self._origin + json.dumps(published, separators=(",", ":")))
             await pipe.execute()
 
-    async def _submission(self, nonce: str) -> StoredSubmission | None:
+    async def submission(self, nonce: str) -> StoredSubmission | None:
+        """The submission journaled under ``nonce``, as any replica recorded it."""
         fields = await self._redis.hgetall(self._key("sub", nonce))
         return _submission(nonce, fields) if fields else None
 
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
         nonces = await self._redis.zrange(self._key("subs"), 0, -1)
-        found = [await self._submission(nonce) for nonce in nonces]
+        found = [await self.submission(nonce) for nonce in nonces]
         return [s for s in found if s is not None]
 
     async def _snapshot(self, task_id: str) -> TaskSnapshot | None:
@@ -275,7 +271,7 @@ class RedisStore:
         """One task, if known."""
         snapshot = await self._snapshot(task_id)
         nonce = await self._redis.get(self._key("nonce_of", task_id))
-        submission = await self._submission(nonce) if nonce else None
+        submission = await self.submission(nonce) if nonce else None
         if snapshot is None and submission is None:
             return None
         return StoredTask(task_id, snapshot, submission)

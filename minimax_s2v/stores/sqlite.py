@@ -394,6 +394,11 @@ class SQLiteStore:
             return _task_row(submitted[0])
         return StoredTask(task_id, _snapshot(alone[0]), None) if alone else None
 
+    async def submission(self, nonce: str) -> StoredSubmission | None:
+        """The submission journaled under ``nonce``, if any."""
+        rows = await self._rows("SELECT * FROM submissions WHERE nonce = ?", (nonce,))
+        return _submission_row(rows[0]) if rows else None
+
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
         rows = await self._rows("SELECT * FROM submissions ORDER BY created_at")

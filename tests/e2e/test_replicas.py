@@ -71,7 +71,9 @@ def test_callbacks_on_other_replicas_resolve_the_submitter(tmp_path: Path) -> No
     assert len(done) == COUNT
     assert {status for _, _, status, _ in done} == {"Success"}
     assert {video for *_, video in done} == {"video=True"}  # confirmed by retrieval, once each
-    assert "query" not in state["requests"]  # not one poll: every update came by callback
+    # Every update came by callback: one confirming query per task, and not one poll.
+    assert state["requests"]["query"] == {"success": COUNT}
+    assert state["requests"]["retrieve"] == {"ok": COUNT}
     assert state["requests"]["retrieve"] == {"ok": COUNT}
     ports = Counter(d["url"].split("/")[2] for d in deliveries if d["http_status"] == 200)
     assert set(ports) == {f"127.0.0.1:{first_port}", f"127.0.0.1:{second_port}"}

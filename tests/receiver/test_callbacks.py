@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from minimax_s2v import SubmissionUncertainError, TaskStatus
+from minimax_s2v import EventSource, SubmissionUncertainError, TaskStatus
 from minimax_s2v.emulator import (
     CallbackFaults,
     Durations,
@@ -23,8 +23,8 @@ from tests.processes import free_port, python_process
 from tests.receiver_setup import remote_served_client, served_client
 
 
-async def test_thousand_tasks_by_callbacks_without_queries() -> None:
-    """1,000 concurrent tasks resolve through callbacks alone: zero query calls.
+async def test_thousand_tasks_by_callbacks_without_polls() -> None:
+    """1,000 concurrent tasks resolve through callbacks: no poll, one confirmation each.
 
     The emulator runs in its own process, as MiniMax would, so the challenge latency it
     records is the receiver's and not a shared event loop's.
@@ -36,12 +36,16 @@ async def test_thousand_tasks_by_callbacks_without_queries() -> None:
         async with remote_served_client(emulator_url) as (client, receiver):
             tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(1000)))
             results = await asyncio.gather(*(t.wait(timeout=120) for t in tasks))
+            stats = client.stats()
         async with aiohttp.ClientSession() as session:
             async with session.get(emulator_url / "_emulator/state") as response:
                 state = await response.json()
     assert {r.status for r in results} == {TaskStatus.SUCCESS}
-    assert "query" not in state["requests"]  # not a single poll
-    assert state["requests"]["retrieve"] == {"ok": 1000}  # each success confirmed once
+    assert stats.fallback_polls == 0  # not a single poll
+    assert stats.confirmations == 1000
+    # Exactly one confirming query and one retrieve per task.
+    assert state["requests"]["query"] == {"success": 1000}
+    assert state["requests"]["retrieve"] == {"ok": 1000}
     assert state["callbacks"]["challenges_passed"] == 1000
     assert receiver.stats["challenges"] == 1000
     assert all(t.video is not None for t in tasks)
@@ -56,7 +60,8 @@ async def test_thousand_tasks_by_callbacks_without_queries() -> None:
 async def test_lost_duplicated_and_reordered_callbacks() -> None:
     """30% dropped, 10% duplicated, 10% reordered: each task resolves once, correctly.
 
-    Only the tasks whose final callback was lost are queried.
+    A delivered final callback costs one confirming query; only the tasks whose final
+    callback was lost are polled.
     """
     faults = FaultPlan(callbacks=CallbackFaults(drop=0.3, duplicate=0.1, reorder=0.1))
     durations = Durations(processing=(0.05, 0.3))
@@ -64,19 +69,23 @@ async def test_lost_duplicated_and_reordered_callbacks() -> None:
         async with served_client(emu, fallback_after=2.0) as (client, _):
             tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(200)))
             results = await asyncio.gather(*(t.wait(timeout=30) for t in tasks))
+            stats = client.stats()
         delivered_final = {
             d.task_id
             for d in emu.deliveries
             if d.kind == "status" and d.status == "success" and d.http_status == 200
         }
-        queried = set(emu.counters.queries_by_task)
+        queries = dict(emu.counters.queries_by_task)
     assert {r.status for r in results} == {TaskStatus.SUCCESS}
     for task in tasks:
         finals = [e for e in task.events if e.snapshot.is_terminal]
         assert len(finals) == 1, task.task_id
     lost = {t.task_id for t in tasks} - delivered_final
     assert lost  # the plan really lost some final callbacks
-    assert queried == lost
+    assert set(queries) == {t.task_id for t in tasks}  # each confirmed or polled
+    assert sum(queries.values()) == stats.confirmations + stats.fallback_polls
+    assert stats.confirmations <= len(delivered_final)
+    assert stats.fallback_polls >= len(lost)
     assert emu.counters.callbacks["duplicated"] > 0
     assert emu.counters.callbacks["reordered"] > 0
 
@@ -86,10 +95,14 @@ async def test_callbacks_before_the_submit_answer_are_kept() -> None:
     async with Emulator(submit_answer_delay=0.3) as emu:
         async with served_client(emu) as (client, receiver):
             task = await client.submit(face_request())
-            assert receiver.stats["early"] >= 1
+            # Updates came during the 0.3 s the answer took, and were kept for the task.
+            assert receiver.stats["updates"] >= 1
+            assert {e.source for e in task.events} == {EventSource.CALLBACK}
             snapshot = await task.wait(timeout=10)
+            stats = client.stats()
     assert snapshot.status is TaskStatus.SUCCESS
-    assert "query" not in emu.state()["requests"]
+    assert stats.fallback_polls == 0
+    assert emu.counters.queries_by_task[task.task_id] == 1  # the success, confirmed
 
 
 async def test_failed_callback_is_confirmed_by_query() -> None:

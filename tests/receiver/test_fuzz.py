@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from minimax_s2v import TaskSnapshot
 from minimax_s2v._wire import parse_callback
-from minimax_s2v.receiver import CallbackReceiver
+from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
 from tests.json_strategies import json_values
 from tests.processes import free_port
 
@@ -28,29 +28,19 @@ MAX_BODY = 4096
 
 
 class RecordingSink:
-    """Stands in for the client: records what the receiver hands over."""
+    """Stands in for the client's tracker: one nonce bound to TASK_ID."""
 
     def __init__(self) -> None:
         self.delivered: list[TaskSnapshot] = []
+        self.refused = 0
 
-    def knows_task(self, task_id: str) -> bool:
-        return task_id == TASK_ID
-
-    shares_updates = False
-
-    async def task_id_for_nonce(self, nonce: str) -> str | None:
-        return None
-
-    async def record_early(self, snapshot: TaskSnapshot, nonce: str) -> None:
-        raise AssertionError(f"the nonce is bound: nothing is early ({nonce})")
-
-    async def deliver_callback(
-        self, snapshot: TaskSnapshot, *, nonce: str | None = None, recorded: bool = False
-    ) -> None:
+    async def deliver(self, nonce: str, snapshot: TaskSnapshot) -> CallbackVerdict:
+        assert nonce == "boundnonce01", nonce
+        if snapshot.task_id != TASK_ID:
+            self.refused += 1
+            return CallbackVerdict.CONFLICT
         self.delivered.append(snapshot)
-
-    async def adopt(self, nonce: str, task_id: str) -> None:
-        raise AssertionError(f"nothing is uncertain here ({nonce}, {task_id})")
+        return CallbackVerdict.RECORDED
 
 
 class LiveReceiver:
@@ -76,7 +66,6 @@ class LiveReceiver:
         async def main() -> None:
             self._stop = asyncio.Event()
             self.receiver.expect(self.nonce, self.sink)
-            await self.receiver.bind(self.nonce, TASK_ID)
             async with self.receiver.serve("127.0.0.1", self.port):
                 self._ready.set()
                 await self._stop.wait()
@@ -115,7 +104,7 @@ class LiveReceiver:
         raise AssertionError(f"no answer to {method} {path}")
 
     def state(self) -> tuple[int, int]:
-        return len(self.receiver._bindings), len(self.sink.delivered)
+        return self.sink.refused, len(self.sink.delivered)
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +189,14 @@ def test_bodies_on_a_valid_url(live: LiveReceiver, body: bytes, extra: dict[str,
     Only a valid update for the bound task reaches the client.
     """
     want_status, want = expected(body)
-    bindings, delivered = live.state()
+    refused, delivered = live.state()
     status, answer = live.request("POST", live.url.path, body, extra)
     assert status == want_status
     if isinstance(want, TaskSnapshot):
-        assert live.state() == (bindings, delivered + 1)
+        assert live.state() == (refused, delivered + 1)
         assert live.sink.delivered[-1] == want
         assert json.loads(answer) == {"status": "success"}
     else:
-        assert live.state() == (bindings, delivered)
+        assert live.state() == (refused + (want_status == 409), delivered)
         if want is not None:
             assert json.loads(answer) == want

@@ -51,7 +51,8 @@ async def test_aiohttp_sub_app() -> None:
     finally:
         await runner.cleanup()
     assert statuses == [TaskStatus.SUCCESS] * 5
-    assert "query" not in emu.state()["requests"]
+    # By callbacks alone: one confirming query per task, no poll.
+    assert emu.state()["requests"]["query"] == {"success": 5}
     assert receiver.stats["challenges"] == 5
 
 
@@ -85,7 +86,7 @@ async def test_fastapi_mount_under_uvicorn() -> None:
         server.should_exit = True
         await serving
     assert statuses == [TaskStatus.SUCCESS] * 5
-    assert "query" not in emu.state()["requests"]
+    assert emu.state()["requests"]["query"] == {"success": 5}  # one confirmation each
     assert check.ok, check
 
 

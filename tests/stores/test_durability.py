@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from minimax_s2v import Client, TaskSnapshot, TaskStatus
+from minimax_s2v import Client, TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
-from minimax_s2v.stores import SQLiteStore
+from minimax_s2v.receiver import CallbackReceiver
+from minimax_s2v.stores import SQLiteStore, StoredSubmission, SubmissionState
 from tests.client_setup import NO_WAIT, face_request
 from tests.processes import free_port
 from tests.receiver_setup import POLLING, new_receiver
+
+_NOW = datetime.now(UTC)
 
 
 async def test_acknowledged_means_recorded(tmp_path: Path) -> None:
@@ -111,7 +116,9 @@ async def test_uncertain_submission_survives_restart_and_is_adopted(tmp_path: Pa
                 resumed = await second.resume()
                 assert [s.label for s in resumed.uncertain] == ["only"]
                 await emu.callbacks.drain(10)  # processing, then success, reach the new process
-                assert receiver.stats["adopted"] == 1
+                async with asyncio.timeout(10):  # the claim is checked with a query first
+                    while second.stats().adopted == 0:
+                        await asyncio.sleep(0.01)
                 (stored,) = await store.submissions()
                 assert stored.task_id is not None
                 snapshot = await second.task(stored.task_id).wait(timeout=10)
@@ -121,17 +128,31 @@ async def test_uncertain_submission_survives_restart_and_is_adopted(tmp_path: Pa
 
 
 async def test_updates_racing_through_the_journal_never_move_a_task_back(tmp_path: Path) -> None:
-    """Processing then (late) Queueing, both in flight in the journal: the task stays ahead."""
+    """A late Queueing, sent while Processing may be in flight in the journal: it stays ahead."""
     store = SQLiteStore(tmp_path / "j.db")
-    async with Client("key", base_url="http://127.0.0.1:9", store=store) as client:
-        task = client.task("42")
-        queueing = TaskSnapshot("42", TaskStatus.QUEUEING)
-        processing = TaskSnapshot("42", TaskStatus.PROCESSING)
-        # Both arrive before either is journaled (each waits for the same commit).
-        await asyncio.gather(
-            client.deliver_callback(processing, nonce="nonce-race-1"),
-            client.deliver_callback(queueing, nonce="nonce-race-2"),
+    receiver = CallbackReceiver(secret="receiver-test-secret-0123456789")
+    async with (
+        receiver.serve("127.0.0.1", 0),
+        Client("key", base_url="http://127.0.0.1:9", store=store, receiver=receiver) as client,
+        aiohttp.ClientSession() as http,
+    ):
+        await store.save_submission(
+            StoredSubmission("nonce-race-1", "fp", {}, None, SubmissionState.SENDING, _NOW)
         )
+        await store.mark_submitted("nonce-race-1", "42")
+        task = client.task("42")
+        url = receiver.callback_url("nonce-race-1")
+
+        async def send(status: str) -> int:
+            body = {"task_id": "42", "status": status, "base_resp": {"status_code": 0}}
+            async with http.post(url, json=body) as response:
+                return response.status
+
+        first = asyncio.create_task(send("processing"))
+        async with asyncio.timeout(10):
+            while task.status is not TaskStatus.PROCESSING:  # applied before it is journaled
+                await asyncio.sleep(0.001)
+        assert list(await asyncio.gather(first, send("queueing"))) == [200, 200]
         assert task.status is TaskStatus.PROCESSING
         assert [event.snapshot.status for event in task.events] == [TaskStatus.PROCESSING]
         journal = await store.events("42")

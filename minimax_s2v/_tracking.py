@@ -1,0 +1,859 @@
+"""Following tasks: the one place where callbacks, polls and the journal become task state.
+
+The client submits; the :class:`TaskTracker` follows what it submitted (and what it re-attaches
+to) until each task ends: it keeps the registry of followed tasks, journals every update in the
+store before it is acknowledged, confirms final statuses with the API, polls tasks no callback
+reports, reconciles the journal on :meth:`TaskTracker.resume`, and is the
+:class:`~minimax_s2v.receiver.CallbackSink` the receiver hands verified callbacks to.
+
+Trust rules. MiniMax does not sign callbacks: anyone who learns a callback URL can POST to it.
+So a callback is a hint, and only MiniMax's authenticated API is believed.
+
+1. **A callback URL is valid only for the task bound to its nonce.** The receiver refuses a
+   token that does not verify (any malformed, non-hex, non-ASCII or %-encoded one included)
+   with 404. A verified nonce this tracker does not hold, and that the journal does not know
+   either (unknown, evicted, expired, or a ``self_check()`` nonce), gets 404 and changes
+   nothing. A held nonce whose body names another task than the one bound to it gets 409.
+   (A ``challenge`` changes nothing and is echoed for any verified token, so that a replica
+   that did not issue the URL still passes MiniMax's check during the create call.)
+2. **A final status is believed only when the API says so.** A ``success`` resolves a task only
+   after an authenticated query of *that task id* answers ``Success`` (with that file id; the
+   API's file id wins when they differ, and the difference is logged); then the file is
+   retrieved. A ``failed`` resolves it only after a query answers ``Fail``. At most one
+   confirmation runs per task at a time; a confirmation is counted apart from fallback polls.
+   A file that exists in the account proves nothing: it may belong to another task.
+3. **An uncertain submission adopts a task only after the API shows it.** When the answer to a
+   submission was lost, the first callbacks on its URL *claim* a task id. A claim is adopted
+   only after a query shows that the task exists and no other nonce holds it. When two task
+   ids claim one nonce, neither is adopted silently: the conflict is logged and
+   :meth:`TaskTracker.recover` raises :class:`~minimax_s2v.SubmissionConflictError`.
+4. **Acknowledged means recorded.** An update is acknowledged (200) only after the store has
+   journaled it. After :meth:`TaskTracker.close`, or when the store cannot record it, the
+   receiver answers 503 (MiniMax or a proxy may try again) and nothing changes; never 200 for
+   an update that was not recorded, and never a 4xx for a failure on our side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import heapq
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import attrs
+
+from ._errors import MiniMaxError, SubmissionConflictError
+from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._polling import PollPolicy
+from ._ratelimit import TokenBucket
+from ._tasks import Task, TaskRecord
+from .receiver import CallbackVerdict
+from .stores import StoredSubmission, TaskStore
+
+__all__ = [
+    "Resumed",
+    "TaskRegistry",
+    "TaskTracker",
+    "TrackerAPI",
+    "TrackerCounts",
+]
+
+logger = logging.getLogger("minimax_s2v")
+
+
+class TrackerAPI(Protocol):
+    """The authenticated calls the tracker needs (the client provides them)."""
+
+    async def query_once(self, task_id: str) -> TaskSnapshot:
+        """One query of a task, not retried (polls are simply made again later)."""
+        ...
+
+    async def query(self, task_id: str) -> TaskSnapshot:
+        """A query of a task, retried on transient errors."""
+        ...
+
+    async def retrieve(self, file_id: str) -> VideoFile:
+        """The file's details, with a fresh download URL."""
+        ...
+
+
+@attrs.frozen
+class Resumed:
+    """What :meth:`Client.resume` found: tasks to await, and submissions of unknown outcome."""
+
+    tasks: list[Task]
+    uncertain: list[StoredSubmission]
+
+
+@attrs.define
+class TrackerCounts:
+    """What the tracker has done so far (plain counters, cheap to keep)."""
+
+    confirmations: int = 0  # queries made to confirm a callback's final status
+    fallback_polls: int = 0  # queries made because no callback reported a task in time
+    reconciliations: int = 0  # queries made by resume() and to verify an adoption
+    retrievals: int = 0  # file retrievals made after a confirmed success
+    adopted: int = 0  # uncertain submissions whose task was adopted
+    conflicts: int = 0  # callbacks that named another task than their nonce's
+
+
+class TaskRegistry:
+    """Applies status updates under the task state machine.
+
+    Preparing < Queueing < Processing < Success | Fail: a terminal status is final, a
+    duplicate is a no-op and a regression (an update older than what is known) is ignored.
+    """
+
+    def __init__(self, finished_ttl: float = 600.0) -> None:
+        self._records: dict[str, TaskRecord] = {}
+        # Finished tasks are forgotten after finished_ttl seconds (handles keep their
+        # record), so a long-running service does not grow without bound.
+        self._finished: dict[str, float] = {}
+        self._finished_ttl = finished_ttl
+        self._file_owners: dict[str, str] = {}  # file id -> task id, to spot a reused file id
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def following(self) -> int:
+        """How many tracked tasks have not ended."""
+        return len(self._records) - len(self._finished)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The record of ``task_id``, if tracked."""
+        return self._records.get(task_id)
+
+    def track(
+        self,
+        task_id: str,
+        request: VideoRequest | None = None,
+        submitted_at: datetime | None = None,
+    ) -> TaskRecord:
+        """The record of ``task_id``, created if new."""
+        self._evict()
+        record = self._records.get(task_id)
+        if record is None:
+            record = self._records[task_id] = TaskRecord(task_id, request, submitted_at)
+        else:
+            record.request = record.request or request
+            record.submitted_at = record.submitted_at or submitted_at
+        return record
+
+    def forget(self, task_id: str) -> None:
+        """Stop tracking ``task_id`` (its handles keep what they already know)."""
+        self._forget_files(self._records.pop(task_id, None))
+        self._finished.pop(task_id, None)
+
+    def _forget_files(self, record: TaskRecord | None) -> None:
+        snapshot = record.snapshot if record is not None else None
+        if snapshot is not None and snapshot.file_id is not None:
+            self._file_owners.pop(snapshot.file_id, None)
+
+    def is_news(self, snapshot: TaskSnapshot, record: TaskRecord | None = None) -> bool:
+        """Whether applying ``snapshot`` would change what is known (not a duplicate, not stale).
+
+        ``record`` is the task's record when the caller has already looked it up.
+        """
+        if record is None:
+            record = self._records.get(snapshot.task_id)
+            if record is None:
+                return True
+        current = record.snapshot
+        if record.finished:
+            return False
+        if current is not None:
+            if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.status.rank:
+                return False
+            if snapshot.status is current.status and not snapshot.is_terminal:
+                return False
+        return True
+
+    def apply(
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        checked: bool = False,
+        record: TaskRecord | None = None,
+    ) -> bool:
+        """Apply an update; return whether it changed what is known.
+
+        ``checked`` says the caller has just seen :meth:`is_news` return true; ``record`` is
+        the task's record when the caller has already looked it up.
+        """
+        if not checked and not self.is_news(snapshot, record):
+            return False
+        if record is None:
+            record = self.track(snapshot.task_id)
+        record.snapshot = snapshot
+        if snapshot.file_id is not None:
+            self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
+        record.remember(snapshot, source)
+        for queue in record.listeners:
+            queue.put_nowait(snapshot)
+        if snapshot.status.is_terminal:
+            self._finish(record)
+        return True
+
+    def file_owner(self, file_id: str | None) -> str | None:
+        """The task already known to have produced ``file_id``, if any."""
+        return self._file_owners.get(file_id) if file_id is not None else None
+
+    def _evict(self) -> None:
+        if not self._finished:
+            return
+        cutoff = time.monotonic() - self._finished_ttl
+        while self._finished:
+            task_id = next(iter(self._finished))  # insertion order is finishing order
+            if self._finished[task_id] > cutoff:
+                break
+            del self._finished[task_id]
+            self._forget_files(self._records.pop(task_id, None))
+
+    def close_all(self, error: Callable[[str], BaseException]) -> None:
+        """End every pending wait with ``error(task_id)``."""
+        for record in list(self._records.values()):
+            if not record.finished:
+                record.error = error(record.task_id)
+                self._finish(record)
+
+    def fail(self, task_id: str, error: MiniMaxError) -> None:
+        """End every wait on ``task_id`` with ``error`` (e.g. the task expired or the key broke)."""
+        record = self.track(task_id)
+        if record.finished:
+            return
+        record.error = error
+        self._finish(record)
+
+    def _finish(self, record: TaskRecord) -> None:
+        self._finished[record.task_id] = time.monotonic()
+        record.finish()
+        for queue in record.listeners:
+            queue.put_nowait(None)
+
+
+class Poller:
+    """Polls followed tasks until they end: one loop for all, the total rate capped.
+
+    A poll that fails with a retryable error, or whose answer cannot be recorded, is simply
+    made again later; one that fails for good (unknown or expired task, refused key) ends the
+    waits on that task with the error.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[TaskSnapshot]],
+        registry: TaskRegistry,
+        policy: PollPolicy,
+        apply: Callable[[TaskSnapshot], Awaitable[None]],
+    ) -> None:
+        self._fetch = fetch
+        self._apply = apply
+        self._registry = registry
+        self.policy = policy
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}  # task id -> when its one live heap entry is due
+        self._polls: dict[str, int] = {}
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._bucket = TokenBucket(policy.max_rate * 60.0, burst=1.0)
+        self._slots = asyncio.Semaphore(policy.max_in_flight)
+        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def follow(self, record: TaskRecord, delay: float | None = None) -> None:
+        """Poll ``record``'s task after ``delay`` seconds (default: the first interval)."""
+        if record.finished:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + (self.policy.interval(0) if delay is None else delay)
+        current = self._due.get(record.task_id)
+        if current is not None and current <= when:
+            return
+        self._due[record.task_id] = when
+        heapq.heappush(self._heap, (when, next(self._order), record.task_id))
+        self._wake.set()
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = loop.create_task(self._run(), name="minimax-s2v-poller")
+
+    def unfollow(self, task_id: str) -> None:
+        """Stop polling ``task_id`` (its heap entry is skipped when reached)."""
+        self._due.pop(task_id, None)
+        self._polls.pop(task_id, None)
+
+    async def close(self) -> None:
+        """Stop polling; in-flight polls are cancelled."""
+        tasks = [t for t in (self._loop_task, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop_task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._heap:
+            when, _, task_id = self._heap[0]
+            if self._due.get(task_id) != when:
+                heapq.heappop(self._heap)  # stale: rescheduled or unfollowed
+                continue
+            delay = when - loop.time()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue  # an earlier entry may have arrived
+            heapq.heappop(self._heap)
+            del self._due[task_id]
+            await self._bucket.acquire()
+            await self._slots.acquire()
+            job = loop.create_task(self._poll(task_id))
+            self._in_flight.add(job)
+            job.add_done_callback(self._in_flight.discard)
+
+    async def _poll(self, task_id: str) -> None:
+        try:
+            record = self._registry.get(task_id)
+            if record is None or record.finished:
+                return
+            polls = self._polls[task_id] = self._polls.get(task_id, 0) + 1
+            try:
+                snapshot = await self._fetch(task_id)
+                await self._apply(snapshot)
+            except MiniMaxError as error:
+                if not error.retryable:
+                    logger.warning("giving up polling task %s: %s", task_id, error)
+                    self._registry.fail(task_id, error)
+                    self.unfollow(task_id)
+                    return
+                logger.debug("poll of task %s failed, polling again later: %s", task_id, error)
+            except Exception as error:  # noqa: BLE001 - a store failure must not stop polling
+                logger.warning("poll of task %s not recorded (%r); polling again", task_id, error)
+            if record.finished:
+                self.unfollow(task_id)
+            else:
+                self.follow(record, self.policy.interval(polls))
+        finally:
+            self._slots.release()
+
+
+class _Stage(enum.Enum):
+    SENDING = "sending"  # this process's submission, its answer not in yet
+    BOUND = "bound"  # the task it created is known
+    UNCERTAIN = "uncertain"  # its answer was lost: callbacks claim a task (rule 3)
+    JOURNALED = "journaled"  # known from the store only (another replica's, or a restart's)
+
+
+_MAX_CLAIMS = 4  # distinct task ids one uncertain nonce may claim before 409s
+
+
+class _Nonce:
+    """What the tracker knows of one callback nonce."""
+
+    __slots__ = ("claims", "conflict", "created", "early", "stage", "task_id")
+
+    def __init__(self, stage: _Stage, task_id: str | None = None) -> None:
+        self.stage = stage
+        self.task_id = task_id
+        self.created = time.monotonic()
+        self.early: tuple[TaskSnapshot, ...] = ()  # kept until the task id is known
+        # Uncertain nonces only: task id -> True (the API shows it), False (disproved), or
+        # None (being checked).
+        self.claims: dict[str, bool | None] = {}
+        self.conflict = False
+
+
+def _journaled(submission: StoredSubmission) -> _Nonce:
+    if submission.task_id is not None:
+        return _Nonce(_Stage.BOUND, submission.task_id)
+    return _Nonce(_Stage.JOURNALED)
+
+
+class _Callbacks(Protocol):
+    """The receiver as the tracker uses it: callback URLs routed to their sink."""
+
+    fallback_after: float
+    early_limit: int
+    max_bindings: int
+    binding_ttl: float
+
+    def expect(self, nonce: str, sink: Any) -> Any:
+        """Route ``nonce``'s callbacks to ``sink``; returns its callback URL."""
+        ...
+
+    def discard(self, nonce: str) -> None:
+        """Stop routing ``nonce``."""
+        ...
+
+    def attach(self, sink: Any) -> None:
+        """Hand callbacks for nonces not routed here to ``sink``."""
+        ...
+
+
+class TaskTracker:
+    """Follows tasks until they end: callbacks, confirmations, polls, the journal, resume.
+
+    Args:
+        api: the authenticated calls (the client's).
+        store: where submissions and updates are journaled.
+        polling: how tasks are polled when no callback reports them.
+        receiver: the callback receiver, if callbacks are used.
+    """
+
+    def __init__(
+        self,
+        api: TrackerAPI,
+        store: TaskStore,
+        polling: PollPolicy,
+        receiver: _Callbacks | None = None,
+    ) -> None:
+        self._api = api
+        self._store = store
+        self._receiver = receiver
+        self.registry = TaskRegistry()
+        self._poller = Poller(self._poll_once, self.registry, polling, self._apply_polled)
+        self._nonces: OrderedDict[str, _Nonce] = OrderedDict()
+        self._max_nonces = receiver.max_bindings if receiver is not None else 100_000
+        self._nonce_ttl = receiver.binding_ttl if receiver is not None else 24 * 3600.0
+        self._early_limit = receiver.early_limit if receiver is not None else 16
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._started = False
+        self.counts = TrackerCounts()
+        if receiver is not None:
+            receiver.attach(self)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and, if it is shared, listen to the other replicas' updates."""
+        if self._started:
+            return
+        self._started = True
+        await self._store.open()
+        subscribe = getattr(self._store, "subscribe", None)
+        if subscribe is not None:
+            await subscribe(self._on_remote_update)
+
+    async def close(self) -> None:
+        """Stop following: polls and confirmations are cancelled, pending waits end."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._poller.close()
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        self.registry.close_all(
+            lambda task_id: RuntimeError(
+                f"the client was closed while waiting for task {task_id}; "
+                f"wait again with a new client: client.task({task_id!r}).wait()"
+            )
+        )
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
+        async def logged() -> None:
+            try:
+                await coroutine
+            except Exception:
+                logger.exception("%s failed", what)
+
+        job = asyncio.get_running_loop().create_task(logged())
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        job.add_done_callback(lambda _: coroutine.close())  # cancelled before it started
+
+    # -- submissions ------------------------------------------------------------------------
+
+    def expect(self, nonce: str) -> str | None:
+        """Hold ``nonce`` before its submission is sent; returns its callback URL, if any.
+
+        Held before the POST: MiniMax checks the URL during the create call, and an update
+        may beat the submit answer.
+        """
+        self._hold(nonce, _Nonce(_Stage.SENDING))
+        if self._receiver is None:
+            return None
+        return str(self._receiver.expect(nonce, self))
+
+    async def journal(self, submission: StoredSubmission) -> None:
+        """Journal a submission before it is sent."""
+        await self.start()
+        await self._store.save_submission(submission)
+
+    async def abandon(self, nonce: str) -> None:
+        """Forget a submission that certainly created nothing."""
+        self._nonces.pop(nonce, None)
+        if self._receiver is not None:
+            self._receiver.discard(nonce)
+        await self._store.drop_submission(nonce)
+
+    async def lost(self, nonce: str) -> None:
+        """A submission's answer was lost: keep its nonce, so that a callback can claim it."""
+        self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
+        await self._store.mark_uncertain(nonce)
+
+    async def submitted(
+        self, nonce: str, task_id: str, request: VideoRequest, label: str | None
+    ) -> Task:
+        """Follow the task a submission created; apply what its callbacks said first."""
+        record = self.registry.track(task_id, request, datetime.now(UTC))
+        record.label = label
+        record.nonce = nonce
+        entry = self._nonces.get(nonce)
+        early = entry.early if entry is not None else ()
+        self._hold(nonce, _Nonce(_Stage.BOUND, task_id))
+        await self._store.mark_submitted(nonce, task_id)
+        for snapshot in early:
+            if snapshot.task_id == task_id:
+                await self._take(record, snapshot, nonce, journal=False)
+            else:
+                self._conflict(nonce, snapshot.task_id, task_id)
+        return Task(self, record)
+
+    def _hold(self, nonce: str, entry: _Nonce) -> _Nonce:
+        nonces = self._nonces
+        nonces.pop(nonce, None)
+        cutoff = time.monotonic() - self._nonce_ttl
+        while nonces:
+            oldest = next(iter(nonces.values()))
+            if len(nonces) < self._max_nonces and oldest.created > cutoff:
+                break
+            nonces.popitem(last=False)
+        nonces[nonce] = entry
+        return entry
+
+    def recover(self, nonce: str) -> Task | None:
+        """The task an uncertain submission created, once the API has shown it (rule 3).
+
+        Raises:
+            SubmissionConflictError: two tasks claim the submission; neither was adopted.
+        """
+        entry = self._nonces.get(nonce)
+        if entry is None:
+            return None
+        if entry.conflict:
+            claimed = sorted(t for t, shown in entry.claims.items() if shown)
+            raise SubmissionConflictError(nonce, claimed)
+        if entry.stage is _Stage.BOUND and entry.task_id is not None:
+            return self.handle(entry.task_id)
+        return None
+
+    # -- handles and queries ----------------------------------------------------------------
+
+    def handle(self, task_id: str) -> Task:
+        """A handle on a task, followed from now on."""
+        return Task(self, self.registry.track(task_id))
+
+    def watch(self, record: TaskRecord) -> None:
+        """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""
+        if self._closed or record.finished:
+            return
+        if record.submitted_at is None:
+            self._poller.follow(record, 0.0)  # re-attached by id: ask at once
+        elif self._receiver is not None:
+            # Callbacks report this task; poll only if none is final after the grace period.
+            age = (datetime.now(UTC) - record.submitted_at).total_seconds()
+            self._poller.follow(record, max(0.0, self._receiver.fallback_after - age))
+        else:
+            self._poller.follow(record)
+
+    async def refresh(self, task_id: str) -> TaskSnapshot:
+        """Query a task now (retried on transient errors) and apply the answer."""
+        snapshot = await self._api.query(task_id)
+        await self._apply(snapshot, EventSource.POLL)
+        return snapshot
+
+    async def _poll_once(self, task_id: str) -> TaskSnapshot:
+        self.counts.fallback_polls += 1
+        return await self._api.query_once(task_id)
+
+    async def _apply(self, snapshot: TaskSnapshot, source: EventSource) -> None:
+        """Journal an authenticated snapshot, then apply it (if it is news)."""
+        if self.registry.get(snapshot.task_id) is None or not self.registry.is_news(snapshot):
+            return
+        await self._store.save_event(snapshot, source, confirmed=True)
+        self.registry.apply(snapshot, source)
+
+    async def _apply_polled(self, snapshot: TaskSnapshot) -> None:
+        await self._apply(snapshot, EventSource.POLL)
+
+    # -- callbacks (the receiver's sink) ----------------------------------------------------
+
+    async def deliver(self, nonce: str, snapshot: TaskSnapshot) -> CallbackVerdict:
+        """Take a status callback whose URL verified; return once it is journaled (rule 4).
+
+        Raises:
+            Exception: whatever the store raised; nothing was acknowledged (the receiver
+                answers 503).
+        """
+        if self._closed:
+            return CallbackVerdict.UNAVAILABLE
+        entry = self._nonces.get(nonce)
+        if entry is None:
+            # Not issued by this process since it started (or forgotten): the journal is
+            # the credential's other half. A nonce it does not know is not ours (rule 1).
+            stored = await self._store.submission(nonce)
+            if self._closed:
+                return CallbackVerdict.UNAVAILABLE
+            entry = self._nonces.get(nonce)
+            if entry is None:
+                if stored is None:
+                    return CallbackVerdict.UNKNOWN
+                entry = _journaled(stored)
+                if entry.task_id is not None:
+                    self._hold(nonce, entry)  # a task id, once journaled, never changes
+        return await self._on_callback(nonce, entry, snapshot, journal=True)
+
+    async def _on_callback(
+        self, nonce: str, entry: _Nonce, snapshot: TaskSnapshot, *, journal: bool
+    ) -> CallbackVerdict:
+        stage = entry.stage
+        if stage is _Stage.UNCERTAIN:
+            return await self._claim(nonce, entry, snapshot, journal=journal)
+        if entry.task_id is not None:
+            if snapshot.task_id != entry.task_id:
+                self._conflict(nonce, snapshot.task_id, entry.task_id)
+                return CallbackVerdict.CONFLICT
+            record = self.registry.get(entry.task_id)
+            if record is not None:
+                await self._take(record, snapshot, nonce, journal=journal)
+                return CallbackVerdict.RECORDED
+        # Its task is not followed here (yet): journaled (a shared store hands it to the
+        # replica that follows it), and kept until this process's submit answer binds it.
+        if journal:
+            await self._store.save_event(
+                snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
+            )
+        if stage is _Stage.SENDING and len(entry.early) < self._early_limit:
+            entry.early = (*entry.early, snapshot)
+        return CallbackVerdict.RECORDED
+
+    async def _take(
+        self, record: TaskRecord, snapshot: TaskSnapshot, nonce: str | None, *, journal: bool
+    ) -> None:
+        """A callback for a followed task: progress applied, a final status confirmed."""
+        news = self.registry.is_news(snapshot, record)
+        terminal = snapshot.status.is_terminal
+        if news and not terminal:
+            # Progress is applied before the journal's await, so that updates racing each
+            # other through the journal cannot move a task backwards; either way the update
+            # is acknowledged only once journaled.
+            self.registry.apply(snapshot, EventSource.CALLBACK, checked=True, record=record)
+        if journal:
+            await self._store.save_event(
+                snapshot, EventSource.CALLBACK, confirmed=news and not terminal, nonce=nonce
+            )
+        if news and terminal and not record.confirming and not record.finished:
+            record.confirming = True  # one confirmation per task at a time (rule 2)
+            self._spawn(self._confirm(record, snapshot), f"confirming task {record.task_id}")
+
+    async def _confirm(self, record: TaskRecord, claimed: TaskSnapshot) -> None:
+        """Believe a callback's final status only once the API says it (rule 2)."""
+        try:
+            self.counts.confirmations += 1
+            try:
+                snapshot = await self._api.query(record.task_id)
+            except MiniMaxError as error:
+                if not error.retryable:
+                    logger.warning("task %s cannot be followed: %s", record.task_id, error)
+                    self.registry.fail(record.task_id, error)
+                    return
+                logger.warning("could not confirm task %s (%s); polling it", record.task_id, error)
+                self._poller.follow(record, 0.0)
+                return
+            if snapshot.status is not claimed.status or (
+                claimed.file_id is not None and snapshot.file_id != claimed.file_id
+            ):
+                logger.warning(
+                    "a callback said task %s is %s (file %s); the API says %s (file %s): "
+                    "the API is believed",
+                    record.task_id,
+                    claimed.status.value,
+                    claimed.file_id,
+                    snapshot.status.value,
+                    snapshot.file_id,
+                )
+            if snapshot.status is TaskStatus.SUCCESS and snapshot.file_id is not None:
+                try:
+                    self.counts.retrievals += 1
+                    record.video = await self._api.retrieve(snapshot.file_id)
+                except MiniMaxError as error:  # the download retrieves it again
+                    logger.warning("could not retrieve file %s: %s", snapshot.file_id, error)
+            source = EventSource.CALLBACK if snapshot.status is claimed.status else EventSource.POLL
+            await self._apply(snapshot, source)
+            if not record.finished:
+                # The API has not reached the status the callback claimed (or it was
+                # forged): poll soon rather than wait for the fallback.
+                self._poller.follow(record)
+        finally:
+            record.confirming = False
+
+    def _conflict(self, nonce: str, named: str, owner: str) -> None:
+        self.counts.conflicts += 1
+        logger.warning(
+            "a callback for nonce %s named task %s, but the nonce belongs to task %s: rejected",
+            nonce,
+            named,
+            owner,
+        )
+
+    # -- uncertain submissions (rule 3) -----------------------------------------------------
+
+    async def _claim(
+        self, nonce: str, entry: _Nonce, snapshot: TaskSnapshot, *, journal: bool
+    ) -> CallbackVerdict:
+        task_id = snapshot.task_id
+        if task_id not in entry.claims:
+            if len(entry.claims) >= _MAX_CLAIMS:
+                self._conflict(nonce, task_id, "/".join(entry.claims))
+                return CallbackVerdict.CONFLICT
+            entry.claims[task_id] = None
+            self._spawn(self._check_claim(nonce, entry, task_id), f"checking task {task_id}")
+        if journal:
+            await self._store.save_event(
+                snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
+            )
+        if len(entry.early) < self._early_limit:
+            entry.early = (*entry.early, snapshot)
+        return CallbackVerdict.RECORDED
+
+    async def _check_claim(self, nonce: str, entry: _Nonce, task_id: str) -> None:
+        """Adopt ``task_id`` only if the API shows it and no other nonce holds it."""
+        shown: TaskSnapshot | None = None
+        try:
+            self.counts.reconciliations += 1
+            shown = await self._api.query(task_id)
+            record = self.registry.get(task_id)
+            held_by = record.nonce if record is not None else None
+            if held_by is None:
+                stored = await self._store.task(task_id)
+                held_by = stored.submission.nonce if stored and stored.submission else None
+            if held_by not in (None, nonce):
+                logger.warning(
+                    "a callback for uncertain submission %s named task %s, which submission "
+                    "%s created: not adopted",
+                    nonce,
+                    task_id,
+                    held_by,
+                )
+                shown = None
+        except MiniMaxError as error:
+            logger.warning(
+                "a callback for uncertain submission %s named task %s, which the API does "
+                "not show (%s): not adopted",
+                nonce,
+                task_id,
+                error,
+            )
+        entry.claims[task_id] = shown is not None
+        await self._decide(nonce, entry, shown)
+
+    async def _decide(self, nonce: str, entry: _Nonce, shown: TaskSnapshot | None) -> None:
+        if entry.stage is not _Stage.UNCERTAIN:
+            return
+        claims = entry.claims
+        real = [task_id for task_id, ok in claims.items() if ok]
+        if len(real) > 1:
+            if not entry.conflict:
+                entry.conflict = True
+                self.counts.conflicts += 1
+                logger.error(
+                    "tasks %s all claim uncertain submission %s: none was adopted; check them "
+                    "in the MiniMax console",
+                    ", ".join(sorted(real)),
+                    nonce,
+                )
+            return
+        if entry.conflict or len(real) != 1 or None in claims.values() or shown is None:
+            return
+        task_id = real[0]
+        logger.info("adopted task %s for uncertain submission %s", task_id, nonce)
+        self.counts.adopted += 1
+        entry.stage, entry.task_id = _Stage.BOUND, task_id
+        record = self.registry.track(task_id)
+        record.nonce = nonce
+        await self._store.mark_submitted(nonce, task_id)
+        await self._apply(shown, EventSource.POLL)
+        early, entry.early = entry.early, ()
+        for snapshot in early:
+            if snapshot.task_id == task_id:
+                await self._take(record, snapshot, nonce, journal=False)
+
+    # -- other replicas ---------------------------------------------------------------------
+
+    async def _on_remote_update(
+        self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool
+    ) -> None:
+        """An update another replica recorded in the shared store."""
+        if self._closed:
+            return
+        entry = self._nonces.get(nonce) if nonce is not None else None
+        if entry is not None and entry.stage is not _Stage.JOURNALED:
+            await self._on_callback(nonce or "", entry, snapshot, journal=False)
+            return
+        record = self.registry.get(snapshot.task_id)
+        if record is None:
+            return
+        if confirmed:
+            self.registry.apply(snapshot, EventSource.STORE)
+        else:
+            await self._take(record, snapshot, nonce, journal=False)
+
+    # -- restarts ---------------------------------------------------------------------------
+
+    async def resume(self) -> Resumed:
+        """Re-attach to every unfinished task in the store (see :meth:`Client.resume`)."""
+        await self.start()
+        tasks: list[Task] = []
+        for stored in await self._store.unfinished():
+            submission = stored.submission
+            record = self.registry.track(
+                stored.task_id, None, submission.created_at if submission else None
+            )
+            if submission is not None:
+                record.label = submission.label
+                record.nonce = submission.nonce
+                self._route(submission.nonce, _Nonce(_Stage.BOUND, stored.task_id))
+            if stored.snapshot is not None:
+                self.registry.apply(stored.snapshot, EventSource.STORE)
+            tasks.append(Task(self, record))
+        uncertain = await self._store.uncertain()
+        for submission in uncertain:
+            self._route(submission.nonce, _Nonce(_Stage.UNCERTAIN))
+        slots = asyncio.Semaphore(8)
+
+        async def reconcile(record: TaskRecord) -> None:
+            async with slots:
+                try:
+                    self.counts.reconciliations += 1
+                    await self.refresh(record.task_id)
+                except MiniMaxError as error:
+                    if not error.retryable:
+                        self.registry.fail(record.task_id, error)
+                        return
+                    logger.info("could not reconcile task %s yet: %s", record.task_id, error)
+            self.watch(record)
+
+        await asyncio.gather(*(reconcile(self._record_of(task)) for task in tasks))
+        logger.info(
+            "resumed %d unfinished tasks, %d uncertain submissions", len(tasks), len(uncertain)
+        )
+        return Resumed(tasks, uncertain)
+
+    def _route(self, nonce: str, entry: _Nonce) -> None:
+        self._hold(nonce, entry)
+        if self._receiver is not None:
+            self._receiver.expect(nonce, self)
+
+    def _record_of(self, task: Task) -> TaskRecord:
+        record = self.registry.get(task.task_id)
+        assert record is not None  # noqa: S101 - resume() tracked it just now
+        return record

@@ -1,0 +1,142 @@
+"""The aiohttp adapter: the standalone server (``serve()``) and the sub-application.
+
+It reads a request's whole body however it is segmented (TCP writes, chunks), with the size
+cap enforced while streaming, and hands it to the core. The standalone server also bounds how
+long a client may hold a connection (:class:`ReceiverTimeouts`): a connection that sends
+nothing, or its headers too slowly, is closed; a body that does not arrive in time gets 408.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from yarl import URL
+
+from ._core import RECEIVER_KEY, CallbackReceiver, ReceiverTimeouts
+
+__all__ = ["make_app", "read_body", "serve"]
+
+logger = logging.getLogger("minimax_s2v")
+
+
+async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> tuple[bytes, bool]:
+    """The whole body of ``request`` and whether it was over ``max_body`` (then dropped).
+
+    Raises:
+        TimeoutError: the body did not arrive within ``timeout`` seconds.
+    """
+    declared = request.content_length
+    if declared is not None and declared > max_body:
+        return b"", True
+    body = bytearray()
+    async with asyncio.timeout(timeout):
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > max_body:
+                return b"", True
+    return bytes(body), False
+
+
+async def respond(
+    receiver: CallbackReceiver, request: web.BaseRequest, path: str, body_timeout: float
+) -> web.Response:
+    """Answer one aiohttp request for ``path`` (relative to the mount point)."""
+    status, payload = await receiver.process(
+        request.method, path, lambda: read_body(request, receiver.max_body, body_timeout)
+    )
+    return web.json_response(payload, status=status)
+
+
+def make_app(receiver: CallbackReceiver, mount: str = "") -> web.Application:
+    """A new aiohttp application serving ``receiver`` under ``mount``."""
+    app = web.Application()
+    app[RECEIVER_KEY] = receiver
+    body_timeout = ReceiverTimeouts().body
+
+    async def handle(request: web.Request) -> web.Response:
+        return await respond(receiver, request, request.match_info["tail"], body_timeout)
+
+    # One route, no nested router: a callback is resolved in one step.
+    app.router.add_route("*", mount + "/{tail:.*}", handle)
+
+    async def cleanup(_: web.Application) -> None:
+        await receiver.close()
+
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+class _GuardedServer(web.Server):
+    """aiohttp's low-level server, closing connections whose first request is late."""
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timeout = header_timeout
+        self.started: set[RequestHandler] = set()  # connections that delivered a request
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+
+        def late() -> None:
+            if handler not in self.started and not transport.is_closing():
+                logger.debug("closing a connection whose request headers did not arrive")
+                transport.close()
+
+        asyncio.get_running_loop().call_later(self._header_timeout, late)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        self.started.discard(handler)
+        super().connection_lost(handler, exc)
+
+
+@asynccontextmanager
+async def serve(
+    receiver: CallbackReceiver,
+    host: str,
+    port: int,
+    *,
+    path: str | None,
+    timeouts: ReceiverTimeouts,
+) -> AsyncIterator[URL]:
+    """Serve ``receiver`` standalone; yields the local base URL (see ``receiver.serve``)."""
+    if path is None:
+        path = receiver.public_url.path if receiver.public_url is not None else "/"
+    mount = path.rstrip("/")
+    prefix = mount + "/"
+    server: _GuardedServer
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        # The low-level server: the receiver is the only thing served here, so no
+        # application, router or middleware stands between a callback and its answer.
+        server.started.add(request.protocol)
+        if not request.path.startswith(prefix):
+            receiver.stats["rejected_path"] += 1
+            return web.json_response({"error": "not found"}, status=404)
+        return await respond(receiver, request, request.path[len(prefix) :], timeouts.body)
+
+    server = _GuardedServer(
+        handle,
+        access_log=None,
+        keepalive_timeout=timeouts.idle,
+        header_timeout=timeouts.header,
+    )
+    runner = web.ServerRunner(server, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        local = URL.build(scheme="http", host=bound_host, port=bound_port, path=mount or "/")
+        if receiver.public_url is None:
+            receiver.public_url = local
+        async with receiver.serving():
+            yield local
+    finally:
+        await runner.cleanup()
+        await receiver.close()

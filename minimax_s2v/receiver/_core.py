@@ -1,0 +1,461 @@
+"""The receiver's core: callback URLs, their verification, and the answer to each request.
+
+No I/O happens here but the sink's: an adapter (aiohttp, ASGI) reads the request, the core
+decides the answer. Every submission gets its own callback URL, ``<public_url>/<nonce>/<token>``,
+where the token is an HMAC of the nonce under the receiver's secret. MiniMax does not sign
+callbacks, so the URL is the credential. What the core enforces (the full trust rules are in
+:mod:`minimax_s2v._tracking`):
+
+- a path that is not ``<nonce>/<token>`` with a token that verifies gets 404, whatever it
+  holds (non-hex, non-ASCII, %-encoded, too long), and changes nothing;
+- a ``challenge`` on a verified URL is echoed at once: it changes nothing, and a replica that
+  did not issue the URL must still pass MiniMax's check during the create call;
+- a status update on a verified URL is handed to the sink that holds its nonce, and answered
+  with what the sink says: 200 once journaled, 404 for a nonce nobody holds (the
+  ``self_check()`` nonces included), 409 for a task other than the nonce's, 503 when the sink
+  is closed or its store failed. No input makes the core answer 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+from aiohttp import web
+from yarl import URL
+
+from .._errors import ConfigurationError, ResponseValidationError
+from .._models import CallbackChallenge, TaskSnapshot
+from .._wire import callback_ack, parse_callback
+
+if TYPE_CHECKING:
+    from ._asgi import ASGIApp
+
+__all__ = [
+    "RECEIVER_KEY",
+    "CallbackReceiver",
+    "CallbackSink",
+    "CallbackVerdict",
+    "ReceiverTimeouts",
+    "SelfCheckResult",
+]
+
+logger = logging.getLogger("minimax_s2v")
+
+_NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}", re.ASCII)
+_TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
+SELF_CHECK_PREFIX = "selfcheck-"  # nonces minted by self_check(): challenges only
+
+BodyReader = Callable[[], Awaitable[tuple[bytes, bool]]]
+Answer = tuple[int, dict[str, Any]]
+
+
+class CallbackVerdict(enum.Enum):
+    """What became of a verified status callback; the receiver answers with its HTTP status."""
+
+    RECORDED = 200  # journaled (and applied, or kept until its task is known)
+    UNKNOWN = 404  # the nonce is not held and the journal does not know it
+    CONFLICT = 409  # the nonce is bound to another task
+    UNAVAILABLE = 503  # closed, or the store could not record it: nothing changed
+
+
+class CallbackSink(Protocol):
+    """Who takes verified status updates: the tracker of the client that submitted the task."""
+
+    async def deliver(self, nonce: str, snapshot: TaskSnapshot) -> CallbackVerdict:
+        """Take an update; return once it is journaled (an exception means: not recorded)."""
+        ...
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ConfigurationError(f"ReceiverTimeouts.{attribute.name} must be > 0, not {value!r}")
+
+
+@attrs.frozen
+class ReceiverTimeouts:
+    """How long the standalone server waits for a client (seconds).
+
+    Attributes:
+        header: from a connection's opening until its first request's headers are in.
+        body: for a request's whole body, once its headers are in (408 past it).
+        idle: a kept-alive connection with no request in progress (then closed); this also
+            bounds the headers of its later requests.
+    """
+
+    header: float = attrs.field(default=10.0, validator=_positive)
+    body: float = attrs.field(default=10.0, validator=_positive)
+    idle: float = attrs.field(default=75.0, validator=_positive)
+
+
+@attrs.frozen
+class SelfCheckResult:
+    """What :meth:`CallbackReceiver.self_check` saw."""
+
+    ok: bool
+    url: str
+    latency: float | None
+    http_status: int | None
+    error: str | None = None
+
+
+class _Route:
+    """Where a nonce's updates go, and its token (to verify its callbacks without an HMAC)."""
+
+    __slots__ = ("created", "sink", "token")
+
+    def __init__(self, token: str, sink: CallbackSink) -> None:
+        self.token = token
+        self.sink = sink
+        self.created = time.monotonic()
+
+
+_ACK = callback_ack()
+
+RECEIVER_KEY: web.AppKey[CallbackReceiver] = web.AppKey("minimax_s2v.receiver")
+
+
+class CallbackReceiver:
+    """Receives MiniMax's callbacks and hands them to the client that submitted each task.
+
+    Args:
+        public_url: the URL MiniMax can reach this receiver at, as mounted (e.g.
+            ``https://example.com/minimax``); each submission's URL is built under it. When
+            omitted, :meth:`serve` fills it in with the address it listens on (for local
+            use: tests, the emulator, the demo).
+        secret: key of the HMAC in callback URLs. Give the same secret to every replica and
+            across restarts, or URLs issued before a restart stop verifying. Random if omitted.
+        max_body: largest body accepted, in bytes (413 beyond).
+        fallback_after: seconds after submission after which a task with no final callback
+            is polled instead (lost callbacks delay a result, they never lose it).
+        challenge_warning_after: seconds after the first submission after which, if no
+            challenge has arrived, a warning says ``public_url`` is probably unreachable.
+        max_bindings: nonces remembered in memory at most (the oldest are forgotten first;
+            a durable store still knows them).
+        binding_ttl: seconds a nonce is remembered in memory.
+        early_limit: updates kept per nonce before its task id is known.
+
+    Raises:
+        ConfigurationError: a setting is invalid (named in the message).
+    """
+
+    def __init__(
+        self,
+        public_url: str | URL | None = None,
+        *,
+        secret: str | bytes | None = None,
+        max_body: int = 64 * 1024,
+        fallback_after: float = 360.0,
+        challenge_warning_after: float = 10.0,
+        max_bindings: int = 100_000,
+        binding_ttl: float = 24 * 3600.0,
+        early_limit: int = 16,
+    ) -> None:
+        self.public_url: URL | None = None
+        if public_url is not None:
+            self.public_url = _public_url(public_url)
+        if secret is None:
+            secret = secrets.token_bytes(32)
+        self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
+        if len(self._secret) < 16:
+            raise ConfigurationError("secret must be at least 16 bytes long")
+        for name, value in (("max_body", max_body), ("max_bindings", max_bindings)):
+            if value < 1:
+                raise ConfigurationError(f"{name} must be at least 1, not {value!r}")
+        for name, number in (("fallback_after", fallback_after), ("binding_ttl", binding_ttl)):
+            if not number > 0:
+                raise ConfigurationError(f"{name} must be > 0, not {number!r}")
+        if early_limit < 0:
+            raise ConfigurationError(f"early_limit must be at least 0, not {early_limit!r}")
+        self.max_body = max_body
+        self.fallback_after = fallback_after
+        self.challenge_warning_after = challenge_warning_after
+        self.max_bindings = max_bindings
+        self.binding_ttl = binding_ttl
+        self.early_limit = early_limit
+        self._routes: OrderedDict[str, _Route] = OrderedDict()
+        self._default_sink: CallbackSink | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._warned = False
+        self._watching_challenges = False
+        self._served = 0  # standalone servers running now
+        self._stopped = False  # a standalone server ran and has stopped
+        #: What the receiver has answered: challenges, updates, rejections by reason, …
+        self.stats: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        url = str(self.public_url) if self.public_url is not None else None
+        return f"CallbackReceiver(public_url={url!r})"
+
+    # -- URLs and nonces --------------------------------------------------------------------
+
+    def _token(self, nonce: str) -> str:
+        return hmac.new(self._secret, nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def callback_url(self, nonce: str) -> URL:
+        """The callback URL of ``nonce``.
+
+        Raises:
+            ConfigurationError: no ``public_url`` (give one, or :meth:`serve` first), or the
+                nonce is not 8 to 64 characters of A-Z, a-z, 0-9, '_' and '-'.
+        """
+        if not _NONCE.fullmatch(nonce):
+            raise ConfigurationError("a nonce is 8 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
+        if self.public_url is None:
+            raise ConfigurationError(
+                "the receiver has no public_url: give CallbackReceiver(public_url=...) the URL "
+                "MiniMax reaches it at, or serve() it first"
+            )
+        return self.public_url / nonce / self._token(nonce)
+
+    def check_ready(self) -> None:
+        """Refuse to mint callback URLs that nobody will answer.
+
+        Raises:
+            ConfigurationError: the receiver was served standalone and its server has
+                stopped, or it has no ``public_url``.
+        """
+        if self._stopped and self._served == 0:
+            raise ConfigurationError(
+                "the callback receiver is not being served any more (its serve() block has "
+                "ended): MiniMax's check of the callback URL would fail; submit inside "
+                "`async with receiver.serve(...)`"
+            )
+        if self.public_url is None:
+            raise ConfigurationError(
+                "the receiver has no public_url: give CallbackReceiver(public_url=...) the URL "
+                "MiniMax reaches it at, or submit inside `async with receiver.serve(...)`"
+            )
+
+    def verified_nonce(self, path: str) -> str | None:
+        """The nonce of a ``<nonce>/<token>`` path whose token verifies, else ``None``."""
+        nonce, slash, token = path.strip("/").partition("/")
+        if not slash or not _NONCE.fullmatch(nonce) or not _TOKEN.fullmatch(token):
+            return None
+        route = self._routes.get(nonce)
+        expected = route.token if route is not None else self._token(nonce)
+        return nonce if hmac.compare_digest(token, expected) else None
+
+    def attach(self, sink: CallbackSink) -> None:
+        """Hand updates for nonces this receiver does not route to ``sink`` (a client's)."""
+        self._default_sink = sink
+
+    def expect(self, nonce: str, sink: CallbackSink) -> URL:
+        """Route ``nonce``'s updates to ``sink`` (before its submission is sent); its URL."""
+        self.check_ready()
+        url = self.callback_url(nonce)
+        routes = self._routes
+        routes.pop(nonce, None)
+        cutoff = time.monotonic() - self.binding_ttl
+        while routes:
+            oldest = next(iter(routes.values()))
+            if len(routes) < self.max_bindings and oldest.created > cutoff:
+                break
+            routes.popitem(last=False)
+        routes[nonce] = _Route(url.name, sink)
+        self._watch_challenges()
+        return url
+
+    def discard(self, nonce: str) -> None:
+        """Stop routing ``nonce``: its submission certainly created nothing."""
+        self._routes.pop(nonce, None)
+
+    # -- the protocol, without I/O ----------------------------------------------------------
+
+    async def process(self, method: str, path: str, read_body: BodyReader) -> Answer:
+        """Answer one request to ``path`` (relative to the mount point): (status, JSON body).
+
+        ``read_body`` is awaited only for a verified path; it returns ``(bytes, too_large)``
+        and may raise :class:`TimeoutError` (408). No input raises; none makes it answer 500.
+        """
+        nonce, refusal = self.route(method, path)
+        if refusal is not None:
+            return refusal
+        assert nonce is not None  # noqa: S101 - route() gives one or the other
+        try:
+            raw, too_large = await read_body()
+        except TimeoutError:
+            self.stats["rejected_slow_body"] += 1
+            return 408, {"error": "the body did not arrive in time"}
+        except Exception as error:  # noqa: BLE001 - a broken upload; the receiver still answers
+            self.stats["rejected_body"] += 1
+            logger.debug("a callback body could not be read: %r", error)
+            return 400, {"error": "the body could not be read"}
+        return await self.answer(nonce, raw, too_large)
+
+    def route(self, method: str, path: str) -> tuple[str | None, Answer | None]:
+        """The verified nonce of a request, or the answer that refuses it."""
+        nonce = self.verified_nonce(path)
+        if nonce is None:
+            self.stats["rejected_path"] += 1
+            return None, (404, {"error": "not found"})
+        if method.upper() != "POST":
+            self.stats["rejected_method"] += 1
+            return None, (405, {"error": "method not allowed: callbacks are POSTed"})
+        return nonce, None
+
+    async def answer(self, nonce: str, raw: bytes, too_large: bool) -> Answer:
+        """Answer a verified callback's body: the challenge at once, an update once recorded."""
+        if too_large:
+            self.stats["rejected_too_large"] += 1
+            return 413, {"error": f"body larger than {self.max_body} bytes"}
+        try:
+            data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
+            message = parse_callback(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            self.stats["rejected_body"] += 1
+            return 400, {"error": "body is not JSON"}
+        except ResponseValidationError as error:
+            self.stats["rejected_body"] += 1
+            return 400, {"error": "; ".join(error.errors)[:300]}
+        if isinstance(message, CallbackChallenge):
+            self.stats["challenges"] += 1
+            return 200, {"challenge": message.challenge}
+        return await self._update(nonce, message)
+
+    async def _update(self, nonce: str, snapshot: TaskSnapshot) -> Answer:
+        route = self._routes.get(nonce)
+        sink = route.sink if route is not None else self._default_sink
+        if sink is None or nonce.startswith(SELF_CHECK_PREFIX):
+            self.stats["rejected_unknown"] += 1
+            return 404, {"error": "not found"}
+        try:
+            verdict = await sink.deliver(nonce, snapshot)
+        except Exception as error:  # noqa: BLE001 - not recorded: the sender may try again
+            logger.warning("a callback for task %s was not recorded: %r", snapshot.task_id, error)
+            verdict = CallbackVerdict.UNAVAILABLE
+        if verdict is CallbackVerdict.RECORDED:
+            self.stats["updates"] += 1
+            return 200, _ACK
+        if verdict is CallbackVerdict.UNKNOWN:
+            self.stats["rejected_unknown"] += 1
+            return 404, {"error": "not found"}
+        if verdict is CallbackVerdict.CONFLICT:
+            self.stats["conflicts"] += 1
+            return 409, {"error": "task_id does not match this callback URL"}
+        self.stats["unavailable"] += 1
+        return 503, {"error": "the update could not be recorded now; send it again later"}
+
+    # -- a warning for the most common misconfiguration ------------------------------------
+
+    def _watch_challenges(self) -> None:
+        if self._watching_challenges or self._warned:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._watching_challenges = True
+        job = loop.create_task(self._warn_if_unreachable())
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _warn_if_unreachable(self) -> None:
+        await asyncio.sleep(self.challenge_warning_after)
+        self._watching_challenges = False
+        if self.stats["challenges"] == 0 and not self._warned:
+            self._warned = True
+            logger.warning(
+                "no callback challenge has arrived %.0fs after submitting with callbacks: "
+                "%s is probably unreachable from MiniMax (check DNS, TLS, the reverse proxy "
+                "and the mount path; receiver.self_check() tests the round trip); tasks fall "
+                "back to polling after %.0fs",
+                self.challenge_warning_after,
+                self.public_url,
+                self.fallback_after,
+            )
+
+    async def close(self) -> None:
+        """Cancel the receiver's background work."""
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    # -- hosts (each a thin adapter) --------------------------------------------------------
+
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        path: str | None = None,
+        timeouts: ReceiverTimeouts | None = None,
+    ) -> AbstractAsyncContextManager[URL]:
+        """Serve the receiver on its own aiohttp server; yields the local base URL.
+
+        Args:
+            host: the address to listen on.
+            port: the port (0 picks a free one; the yielded URL says which).
+            path: where to mount; by default the path of ``public_url``, so that a reverse
+                proxy can forward it unchanged. Without a ``public_url``, the local URL
+                becomes it.
+            timeouts: header, body and keep-alive idle timeouts (:class:`ReceiverTimeouts`).
+        """
+        from ._aiohttp import serve
+
+        return serve(self, host, port, path=path, timeouts=timeouts or ReceiverTimeouts())
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Mark the receiver as served standalone for the duration (``serve()`` uses it)."""
+        self._served += 1
+        try:
+            yield
+        finally:
+            self._served -= 1
+            self._stopped = True
+
+    def make_app(self, mount: str = "") -> web.Application:
+        """A new aiohttp application serving the callbacks under ``mount`` (default: its root)."""
+        from ._aiohttp import make_app
+
+        return make_app(self, mount)
+
+    def setup(self, app: web.Application, prefix: str = "/minimax") -> web.Application:
+        """Mount the receiver into ``app`` at ``prefix``; returns ``app``.
+
+        ``public_url`` must end with the same path. The receiver reads bodies with its own
+        limit (``max_body``): a sub-app's ``client_max_size`` is not used by aiohttp.
+        """
+        app.add_subapp(prefix, self.make_app())
+        app[RECEIVER_KEY] = self
+        return app
+
+    def asgi(self) -> ASGIApp:
+        """A plain ASGI application, e.g. ``fastapi_app.mount("/minimax", receiver.asgi())``."""
+        from ._asgi import asgi_app
+
+        return asgi_app(self)
+
+    async def self_check(self, timeout: float = 5.0) -> SelfCheckResult:
+        """POST a challenge to ``public_url`` as MiniMax would, and report whether it came back.
+
+        Run it where the service is deployed: it checks DNS, TLS, the proxy and the mount.
+        Its URL answers challenges only: no status update is ever accepted on it.
+        """
+        from ._check import self_check
+
+        nonce = SELF_CHECK_PREFIX + secrets.token_urlsafe(8)
+        return await self_check(self.callback_url(nonce), timeout)
+
+
+def _public_url(value: str | URL) -> URL:
+    url = URL(str(value))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"public_url must be an absolute http(s) URL, not {str(url)!r}")
+    if url.query_string or url.fragment:
+        raise ConfigurationError("public_url must not carry a query or a fragment")
+    return url
