@@ -48,6 +48,7 @@ class TaskRecord:
         "label",
         "listeners",
         "nonce",
+        "pending",
         "request",
         "rich",
         "snapshot",
@@ -78,6 +79,9 @@ class TaskRecord:
         self.confirming = False  # a callback's final status is being checked with the API
         self.label: str | None = None
         self.nonce: str | None = None  # the callback nonce of the submission that created it
+        # A callback's progress being journaled: applied only once recorded, and an update
+        # racing it through the journal is not news.
+        self.pending: TaskStatus | None = None
         # One queue per updates() iterator; at most one entry per forward status change,
         # so a queue never holds more than the six statuses of the life cycle. A shared
         # empty set until someone listens: a service may follow many thousand tasks.

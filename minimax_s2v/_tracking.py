@@ -168,6 +168,9 @@ class TaskRegistry:
         current = record.snapshot
         if record.finished:
             return False
+        pending = record.pending
+        if pending is not None and snapshot.status.rank <= pending.rank:
+            return False
         if current is not None:
             if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.status.rank:
                 return False
@@ -616,7 +619,9 @@ class TaskTracker:
         self, nonce: str, entry: _Nonce, snapshot: TaskSnapshot, *, journal: bool
     ) -> CallbackVerdict:
         stage = entry.stage
-        if stage is _Stage.UNCERTAIN:
+        if stage is _Stage.UNCERTAIN or (entry.claims and snapshot.task_id != entry.task_id):
+            # An uncertain submission's URL, or one whose task was adopted from claims: a
+            # new task id is one more claim, never silently refused (rule 3).
             return await self._claim(nonce, entry, snapshot, journal=journal)
         if entry.task_id is not None:
             if snapshot.task_id != entry.task_id:
@@ -643,13 +648,22 @@ class TaskTracker:
         news = self.registry.is_news(snapshot, record)
         terminal = snapshot.status.is_terminal
         if news and not terminal:
-            # Progress is applied before the journal's await, so that updates racing each
-            # other through the journal cannot move a task backwards; either way the update
-            # is acknowledged only once journaled.
-            self.registry.apply(snapshot, EventSource.CALLBACK, checked=True, record=record)
+            # Applied only once journaled (a store failure changes nothing); meanwhile it is
+            # pending, so that an older update racing it through the journal is not news.
+            if journal:
+                record.pending = snapshot.status
+                try:
+                    await self._store.save_event(
+                        snapshot, EventSource.CALLBACK, confirmed=True, nonce=nonce
+                    )
+                finally:
+                    if record.pending is snapshot.status:
+                        record.pending = None
+            self.registry.apply(snapshot, EventSource.CALLBACK, record=record)
+            return
         if journal:
             await self._store.save_event(
-                snapshot, EventSource.CALLBACK, confirmed=news and not terminal, nonce=nonce
+                snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
         if news and terminal and not record.confirming and not record.finished:
             record.confirming = True  # one confirmation per task at a time (rule 2)
@@ -757,8 +771,6 @@ class TaskTracker:
         await self._decide(nonce, entry, shown)
 
     async def _decide(self, nonce: str, entry: _Nonce, shown: TaskSnapshot | None) -> None:
-        if entry.stage is not _Stage.UNCERTAIN:
-            return
         claims = entry.claims
         real = [task_id for task_id, ok in claims.items() if ok]
         if len(real) > 1:
@@ -766,13 +778,16 @@ class TaskTracker:
                 entry.conflict = True
                 self.counts.conflicts += 1
                 logger.error(
-                    "tasks %s all claim uncertain submission %s: none was adopted; check them "
-                    "in the MiniMax console",
+                    "tasks %s all claim uncertain submission %s: it is not known which one it "
+                    "created (recover() raises SubmissionConflictError); check them in the "
+                    "MiniMax console",
                     ", ".join(sorted(real)),
                     nonce,
                 )
             return
-        if entry.conflict or len(real) != 1 or None in claims.values() or shown is None:
+        if entry.stage is not _Stage.UNCERTAIN or entry.conflict or shown is None:
+            return
+        if len(real) != 1 or None in claims.values():
             return
         task_id = real[0]
         logger.info("adopted task %s for uncertain submission %s", task_id, nonce)

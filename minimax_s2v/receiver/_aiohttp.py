@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from yarl import URL
 
-from ._core import RECEIVER_KEY, CallbackReceiver, ReceiverTimeouts
+from ._core import RECEIVER_KEY, ReceiverCore, ReceiverTimeouts
 
 __all__ = ["make_app", "read_body", "serve"]
 
@@ -44,7 +44,7 @@ async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> 
 
 
 async def respond(
-    receiver: CallbackReceiver, request: web.BaseRequest, path: str, body_timeout: float
+    receiver: ReceiverCore, request: web.BaseRequest, path: str, body_timeout: float
 ) -> web.Response:
     """Answer one aiohttp request for ``path`` (relative to the mount point)."""
     status, payload = await receiver.process(
@@ -53,7 +53,7 @@ async def respond(
     return web.json_response(payload, status=status)
 
 
-def make_app(receiver: CallbackReceiver, mount: str = "") -> web.Application:
+def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:
     """A new aiohttp application serving ``receiver`` under ``mount``."""
     app = web.Application()
     app[RECEIVER_KEY] = receiver
@@ -97,7 +97,7 @@ class _GuardedServer(web.Server):
 
 @asynccontextmanager
 async def serve(
-    receiver: CallbackReceiver,
+    receiver: ReceiverCore,
     host: str,
     port: int,
     *,

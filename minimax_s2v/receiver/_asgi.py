@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._core import CallbackReceiver, ReceiverTimeouts
+from ._core import ReceiverCore, ReceiverTimeouts
 
 __all__ = ["ASGIApp", "asgi_app"]
 
@@ -17,7 +17,7 @@ ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[ASGIScope, ASGIReceive, ASGISend], Awaitable[None]]
 
 
-def asgi_app(receiver: CallbackReceiver) -> ASGIApp:
+def asgi_app(receiver: ReceiverCore) -> ASGIApp:
     """A plain ASGI application serving ``receiver``."""
     body_timeout = ReceiverTimeouts().body
 

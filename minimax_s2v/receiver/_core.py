@@ -29,8 +29,8 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 import attrs
 from aiohttp import web
@@ -40,14 +40,12 @@ from .._errors import ConfigurationError, ResponseValidationError
 from .._models import CallbackChallenge, TaskSnapshot
 from .._wire import callback_ack, parse_callback
 
-if TYPE_CHECKING:
-    from ._asgi import ASGIApp
-
 __all__ = [
     "RECEIVER_KEY",
-    "CallbackReceiver",
+    "SELF_CHECK_PREFIX",
     "CallbackSink",
     "CallbackVerdict",
+    "ReceiverCore",
     "ReceiverTimeouts",
     "SelfCheckResult",
 ]
@@ -124,11 +122,14 @@ class _Route:
 
 _ACK = callback_ack()
 
-RECEIVER_KEY: web.AppKey[CallbackReceiver] = web.AppKey("minimax_s2v.receiver")
+RECEIVER_KEY: web.AppKey[ReceiverCore] = web.AppKey("minimax_s2v.receiver")
 
 
-class CallbackReceiver:
-    """Receives MiniMax's callbacks and hands them to the client that submitted each task.
+class ReceiverCore:
+    """The receiver without a host: URLs, routing, and the answer to each request.
+
+    :class:`~minimax_s2v.receiver.CallbackReceiver` adds the hosts (aiohttp, ASGI) and the
+    deployment check.
 
     Args:
         public_url: the URL MiniMax can reach this receiver at, as mounted (e.g.
@@ -197,7 +198,7 @@ class CallbackReceiver:
 
     def __repr__(self) -> str:
         url = str(self.public_url) if self.public_url is not None else None
-        return f"CallbackReceiver(public_url={url!r})"
+        return f"{type(self).__name__}(public_url={url!r})"
 
     # -- URLs and nonces --------------------------------------------------------------------
 
@@ -348,6 +349,16 @@ class CallbackReceiver:
         self.stats["unavailable"] += 1
         return 503, {"error": "the update could not be recorded now; send it again later"}
 
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Mark the receiver as served standalone for the duration (``serve()`` uses it)."""
+        self._served += 1
+        try:
+            yield
+        finally:
+            self._served -= 1
+            self._stopped = True
+
     # -- a warning for the most common misconfiguration ------------------------------------
 
     def _watch_challenges(self) -> None:
@@ -383,73 +394,6 @@ class CallbackReceiver:
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
-
-    # -- hosts (each a thin adapter) --------------------------------------------------------
-
-    def serve(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 8080,
-        *,
-        path: str | None = None,
-        timeouts: ReceiverTimeouts | None = None,
-    ) -> AbstractAsyncContextManager[URL]:
-        """Serve the receiver on its own aiohttp server; yields the local base URL.
-
-        Args:
-            host: the address to listen on.
-            port: the port (0 picks a free one; the yielded URL says which).
-            path: where to mount; by default the path of ``public_url``, so that a reverse
-                proxy can forward it unchanged. Without a ``public_url``, the local URL
-                becomes it.
-            timeouts: header, body and keep-alive idle timeouts (:class:`ReceiverTimeouts`).
-        """
-        from ._aiohttp import serve
-
-        return serve(self, host, port, path=path, timeouts=timeouts or ReceiverTimeouts())
-
-    @asynccontextmanager
-    async def serving(self) -> AsyncIterator[None]:
-        """Mark the receiver as served standalone for the duration (``serve()`` uses it)."""
-        self._served += 1
-        try:
-            yield
-        finally:
-            self._served -= 1
-            self._stopped = True
-
-    def make_app(self, mount: str = "") -> web.Application:
-        """A new aiohttp application serving the callbacks under ``mount`` (default: its root)."""
-        from ._aiohttp import make_app
-
-        return make_app(self, mount)
-
-    def setup(self, app: web.Application, prefix: str = "/minimax") -> web.Application:
-        """Mount the receiver into ``app`` at ``prefix``; returns ``app``.
-
-        ``public_url`` must end with the same path. The receiver reads bodies with its own
-        limit (``max_body``): a sub-app's ``client_max_size`` is not used by aiohttp.
-        """
-        app.add_subapp(prefix, self.make_app())
-        app[RECEIVER_KEY] = self
-        return app
-
-    def asgi(self) -> ASGIApp:
-        """A plain ASGI application, e.g. ``fastapi_app.mount("/minimax", receiver.asgi())``."""
-        from ._asgi import asgi_app
-
-        return asgi_app(self)
-
-    async def self_check(self, timeout: float = 5.0) -> SelfCheckResult:
-        """POST a challenge to ``public_url`` as MiniMax would, and report whether it came back.
-
-        Run it where the service is deployed: it checks DNS, TLS, the proxy and the mount.
-        Its URL answers challenges only: no status update is ever accepted on it.
-        """
-        from ._check import self_check
-
-        nonce = SELF_CHECK_PREFIX + secrets.token_urlsafe(8)
-        return await self_check(self.callback_url(nonce), timeout)
 
 
 def _public_url(value: str | URL) -> URL:
