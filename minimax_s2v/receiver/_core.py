@@ -57,7 +57,7 @@ _TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
 SELF_CHECK_PREFIX = "selfcheck-"  # nonces minted by self_check(): challenges only
 
 BodyReader = Callable[[], Awaitable[tuple[bytes, bool]]]
-Answer = tuple[int, dict[str, Any]]
+Answer = tuple[int, bytes]  # the HTTP status and the JSON body, encoded
 
 
 class CallbackVerdict(enum.Enum):
@@ -120,7 +120,12 @@ class _Route:
         self.created = time.monotonic()
 
 
-_ACK = callback_ack()
+_ACK = (200, json.dumps(callback_ack()).encode())  # the usual answer, encoded once
+
+
+def _answer(status: int, payload: dict[str, Any]) -> Answer:
+    return status, json.dumps(payload).encode()
+
 
 RECEIVER_KEY: web.AppKey[ReceiverCore] = web.AppKey("minimax_s2v.receiver")
 
@@ -289,11 +294,11 @@ class ReceiverCore:
             raw, too_large = await read_body()
         except TimeoutError:
             self.stats["rejected_slow_body"] += 1
-            return 408, {"error": "the body did not arrive in time"}
+            return _answer(408, {"error": "the body did not arrive in time"})
         except Exception as error:  # noqa: BLE001 - a broken upload; the receiver still answers
             self.stats["rejected_body"] += 1
             logger.debug("a callback body could not be read: %r", error)
-            return 400, {"error": "the body could not be read"}
+            return _answer(400, {"error": "the body could not be read"})
         return await self.answer(nonce, raw, too_large)
 
     def route(self, method: str, path: str) -> tuple[str | None, Answer | None]:
@@ -301,29 +306,29 @@ class ReceiverCore:
         nonce = self.verified_nonce(path)
         if nonce is None:
             self.stats["rejected_path"] += 1
-            return None, (404, {"error": "not found"})
+            return None, _answer(404, {"error": "not found"})
         if method.upper() != "POST":
             self.stats["rejected_method"] += 1
-            return None, (405, {"error": "method not allowed: callbacks are POSTed"})
+            return None, _answer(405, {"error": "method not allowed: callbacks are POSTed"})
         return nonce, None
 
     async def answer(self, nonce: str, raw: bytes, too_large: bool) -> Answer:
         """Answer a verified callback's body: the challenge at once, an update once recorded."""
         if too_large:
             self.stats["rejected_too_large"] += 1
-            return 413, {"error": f"body larger than {self.max_body} bytes"}
+            return _answer(413, {"error": f"body larger than {self.max_body} bytes"})
         try:
             data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
             message = parse_callback(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
             self.stats["rejected_body"] += 1
-            return 400, {"error": "body is not JSON"}
+            return _answer(400, {"error": "body is not JSON"})
         except ResponseValidationError as error:
             self.stats["rejected_body"] += 1
-            return 400, {"error": "; ".join(error.errors)[:300]}
+            return _answer(400, {"error": "; ".join(error.errors)[:300]})
         if isinstance(message, CallbackChallenge):
             self.stats["challenges"] += 1
-            return 200, {"challenge": message.challenge}
+            return _answer(200, {"challenge": message.challenge})
         return await self._update(nonce, message)
 
     async def _update(self, nonce: str, snapshot: TaskSnapshot) -> Answer:
@@ -331,7 +336,7 @@ class ReceiverCore:
         sink = route.sink if route is not None else self._default_sink
         if sink is None or nonce.startswith(SELF_CHECK_PREFIX):
             self.stats["rejected_unknown"] += 1
-            return 404, {"error": "not found"}
+            return _answer(404, {"error": "not found"})
         try:
             verdict = await sink.deliver(nonce, snapshot)
         except Exception as error:  # noqa: BLE001 - not recorded: the sender may try again
@@ -339,15 +344,15 @@ class ReceiverCore:
             verdict = CallbackVerdict.UNAVAILABLE
         if verdict is CallbackVerdict.RECORDED:
             self.stats["updates"] += 1
-            return 200, _ACK
+            return _ACK
         if verdict is CallbackVerdict.UNKNOWN:
             self.stats["rejected_unknown"] += 1
-            return 404, {"error": "not found"}
+            return _answer(404, {"error": "not found"})
         if verdict is CallbackVerdict.CONFLICT:
             self.stats["conflicts"] += 1
-            return 409, {"error": "task_id does not match this callback URL"}
+            return _answer(409, {"error": "task_id does not match this callback URL"})
         self.stats["unavailable"] += 1
-        return 503, {"error": "the update could not be recorded now; send it again later"}
+        return _answer(503, {"error": "the update could not be recorded now; send it again later"})
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
