@@ -209,6 +209,8 @@ class Client:
         if self._transport is not None:
             return self._transport
         loop = asyncio.get_running_loop()
+        # Everything that can refuse comes before the session, so that nothing leaks.
+        limiter = RateLimiter(self.rate_limit)
         session = self._given_session
         if session is not None:
             if session.closed:
@@ -229,7 +231,7 @@ class Client:
             self.base_url,
             session=session,
             timeouts=self.timeouts,
-            limiter=RateLimiter(self.rate_limit),
+            limiter=limiter,
             user_agent=_user_agent(),
         )
         self._poller = Poller(self._query_once, self.registry, self.polling, self._apply_polled)
