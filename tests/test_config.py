@@ -82,3 +82,14 @@ def test_client_refusing_a_setting_leaks_no_session(monkeypatch: pytest.MonkeyPa
             Client("k", rate_limit=RateLimit(submit_rpm=-3))
         gc.collect()
     assert not [w for w in seen if "Unclosed" in str(w.message)]
+
+
+def test_explicit_region_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`region=` and `base_url=` given in code win over MINIMAX_BASE_URL; alone, it is used."""
+    monkeypatch.setenv("MINIMAX_BASE_URL", "http://127.0.0.1:9999")
+    assert Client("k", region="cn").base_url.host == "api.minimaxi.com"
+    assert Client("k", region="global").base_url.host == "api.minimax.io"
+    assert str(Client("k", base_url="http://127.0.0.1:1234").base_url) == "http://127.0.0.1:1234"
+    assert str(Client("k").base_url) == "http://127.0.0.1:9999"
+    # Between two explicit arguments, base_url is the more precise one.
+    assert str(Client("k", region="cn", base_url="http://127.0.0.1:1").base_url).endswith(":1")
