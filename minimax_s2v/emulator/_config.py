@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from typing import Literal
 
@@ -64,6 +65,31 @@ class Durations:
     def realistic(cls) -> Durations:
         """Like the real service: about one to five minutes in all."""
         return cls(preparing=(2, 8), queueing=(5, 60), processing=(50, 230))
+
+    @classmethod
+    def from_speed(cls, speed: str | float) -> Durations:
+        """The durations a speed names, as the command line's ``--speed`` takes it.
+
+        Args:
+            speed: ``"instant"``, ``"demo"``, ``"realistic"``, or a factor of realistic
+                (``0.01`` is a hundred times faster than the real service).
+
+        Raises:
+            ValueError: anything else (the message says what is accepted).
+        """
+        named = {"instant": cls.instant, "demo": cls.demo, "realistic": cls.realistic}
+        if isinstance(speed, str) and speed in named:
+            return named[speed]()
+        try:
+            factor = float(speed)
+        except (TypeError, ValueError):
+            factor = math.nan
+        if isinstance(speed, bool) or not factor >= 0:
+            raise ValueError(
+                "speed takes instant, demo, realistic or a factor of realistic (>= 0), "
+                f"not {speed!r}"
+            )
+        return cls.realistic().scaled(factor)
 
     def scaled(self, factor: float) -> Durations:
         """The same durations multiplied by ``factor``."""

@@ -159,9 +159,15 @@ class Emulator:
             raise RuntimeError("the emulator is already running")
         await self.callbacks.start()
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            # e.g. the port is in use: leave no callback session or runner behind.
+            await runner.cleanup()
+            await self.callbacks.close()
+            raise
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self._url = URL.build(scheme="http", host=host, port=port)
