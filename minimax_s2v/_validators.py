@@ -36,6 +36,7 @@ def number(
     at_most: float | None = None,
     integer: bool = False,
     optional: bool = False,
+    described: str | None = None,
 ) -> Validator:
     """A real number (an ``int`` with ``integer``) within the given bounds.
 
@@ -46,6 +47,7 @@ def number(
         at_most: the value must be at most this.
         integer: only whole numbers (``int``) are accepted.
         optional: ``None`` is accepted too.
+        described: what to call an acceptable value in the message (e.g. "a probability").
     """
     bounds = []
     if above is not None:
@@ -57,6 +59,7 @@ def number(
     if at_most is not None:
         bounds.append(f"<= {at_most:g}")
     what = " ".join(["an integer" if integer else "a number", " and ".join(bounds)]).strip()
+    what = described or what
     if optional:
         what = f"None or {what}"
 
