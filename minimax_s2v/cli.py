@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -103,6 +104,26 @@ def _fail(error: BaseException) -> int:
 # -- the parser ---------------------------------------------------------------------------
 
 
+def _number(*, above: float | None = None, at_least: float = 0.0) -> Any:
+    """An argparse type: a number ``> above`` (or ``>= at_least``), else a usage error.
+
+    The settings these options feed (PollPolicy, RateLimit) would refuse the value too, but
+    in their own names and as a configuration error: here it is a bad option (exit code 2).
+    """
+    bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > above if above is not None else value >= at_least):
+            raise argparse.ArgumentTypeError(f"must be a number {bound}, not {text!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``minimax-s2v``."""
     common = argparse.ArgumentParser(add_help=False)
@@ -120,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     common.add_argument(
         "--poll-interval",
-        type=float,
+        type=_number(at_least=0),
         default=5.0,
         metavar="SECONDS",
         help="first poll interval when no callback reports a task (default 5)",
@@ -173,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--concurrency", type=int, default=8, help="generations in flight (default 8)"
     )
-    batch.add_argument("--rpm", type=float, default=None, help="submissions per minute at most")
+    batch.add_argument(
+        "--rpm", type=_number(above=0), default=None, help="submissions per minute at most"
+    )
 
     status = commands.add_parser("status", parents=[common], help="show a task's status")
     status.add_argument("task_id")

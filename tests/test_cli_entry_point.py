@@ -17,6 +17,7 @@ from PIL import Image
 from minimax_s2v.cli import EXIT, build_parser
 from minimax_s2v.cli import _client as cli_client
 from minimax_s2v.emulator import EmulatorThread
+from tests.processes import free_port
 
 ENTRY_POINT = Path(sys.executable).with_name("minimax-s2v")
 
@@ -156,3 +157,21 @@ def test_batch_reports_every_skipped_line_with_file_line_and_id(
     assert sorted(p.name for p in out.iterdir()) == [".minimax-s2v-journal.db", "good.mp4"]
     assert "1 saved" in result.stdout
     assert "6 bad lines" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["status", "--poll-interval", "-1", "1"], "--poll-interval: must be a number >= 0"),
+        (["batch", "jobs.jsonl", "--out", "o", "--rpm", "-3"], "--rpm: must be a number > 0"),
+    ],
+)
+def test_values_the_settings_refuse_are_usage_errors(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    """Numbers that PollPolicy or RateLimit would refuse are bad options (2), not key errors (3)."""
+    # Should a value get through, the call goes to a closed loopback port, nowhere else.
+    env = {"MINIMAX_API_KEY": "k", "MINIMAX_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    result = run(*args, cwd=tmp_path, env=env)
+    assert result.returncode == EXIT["usage"]
+    assert message in result.stderr
