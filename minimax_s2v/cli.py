@@ -260,7 +260,11 @@ def _client(args: argparse.Namespace, **options: Any) -> Client:
 
 
 async def _listening(
-    stack: AsyncExitStack, server: AbstractAsyncContextManager[T], host: str, port: int
+    stack: AsyncExitStack,
+    server: AbstractAsyncContextManager[T],
+    host: str,
+    port: int,
+    option: str = "--port",
 ) -> T:
     """Enter ``server`` (an emulator or a receiver starting to listen) on ``stack``.
 
@@ -272,7 +276,7 @@ async def _listening(
     try:
         return await stack.enter_async_context(server)
     except OSError as error:
-        raise UsageError(cannot_listen(host, port, error)) from None
+        raise UsageError(cannot_listen(host, port, error, option)) from None
 
 
 def _emit(args: argparse.Namespace, text: str, **fields: Any) -> None:
@@ -302,7 +306,8 @@ async def _callbacks(args: argparse.Namespace) -> AsyncIterator[Any]:
     if not host or not port.isdigit():
         raise UsageError("--serve-callbacks takes HOST:PORT")
     async with AsyncExitStack() as stack:
-        await _listening(stack, receiver.serve(host, int(port)), host, int(port))
+        serving = receiver.serve(host, int(port))
+        await _listening(stack, serving, host, int(port), "--serve-callbacks")
         yield receiver
 
 

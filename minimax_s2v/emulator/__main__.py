@@ -22,11 +22,13 @@ def _durations(text: str) -> Durations:
         raise argparse.ArgumentTypeError(f"--{error}") from None
 
 
-def cannot_listen(host: str, port: int, error: OSError) -> str:
+def cannot_listen(host: str, port: int, error: OSError, option: str = "--port") -> str:
     """The one-line message for a socket that could not be bound (a port in use, say)."""
     reason = error.strerror or str(error)
     if error.errno == errno.EADDRINUSE:
-        reason = "address already in use (another process has the port; pick another with --port)"
+        reason = (
+            f"address already in use (another process has the port; pick another with {option})"
+        )
     return f"cannot listen on {host}:{port}: {reason}"
 
 
