@@ -99,11 +99,24 @@ def test_explicit_region_wins_over_the_environment(monkeypatch: pytest.MonkeyPat
     [
         ["emulate", "--host", "127.0.0.1", "--port", "{port}"],
         ["serve", "--host", "127.0.0.1", "--port", "{port}", "--public-url", "http://x/cb"],
+        [
+            "generate",
+            "--api-key",
+            "k",
+            "--base-url",
+            "http://127.0.0.1:{closed}",
+            "--image",
+            "https://example.com/f.jpg",
+            "--callback-url",
+            "http://127.0.0.1:{port}/cb",
+            "--serve-callbacks",
+            "127.0.0.1:{port}",
+        ],
     ],
 )
 def test_busy_port_is_one_clear_line(command: list[str], busy_port: int, tmp_path: Path) -> None:
     """A port in use: one line naming it, exit code 2, no traceback, no unclosed session."""
-    args = [part.format(port=busy_port) for part in command]
+    args = [part.format(port=busy_port, closed=free_port()) for part in command]
     env = {"MINIMAX_CALLBACK_SECRET": "s" * 32}
     result = run(*args, cwd=tmp_path, env=env, timeout=30)
     assert result.returncode == EXIT["usage"], result.stderr
