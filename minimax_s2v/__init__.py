@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging as _logging
 
-from ._client import Client, Generation, GenerationOutcome
+from ._client import Client, Generation, GenerationOutcome, Resumed
+from ._download import ProgressCallback
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -67,11 +68,13 @@ __all__ = [
     "MiniMaxError",
     "PollPolicy",
     "Problem",
+    "ProgressCallback",
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseValidationError",
+    "Resumed",
     "RetryPolicy",
     "SelfCheckResult",
     "ServerError",

@@ -162,7 +162,8 @@ class Client:
     Args:
         api_key: the key; ``MINIMAX_API_KEY`` when not given.
         region: ``"global"`` (api.minimax.io) or ``"cn"`` (api.minimaxi.com).
-        base_url: overrides the region; ``MINIMAX_BASE_URL`` when not given.
+        base_url: overrides the region. With neither given, ``MINIMAX_BASE_URL``, else the
+            global host: an argument always wins over the environment.
         session: an aiohttp session to use (not closed by the client); one is made otherwise.
         timeouts: connect/read/request timeouts.
         retry: how safe calls are retried; submissions only when nothing was created.
@@ -182,7 +183,7 @@ class Client:
         self,
         api_key: str | None = None,
         *,
-        region: Literal["global", "cn"] = "global",
+        region: Literal["global", "cn"] | None = None,
         base_url: str | URL | None = None,
         session: aiohttp.ClientSession | None = None,
         timeouts: Timeouts | None = None,
@@ -197,10 +198,14 @@ class Client:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
             raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
-        if region not in _REGIONS:
+        if region is not None and region not in _REGIONS:
             raise ConfigurationError(f"region must be 'global' or 'cn', not {region!r}")
-        chosen = base_url if base_url is not None else os.environ.get("MINIMAX_BASE_URL")
-        url = URL(str(chosen)) if chosen else _REGIONS[region]
+        if base_url is not None:
+            url = URL(str(base_url))
+        elif region is not None:
+            url = _REGIONS[region]  # asked for in code: the environment does not override it
+        else:
+            url = URL(os.environ.get("MINIMAX_BASE_URL") or str(GLOBAL_BASE_URL))
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
         self._api_key = key.strip()
@@ -240,6 +245,8 @@ class Client:
         if self._transport is not None:
             return self._transport
         loop = asyncio.get_running_loop()
+        # Everything that can refuse comes before the session, so that nothing leaks.
+        limiter = RateLimiter(self.rate_limit)
         session = self._given_session
         if session is not None:
             if session.closed:
@@ -260,7 +267,7 @@ class Client:
             self.base_url,
             session=session,
             timeouts=self.timeouts,
-            limiter=RateLimiter(self.rate_limit),
+            limiter=limiter,
             user_agent=_user_agent(),
         )
         self._state = _State.OPENED
@@ -447,6 +454,9 @@ class Client:
             snapshot = target.snapshot
             if snapshot is None or not target.done:
                 raise ValueError(f"task {target.task_id} has not finished: await it first")
+            video = target.video
+            if video is not None and video.expires_at > datetime.now(UTC):
+                return video, target.task_id  # retrieved when its success was confirmed
             target = snapshot
         if isinstance(target, TaskSnapshot):
             if target.status is not TaskStatus.SUCCESS or target.file_id is None:

@@ -61,9 +61,11 @@ __all__ = [
     "error_for_http_status",
 ]
 
+# MiniMax answers a mistyped key and a key of the other region alike (2049): the region is
+# one possible cause, never the diagnosis.
 _REGION_HINT = (
-    "check that the key belongs to the region of the base URL: keys from "
-    "api.minimax.io (global) are rejected by api.minimaxi.com (mainland China) and vice versa"
+    "check the key; if it is from the other region, use that region's host: "
+    "api.minimax.io (global) or api.minimaxi.com (mainland China)"
 )
 
 

@@ -24,6 +24,7 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
+from ._validators import number
 from ._wire import api_error_in, is_mapping
 
 __all__ = [
@@ -52,9 +53,9 @@ class Timeouts:
         request: for a whole API call (not downloads, which may take long but never stall).
     """
 
-    connect: float = 10.0
-    read: float = 30.0
-    request: float = 60.0
+    connect: float = attrs.field(default=10.0, validator=number(above=0))
+    read: float = attrs.field(default=30.0, validator=number(above=0))
+    request: float = attrs.field(default=60.0, validator=number(above=0))
 
 
 @attrs.define  # not frozen: one is made per call, and a plain __init__ is the quicker

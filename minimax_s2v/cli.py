@@ -16,15 +16,18 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, ExitStack, asynccontextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import attrs
 
 from ._client import Client
 from ._errors import (
@@ -56,6 +59,7 @@ EXIT = {
     "interrupted": 130,
 }
 JOURNAL = ".minimax-s2v-journal.db"
+T = TypeVar("T")
 
 DEMO_PROMPTS = (
     "A woman walks along a beach at sunset and turns to smile at the camera.",
@@ -100,6 +104,26 @@ def _fail(error: BaseException) -> int:
 # -- the parser ---------------------------------------------------------------------------
 
 
+def _number(*, above: float | None = None, at_least: float = 0.0) -> Any:
+    """An argparse type: a number ``> above`` (or ``>= at_least``), else a usage error.
+
+    The settings these options feed (PollPolicy, RateLimit) would refuse the value too, but
+    in their own names and as a configuration error: here it is a bad option (exit code 2).
+    """
+    bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > above if above is not None else value >= at_least):
+            raise argparse.ArgumentTypeError(f"must be a number {bound}, not {text!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``minimax-s2v``."""
     common = argparse.ArgumentParser(add_help=False)
@@ -107,16 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--region",
         choices=("global", "cn"),
-        default="global",
-        help="api.minimax.io (global) or api.minimaxi.com (cn)",
+        default=None,
+        help="api.minimax.io (global) or api.minimaxi.com (cn); wins over MINIMAX_BASE_URL",
     )
     common.add_argument(
-        "--base-url", help="API base URL (default: MINIMAX_BASE_URL, else the region's)"
+        "--base-url",
+        help="API base URL (default: the --region's host, else MINIMAX_BASE_URL, else global)",
     )
     common.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     common.add_argument(
         "--poll-interval",
-        type=float,
+        type=_number(at_least=0),
         default=5.0,
         metavar="SECONDS",
         help="first poll interval when no callback reports a task (default 5)",
@@ -128,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 some failed, 2 usage/input, 3 key, 4 unreachable, "
         "5 uncertain submission, 130 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser(
@@ -168,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--concurrency", type=int, default=8, help="generations in flight (default 8)"
     )
-    batch.add_argument("--rpm", type=float, default=None, help="submissions per minute at most")
+    batch.add_argument(
+        "--rpm", type=_number(above=0), default=None, help="submissions per minute at most"
+    )
 
     status = commands.add_parser("status", parents=[common], help="show a task's status")
     status.add_argument("task_id")
@@ -202,16 +230,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=5, help="how many videos (default 5)")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
     demo.add_argument("--seed", type=int, default=None, help="make the emulator repeatable")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the videos of an earlier demo in --out (refused otherwise)",
+    )
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minimax-s2v")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
 def _client(args: argparse.Namespace, **options: Any) -> Client:
+    # The command line's own sources of a key, worded for its user (the library says
+    # Client(api_key=...) instead).
+    key = args.api_key if args.api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
+    if not key.strip():
+        raise ConfigurationError("no API key: pass --api-key or set MINIMAX_API_KEY")
     polling = PollPolicy(
         first_interval=args.poll_interval, max_interval=max(20.0, args.poll_interval)
     )
-    return Client(
-        args.api_key, region=args.region, base_url=args.base_url, polling=polling, **options
-    )
+    return Client(key, region=args.region, base_url=args.base_url, polling=polling, **options)
+
+
+async def _listening(
+    stack: AsyncExitStack,
+    server: AbstractAsyncContextManager[T],
+    host: str,
+    port: int,
+    option: str = "--port",
+) -> T:
+    """Enter ``server`` (an emulator or a receiver starting to listen) on ``stack``.
+
+    A socket that cannot be bound (a port in use) is a one-line usage error; the server has
+    cleaned up after itself by then, so nothing is left open.
+    """
+    from .emulator.__main__ import cannot_listen
+
+    try:
+        return await stack.enter_async_context(server)
+    except OSError as error:
+        raise UsageError(cannot_listen(host, port, error, option)) from None
 
 
 def _emit(args: argparse.Namespace, text: str, **fields: Any) -> None:
@@ -240,7 +305,9 @@ async def _callbacks(args: argparse.Namespace) -> AsyncIterator[Any]:
     host, _, port = args.serve_callbacks.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError("--serve-callbacks takes HOST:PORT")
-    async with receiver.serve(host, int(port)):
+    async with AsyncExitStack() as stack:
+        serving = receiver.serve(host, int(port))
+        await _listening(stack, serving, host, int(port), "--serve-callbacks")
         yield receiver
 
 
@@ -315,11 +382,23 @@ async def _download(args: argparse.Namespace) -> int:
 # -- batch --------------------------------------------------------------------------------
 
 
-def _read_batch(
-    path: Path, out: Path, reporter: Reporter
-) -> tuple[dict[str, tuple[VideoRequest, Path]], int]:
-    """Read the JSONL file: {label: (request, output file)}, and how many lines were bad."""
-    items: dict[str, tuple[VideoRequest, Path]] = {}
+@attrs.frozen
+class _BatchLine:
+    """One accepted line of a batch file."""
+
+    number: int
+    request: VideoRequest
+    out: Path
+
+
+def _skipped(path: Path, number: int, label: str | None, error: BaseException) -> str:
+    """How a skipped line is reported, wherever it was found wanting: ``FILE:LINE: …``."""
+    return f"{path}:{number}: skipped{f' {label}' if label else ''}: {error}"
+
+
+def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _BatchLine], int]:
+    """Read the JSONL file: {label: accepted line}, and how many lines were bad."""
+    items: dict[str, _BatchLine] = {}
     bad = 0
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -328,36 +407,45 @@ def _read_batch(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        label = None
         try:
-            label, request = _batch_line(line, number, path.parent)
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("a line must be a JSON object")  # noqa: TRY004, TRY301 - a bad line
+            label = _batch_label(data, number)
+            request = _batch_request(data, path.parent)
             if label in items:
                 raise ValueError(f"id {label!r} appears twice")  # noqa: TRY301 - same report
         except (ValueError, MiniMaxError) as error:
             bad += 1
-            reporter.line(f"{path}:{number}: skipped: {error}")
+            reporter.line(_skipped(path, number, label, error))
             continue
-        items[label] = (request, out / f"{label}.mp4")
+        items[label] = _BatchLine(number, request, out / f"{label}.mp4")
     return items, bad
 
 
-def _batch_line(line: str, number: int, base: Path) -> tuple[str, VideoRequest]:
-    """One JSONL line: its label and request (``ValueError`` says what is wrong)."""
-    data = json.loads(line)
-    if not isinstance(data, dict):
-        raise ValueError("a line must be a JSON object")  # noqa: TRY004 - a bad line, not a bad call
+def _batch_label(data: dict[str, Any], number: int) -> str:
+    """A line's id, safe as a file name (``ValueError`` says why not)."""
     label = str(data.get("id") or f"line-{number:06d}")
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", label):
-        raise ValueError(f"id {label!r}: use letters, digits, '.', '_' and '-'")
+    # A leading dot would make a hidden file, and "." and ".." name directories.
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", label):
+        raise ValueError(
+            f"id {label!r}: use up to 100 letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    return label
+
+
+def _batch_request(data: dict[str, Any], base: Path) -> VideoRequest:
+    """A line's request (``ValueError`` says what is wrong)."""
     if "subject_reference" in data:
-        return label, parse_request(data)
+        return parse_request(data)
     if not isinstance(data.get("image"), str):
         raise ValueError('"image" (a URL or a file path) is required')  # noqa: TRY004 - bad line
-    request = VideoRequest(
+    return VideoRequest(
         subject=SubjectReference(_resolve(data["image"], base)),
         prompt=data.get("prompt"),
         prompt_optimizer=data.get("prompt_optimizer"),
     )
-    return label, request
 
 
 def _resolve(image: str, base: Path) -> str:
@@ -388,7 +476,7 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
                 async def finish(label: str, task: Task) -> None:
                     nonlocal failed, saved
-                    _, out = items[label]
+                    out = items[label].out
                     try:
                         async for snapshot in task.updates():
                             reporter.status(label, snapshot.status.value)
@@ -405,10 +493,10 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
                 async def submit(label: str) -> None:
                     nonlocal failed, uncertain, bad
-                    request, _ = items[label]
+                    item = items[label]
                     async with slots:
                         try:
-                            task = await client.submit(request, label=label)
+                            task = await client.submit(item.request, label=label)
                         except AuthenticationError:
                             raise  # the whole batch stops: one line, exit code 3
                         except SubmissionUncertainError as error:
@@ -417,7 +505,8 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
                             return
                         except InvalidRequestError as error:
                             bad += 1  # found by preflight: nothing was sent
-                            reporter.done(label, False, f"{label}: {error}", error=str(error))
+                            text = _skipped(args.file, item.number, label, error)
+                            reporter.done(label, False, text, error=str(error), line=item.number)
                             return
                         except MiniMaxError as error:
                             failed += 1
@@ -428,7 +517,8 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
                 following = {t.label for t in resumed.tasks}
                 jobs = [finish(t.label, t) for t in resumed.tasks if t.label in items]
-                for label, (_, out) in items.items():
+                for label, item in items.items():
+                    out = item.out
                     if label in following:
                         continue
                     stored = journaled.get(label)
@@ -480,7 +570,8 @@ async def _serve(args: argparse.Namespace) -> int:
             "--secret or MINIMAX_CALLBACK_SECRET"
         )
     receiver = CallbackReceiver(args.public_url, secret=args.secret)
-    async with receiver.serve(args.host, args.port) as local:
+    async with AsyncExitStack() as stack:
+        local = await _listening(stack, receiver.serve(args.host, args.port), args.host, args.port)
         print(f"receiver listening on {local} for {args.public_url}", file=sys.stderr)  # noqa: T201
         if args.check:
             result = await receiver.self_check()
@@ -504,6 +595,12 @@ async def _demo(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if not args.overwrite and args.out.is_dir() and any(args.out.glob("*.mp4")):
+        # Videos are named by task id, and the same --seed makes the same ids again.
+        raise UsageError(
+            f"{args.out}/ already holds videos of an earlier demo: pick another --out, "
+            "remove them, or pass --overwrite"
+        )
     with ExitStack() as stack:
         face = stack.enter_context(as_file(files("minimax_s2v").joinpath("assets/sample_face.png")))
         requests = [
@@ -603,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["emulate"]:
         from .emulator.__main__ import main as emulate
 
-        return emulate(arguments[1:])
+        return emulate(arguments[1:], prog="minimax-s2v emulate")
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)

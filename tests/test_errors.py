@@ -79,6 +79,13 @@ def test_auth_error_hints_at_region() -> None:
     assert "api.minimaxi.com" in message
 
 
+def test_region_is_only_a_possibility() -> None:
+    """A typo gets the same 2049 as a key of the other region: the hint says "if", not "is"."""
+    message = str(error_for_code(2049, "invalid api key"))
+    assert "check the key; if it is from the other region" in message
+    assert "vice versa" not in message
+
+
 @pytest.mark.parametrize(
     ("status", "cls"),
     [

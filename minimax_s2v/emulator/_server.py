@@ -25,6 +25,7 @@ from .._models import TaskStatus
 from ._callbacks import CallbackSender, Delivery
 from ._config import EmulatorConfig, Endpoint
 from ._engine import Counters, EmulatedTask, TaskEngine
+from ._state import EmulatorState
 from ._video import VideoBytes
 
 __all__ = ["Emulator"]
@@ -126,10 +127,18 @@ class Emulator:
         """Every callback POST made so far, in order."""
         return list(self.callbacks.deliveries)
 
-    def state(self, *, tasks: bool = False) -> dict[str, Any]:
+    def state(self, *, tasks: bool = False) -> EmulatorState:
         """The counters (and optionally every task) as JSON, as ``GET /_emulator/state``."""
-        state = self.counters.as_json()
-        state["pending_callback_tasks"] = self.callbacks.pending
+        counters = self.counters.as_json()
+        state: EmulatorState = {
+            "tasks_created": counters["tasks_created"],
+            "backup_downloads": counters["backup_downloads"],
+            "requests": counters["requests"],
+            "faults": counters["faults"],
+            "callbacks": counters["callbacks"],
+            "challenge_latency_ms": counters["challenge_latency_ms"],
+            "pending_callback_tasks": self.callbacks.pending,
+        }
         if tasks:
             now = self._clock()
             state["tasks"] = [
@@ -150,9 +159,15 @@ class Emulator:
             raise RuntimeError("the emulator is already running")
         await self.callbacks.start()
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            # e.g. the port is in use: leave no callback session or runner behind.
+            await runner.cleanup()
+            await self.callbacks.close()
+            raise
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self._url = URL.build(scheme="http", host=host, port=port)
