@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging as _logging
 
-from ._client import Client, Generation, GenerationOutcome, Resumed
+from ._client import Client, ClientStats, Generation, GenerationOutcome, Resumed
 from ._download import ProgressCallback
 from ._errors import (
     APIError,
@@ -56,6 +56,7 @@ __all__ = [
     "CallbackChallenge",
     "CallbackReceiver",
     "Client",
+    "ClientStats",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
