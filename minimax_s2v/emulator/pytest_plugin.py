@@ -32,9 +32,7 @@ from typing import Any
 import attrs
 import pytest
 
-from .._client import Client
-from .._polling import PollPolicy
-from .._retry import RetryPolicy
+from .. import Client, PollPolicy, RetryPolicy
 from ._config import Durations, EmulatorConfig
 from ._thread import EmulatorThread
 
