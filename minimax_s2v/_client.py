@@ -19,6 +19,7 @@ import attrs
 from yarl import URL
 
 from ._download import ProgressCallback, download_video
+from ._download import target_path as _target_path
 from ._errors import (
     ConfigurationError,
     ConnectError,
@@ -765,14 +766,6 @@ def _all_remote(request: VideoRequest) -> bool:
             if not _is_remote(image):
                 return False
     return True
-
-
-def _target_path(dest: str | os.PathLike[str], name: str) -> Path:
-    """``dest`` itself, or ``dest/<name>.mp4`` when it is a directory."""
-    path = Path(dest)
-    if path.is_dir() or str(dest).endswith(("/", os.sep)):
-        return path / f"{name}.mp4"
-    return path
 
 
 async def _aiter(

@@ -21,8 +21,9 @@ from ._models import VideoFile
 from ._redaction import STRUCTURAL
 from ._retry import RetryPolicy
 from ._transport import Timeouts
+from ._wire import is_id
 
-__all__ = ["ProgressCallback", "download_video", "looks_like_mp4"]
+__all__ = ["ProgressCallback", "download_video", "looks_like_mp4", "target_path"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -45,6 +46,24 @@ class _Restart(Exception):  # noqa: N818 - internal control flow, never escapes
 
 class _Expired(Exception):  # noqa: N818 - internal control flow, never escapes
     """The URL was refused (403): fetch a fresh one."""
+
+
+def target_path(dest: str | os.PathLike[str], name: str) -> Path:
+    """``dest`` itself, or ``dest/<name>.mp4`` when it is a directory.
+
+    ``dest`` is a directory when it exists as one or ends in a path separator (``out/``).
+    A name is used only when it is an id (digits), so the file stays inside ``dest``.
+
+    Raises:
+        ValueError: ``dest`` is a directory and ``name`` is not an id.
+    """
+    path = Path(dest)
+    if path.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
+        if not is_id(name):
+            shown = name[:40].encode("ascii", "backslashreplace").decode()
+            raise ValueError(f"{shown!r} is not a task or file id: no file is named after it")
+        return path / f"{name}.mp4"
+    return path
 
 
 async def download_video(
