@@ -46,20 +46,20 @@ OK = {"status_code": 0, "status_msg": "success"}
 @pytest.mark.parametrize("bad", HOSTILE_IDS)
 def test_hostile_task_id_is_a_validation_error(bad: object) -> None:
     """Submit answers, query answers and callbacks with a task id that is not digits: refused."""
-    with pytest.raises(ResponseValidationError, match="task.id"):
+    with pytest.raises(ResponseValidationError, match=r"task.id"):
         parse_submit({"task_id": bad, "base_resp": OK})
     for parse in (parse_snapshot, parse_callback):
-        with pytest.raises(ResponseValidationError, match="task.id"):
+        with pytest.raises(ResponseValidationError, match=r"task.id"):
             parse({"task_id": bad, "status": "Success", "file_id": "1", "base_resp": OK})
 
 
 @pytest.mark.parametrize("bad", HOSTILE_IDS)
 def test_hostile_file_id_is_a_validation_error(bad: object) -> None:
     """A file id that is not digits is refused in the query answer and in the retrieve."""
-    with pytest.raises(ResponseValidationError, match="file.id"):
+    with pytest.raises(ResponseValidationError, match=r"file.id"):
         parse_snapshot({"task_id": "1", "status": "Success", "file_id": bad, "base_resp": OK})
     info = {"file_id": bad, "download_url": "https://example.com/v.mp4"}
-    with pytest.raises(ResponseValidationError, match="file.id"):
+    with pytest.raises(ResponseValidationError, match=r"file.id"):
         parse_file({"file": info, "base_resp": OK}, datetime.now(UTC))
 
 
