@@ -641,7 +641,7 @@ class Client:
             DownloadError: too large, or the URL was refused even when fresh.
             TransportError: the connection kept failing.
         """
-        self._open()
+        transport = self._open()
         session = self._session
         assert session is not None  # noqa: S101 - _open() set it
         video, name = await self._video_for(target)
@@ -656,6 +656,7 @@ class Client:
             max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
             on_progress=on_progress,
             fsync=self.fsync_downloads,
+            redactor=transport.redactor,
         )
 
     # -- whole generations ------------------------------------------------------------------

@@ -18,7 +18,7 @@ from yarl import URL
 
 from ._errors import DownloadError, MiniMaxError, TransportError, error_for_http_status
 from ._models import VideoFile
-from ._redaction import STRUCTURAL
+from ._redaction import STRUCTURAL, Redactor
 from ._retry import RetryPolicy
 from ._transport import Timeouts
 from ._wire import is_id
@@ -77,6 +77,7 @@ async def download_video(
     max_bytes: int | None,
     on_progress: ProgressCallback | None = None,
     fsync: bool = True,
+    redactor: Redactor = STRUCTURAL,
 ) -> Path:
     """Stream ``video`` into ``dest`` atomically; return ``dest``.
 
@@ -87,8 +88,16 @@ async def download_video(
     With ``fsync`` the data is flushed to disk before the rename, so a crash never leaves
     ``dest`` naming a truncated file.
 
+    Trust rules (a download host may be hostile or broken): a 206 is taken only as the answer
+    to our own Range request with the expected start, total and validator; a resume names the
+    first answer's ETag (or Last-Modified) in ``If-Range``; any other 206 starts the file over,
+    and counts against the policy's attempts. The file must open with an ISO BMFF ``ftyp``
+    box, and must have exactly the size the retrieve reported when it reported one. Whatever
+    fails leaves neither ``dest`` changed nor a part file. Errors pass ``redactor``.
+
     Raises:
-        DownloadError: larger than ``max_bytes``, or refused even with a fresh URL.
+        DownloadError: larger than ``max_bytes``; not an MP4 or not the reported size;
+            answers that kept not fitting; refused even with a fresh URL.
         TransportError: the connection kept failing after the policy's attempts.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -108,10 +117,12 @@ async def download_video(
             max_bytes=max_bytes,
         )
         await loop.run_in_executor(None, _finish, fd, temp, dest, fsync)
-    except BaseException:
+    except BaseException as error:
         await state.flush_quietly()
         os.close(fd)
         temp.unlink(missing_ok=True)
+        if isinstance(error, MiniMaxError):
+            redactor.clean(error)
         raise
     logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
     return dest

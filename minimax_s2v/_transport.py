@@ -97,7 +97,8 @@ class Transport:
         user_agent: str,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": user_agent}
-        self._redactor = Redactor(api_key)
+        #: Scrubs the key from errors; downloads use it too (a host may echo what it saw).
+        self.redactor = Redactor(api_key)
         self._key_bytes = api_key.encode()
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.base_url = base_url
@@ -156,7 +157,7 @@ class Transport:
         if failure is not None:
             # Raised here, outside the except block, so that the foreign exception (which
             # may hold the request headers) is not kept as __context__.
-            raise self._redactor.clean(_exchange_error(method, path, failure))
+            raise self.redactor.clean(_exchange_error(method, path, failure))
         if self._key_bytes in raw:  # a server echoing the key gets it back nowhere
             raw = raw.replace(self._key_bytes, REDACTED.encode())
         trace_id = headers.get("Trace-Id")
@@ -169,7 +170,7 @@ class Transport:
         if status >= 400:
             error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
             self._note(endpoint, error)
-            raise self._redactor.clean(error)
+            raise self.redactor.clean(error)
         if not is_mapping(data):
             kind = headers.get("Content-Type", "").split(";")[0].strip() or "unknown content"
             # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
@@ -183,7 +184,7 @@ class Transport:
         )
         if api_error is not None:
             self._note(endpoint, api_error)
-            raise self._redactor.clean(api_error)
+            raise self.redactor.clean(api_error)
         if bucket is not None:
             bucket.on_success()
         return ApiResponse(data, trace_id, status)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -15,7 +16,9 @@ from minimax_s2v import (
     APIError,
     AuthenticationError,
     Client,
+    ConfigurationError,
     ConnectError,
+    DownloadError,
     InvalidRequestError,
     MiniMaxError,
     RateLimitError,
@@ -24,16 +27,20 @@ from minimax_s2v import (
     RetryPolicy,
     ServerError,
     SubmissionUncertainError,
+    TaskFailedError,
+    TaskTimeoutError,
     Timeouts,
     TransportError,
     UnknownAPIError,
     VideoRequest,
 )
 from minimax_s2v._redaction import Redactor
+from tests.client_setup import FAST_POLLS
 from tests.processes import free_port
 
 KEY = "sk-api-0123456789abcdefSECRETKEY"
 SECRET = "callback-secret-0123456789-SECRET"
+OK = {"status_code": 0, "status_msg": "success"}
 REQUEST = VideoRequest(subject="https://example.com/face.jpg", prompt="hi")
 
 
@@ -280,3 +287,53 @@ def test_redactor_replaces_foreign_links_and_scrubs_own_text() -> None:
     assert_clean(outer, KEY, SECRET)
     harmless = ValueError("nothing secret")
     assert redactor.cause(harmless) is harmless
+
+
+async def test_task_download_and_config_errors_are_clean(
+    hostile: Callable[[Behaviour], Awaitable[URL]], tmp_path: Path
+) -> None:
+    """TaskFailedError, TaskTimeoutError, DownloadError and the set-up errors: no key.
+
+    The hostile host echoes the key it was sent, in the failure message and in the HTML
+    page it serves as "the video".
+    """
+    seen: list[str] = []
+    status = {"value": "Fail"}
+
+    async def api(request: web.Request) -> web.Response:
+        seen.append(echo(request) or (seen[-1] if seen else ""))
+        said = seen[-1]
+        if request.path == "/v1/video_generation":
+            return web.json_response({"task_id": "1", "base_resp": OK})
+        if request.path == "/v1/query/video_generation":
+            failing = status["value"] == "Fail"
+            base = {"status_code": 1026, "status_msg": said} if failing else OK
+            body = {"task_id": "1", "status": status["value"], "error_message": f"no {said}"}
+            return web.json_response({**body, "base_resp": base})
+        if request.path == "/v1/files/retrieve":
+            page = str(request.url.with_path("/page").with_query(None))
+            return web.json_response(
+                {"file": {"file_id": 7, "download_url": page}, "base_resp": OK}
+            )
+        return web.Response(text=f"<html>{said}</html>", content_type="text/html")
+
+    url = await hostile(api)
+    timeouts = Timeouts(connect=1, read=1, request=1)
+    async with Client(KEY, base_url=url, polling=FAST_POLLS, timeouts=timeouts) as client:
+        task = await client.submit(REQUEST)
+        with pytest.raises(TaskFailedError) as failed:
+            await task.wait(5)
+        status["value"] = "Processing"
+        with pytest.raises(TaskTimeoutError) as timed_out:
+            await client.task("2").wait(0.05)
+        with pytest.raises(DownloadError, match="text/html") as download:
+            await client.download("7", tmp_path / "v.mp4")
+    assert "Bearer <redacted>" in str(download.value)
+    with pytest.raises(InvalidRequestError) as invalid:
+        async with Client(KEY, base_url=url) as client:
+            await client.submit(VideoRequest(subject=REQUEST.subject, prompt="x" * 3000))
+    with pytest.raises(ConfigurationError) as config:
+        Client(KEY, base_url="ftp://example.com")
+    for error in (failed.value, timed_out.value, download.value, invalid.value, config.value):
+        assert_clean(error)
+    assert list(tmp_path.iterdir()) == []
