@@ -350,7 +350,9 @@ async def _fetch_once(
         return
     error: MiniMaxError
     if isinstance(failure, aiohttp.TooManyRedirects):
-        error = DownloadError(f"the download URL redirected more than {_MAX_REDIRECTS} times")
+        error = DownloadError(
+            f"the download URL redirected {_MAX_REDIRECTS} times without reaching the video"
+        )
     else:
         error = TransportError(f"download interrupted: {type(failure).__name__}: {failure}")
     # aiohttp's response errors keep the request headers: only a scrubbed stand-in is kept.
