@@ -78,6 +78,25 @@ class Redactor:
                 text = text.replace(secret, REDACTED)
         return text
 
+    def json(self, data: object) -> object:
+        """A decoded JSON document with every secret scrubbed from its strings.
+
+        A document nested too deeply to walk gives ``None``, as if it were not JSON.
+        """
+        try:
+            return self._json(data)
+        except RecursionError:
+            return None
+
+    def _json(self, data: object) -> object:
+        if isinstance(data, str):
+            return self.text(data)
+        if isinstance(data, list):
+            return [self._json(item) for item in data]
+        if isinstance(data, dict):
+            return {self.text(key): self._json(value) for key, value in data.items()}
+        return data
+
     def mentions_secret(self, text: str) -> bool:
         """Whether ``text`` contains one of the secrets."""
         return any(secret in text for secret in self._secrets)
@@ -146,6 +165,8 @@ class Redactor:
                 setattr(error, name, scrubbed)
 
     def _scrub_value(self, value: object) -> object:
+        from ._errors import Problem
+
         if isinstance(value, str):
             cleaned = self.text(value)
             return value if cleaned == value else cleaned
@@ -154,6 +175,12 @@ class Redactor:
             return value if items == value else items
         if isinstance(value, BaseException):
             return self.clean(value)  # e.g. TaskFailedError.api_error
+        if isinstance(value, tuple) and any(isinstance(v, Problem) for v in value):
+            problems = tuple(self._scrub_value(v) for v in value)
+            return value if problems == value else problems
+        if isinstance(value, Problem):
+            message = self.text(value.message)
+            return value if message == value.message else Problem(value.field, message)
         return value
 
 

@@ -167,6 +167,8 @@ class Transport:
                 "%s %s -> %d in %.1f ms (trace id %s)", method, path, status, elapsed, trace_id
             )
         data = _decode(raw)
+        if b"\\" in raw:  # JSON escapes could spell the key so that the bytes hid it
+            data = self.redactor.json(data)
         if status >= 400:
             error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
             self._note(endpoint, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -95,6 +96,15 @@ def echo(request: web.Request) -> str:
     return request.headers.get("Authorization", "")
 
 
+def escape_key(text: str) -> str:
+    """JSON text with the key spelled in unicode escapes: its bytes do not hold the key."""
+    if KEY not in text:
+        return text
+    escaped = text.replace(KEY, "".join(f"\\u{ord(c):04x}" for c in KEY))
+    assert KEY not in escaped
+    return escaped
+
+
 def client_of(url: URL) -> Client:
     timeouts = Timeouts(connect=1, read=1, request=0.5)
     return Client(KEY, base_url=url, retry=RetryPolicy.never(), timeouts=timeouts)
@@ -146,17 +156,22 @@ async def test_redirect_loop_keeps_no_request_headers(
         (4321, UnknownAPIError),
     ],
 )
+@pytest.mark.parametrize("escaped", [False, True])
 async def test_echoed_status_msg_is_scrubbed(
     hostile: Callable[[Behaviour], Awaitable[URL]],
     caplog: pytest.LogCaptureFixture,
     code: int,
     kind: type[APIError],
+    escaped: bool,
 ) -> None:
-    """A status_msg that echoes the key is scrubbed from the typed error of every call."""
+    """A status_msg that echoes the key, even spelled with JSON escapes, is scrubbed."""
 
     async def answer(request: web.Request) -> web.Response:
         message = f"refused {echo(request)} for {request.path}"
-        return web.json_response({"base_resp": {"status_code": code, "status_msg": message}})
+        text = json.dumps({"base_resp": {"status_code": code, "status_msg": message}})
+        if escaped:
+            text = escape_key(text)
+        return web.Response(text=text, content_type="application/json")
 
     caplog.set_level(logging.DEBUG)
     async with client_of(await hostile(answer)) as client:
@@ -309,7 +324,8 @@ async def test_task_download_and_config_errors_are_clean(
             failing = status["value"] == "Fail"
             base = {"status_code": 1026, "status_msg": said} if failing else OK
             body = {"task_id": "1", "status": status["value"], "error_message": f"no {said}"}
-            return web.json_response({**body, "base_resp": base})
+            text = escape_key(json.dumps({**body, "base_resp": base}))
+            return web.Response(text=text, content_type="application/json")
         if request.path == "/v1/files/retrieve":
             page = str(request.url.with_path("/page").with_query(None))
             return web.json_response(
