@@ -18,7 +18,7 @@ from yarl import URL
 
 from ._errors import DownloadError, MiniMaxError, TransportError, error_for_http_status
 from ._models import VideoFile
-from ._redaction import STRUCTURAL, Redactor
+from ._redaction import STRUCTURAL, Redactor, describe
 from ._retry import RetryPolicy
 from ._transport import Timeouts
 from ._wire import is_id
@@ -354,7 +354,7 @@ async def _fetch_once(
             f"the download URL redirected {_MAX_REDIRECTS} times without reaching the video"
         )
     else:
-        error = TransportError(f"download interrupted: {type(failure).__name__}: {failure}")
+        error = TransportError(f"download interrupted: {describe(failure)}")
     # aiohttp's response errors keep the request headers: only a scrubbed stand-in is kept.
     error.__cause__ = STRUCTURAL.cause(failure)
     raise STRUCTURAL.clean(error)

@@ -21,11 +21,18 @@ from typing import TypeVar
 
 import aiohttp
 
-__all__ = ["REDACTED", "STRUCTURAL", "RedactedError", "Redactor"]
+__all__ = ["REDACTED", "STRUCTURAL", "RedactedError", "Redactor", "describe"]
 
 REDACTED = "<redacted>"
 E = TypeVar("E", bound=BaseException)
 _MIN_SECRET = 4  # shorter strings would scrub ordinary words; no real key or secret is this short
+_MAX_DESCRIPTION = 300  # aiohttp quotes whole received buffers in some messages
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` of a foreign exception, for an SDK message; cut to a few lines."""
+    text = f"{type(error).__name__}: {_safe_text(error, str)}"
+    return text if len(text) <= _MAX_DESCRIPTION else text[:_MAX_DESCRIPTION] + "…"
 
 
 class RedactedError(Exception):

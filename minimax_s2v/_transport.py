@@ -24,7 +24,7 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
-from ._redaction import REDACTED, STRUCTURAL, Redactor
+from ._redaction import REDACTED, STRUCTURAL, Redactor, describe
 from ._wire import api_error_in, is_mapping
 
 __all__ = [
@@ -208,7 +208,7 @@ def _exchange_error(method: str, path: str, exc: BaseException) -> TransportErro
     elif isinstance(exc, aiohttp.TooManyRedirects):
         error = TransportError(f"{method} {path}: too many redirects")
     else:
-        error = TransportError(f"{method} {path}: {type(exc).__name__}: {exc}")
+        error = TransportError(f"{method} {path}: {describe(exc)}")
     error.__cause__ = STRUCTURAL.cause(exc)
     return error
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from minimax_s2v import Client, DownloadError, RetryPolicy, Timeouts, VideoFile
+from minimax_s2v import Client, DownloadError, RetryPolicy, Timeouts, TransportError, VideoFile
 
 KEY = "sk-hostile-download-key-0123456789"
 ATTEMPTS = 4
@@ -334,4 +334,33 @@ async def test_redirect_loop_is_a_download_error_without_the_key(
     assert len(server.requests) == 5  # five answers, all redirects; not retried
     assert type(caught.value.__cause__).__name__ == "RedactedError"
     assert caught.value.__context__ is None
+    assert_no_leftovers(tmp_path)
+
+
+async def test_body_shorter_than_its_content_length_is_bounded(
+    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
+) -> None:
+    """A host that always closes early: resumed a bounded number of times, then a typed error."""
+    body = mp4(100_000)
+
+    async def truncating(request: web.Request) -> web.StreamResponse:
+        start = int(request.headers.get("Range", "bytes=0-").removeprefix("bytes=").rstrip("-"))
+        partial = start > 0
+        response = web.StreamResponse(status=206 if partial else 200, headers={"ETag": '"e"'})
+        if partial:
+            response.headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        response.content_length = len(body) - start
+        await response.prepare(request)
+        await response.write(body[start : start + 1000])  # then the connection drops
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    server = await serve(truncating)
+    with pytest.raises(TransportError, match="interrupted"):
+        await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4")
+    assert len(server.requests) == ATTEMPTS
+    assert [h.get("Range") for h in server.requests] == [None] + [
+        f"bytes={1000 * n}-" for n in range(1, ATTEMPTS)
+    ]
     assert_no_leftovers(tmp_path)
