@@ -197,6 +197,8 @@ class Emulator:
         except web.HTTPException as exc:
             exc.headers["Trace-Id"] = trace_id
             raise
+        except ConnectionError:
+            raise  # the client went away mid-answer: nothing to answer
         except Exception:
             # MiniMax answers what it cannot handle in band, never with a traceback; the
             # counter lets the emulator's own tests see that it happened.
