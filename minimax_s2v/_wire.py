@@ -42,6 +42,7 @@ __all__ = [
     "api_error_in",
     "callback_ack",
     "file_payload",
+    "is_http_url",
     "is_id",
     "is_mapping",
     "parse_callback",
@@ -152,11 +153,22 @@ def _status(value: object, _: object) -> TaskStatus:
     return TaskStatus.parse(_strict_str(value, None))
 
 
+def is_http_url(value: object) -> bool:
+    """Whether ``value`` is an absolute http(s) URL with a host (the one URL rule)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        url = URL(value)
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
 def _url(value: object, _: object) -> URL:
-    url = URL(_strict_str(value, None))
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"expected an absolute http(s) URL, got {str(value)[:80]!r}")
-    return url
+    text = _strict_str(value, None)
+    if not is_http_url(text):
+        raise ValueError(f"expected an absolute http(s) URL, got {text[:80]!r}")
+    return URL(text)
 
 
 def _optional_url(value: object, _: object) -> URL | None:

@@ -26,8 +26,6 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any, NoReturn
 
-from yarl import URL
-
 from ._client import Client
 from ._errors import (
     APIError,
@@ -45,7 +43,7 @@ from ._progress import Reporter, make_reporter
 from ._ratelimit import RateLimit
 from ._redaction import Redactor
 from ._tasks import Task
-from ._wire import is_id, parse_request
+from ._wire import is_http_url, is_id, parse_request
 
 __all__ = ["EXIT", "main"]
 
@@ -116,11 +114,12 @@ def _secrets_in(arguments: Sequence[str]) -> Redactor:
 def _check_options(args: argparse.Namespace) -> None:
     """Refuse option values that cannot work, naming the option (never quoting a secret)."""
     base_url = getattr(args, "base_url", None) or os.environ.get("MINIMAX_BASE_URL")
-    if base_url and not _is_http_url(base_url):
+    if base_url and not is_http_url(base_url):
         raise UsageError("--base-url (or MINIMAX_BASE_URL) must be an absolute http(s) URL")
     for option in ("callback_url", "public_url"):
         value = getattr(args, option, None)
-        if value is not None and not _is_http_url(value):
+        # A receiver's URL carries its own query: one given here could not be kept.
+        if value is not None and (not is_http_url(value) or "?" in value or "#" in value):
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"{flag} must be an absolute http(s) URL without a query")
     for option in ("secret", "callback_secret"):
@@ -141,14 +140,6 @@ def _check_options(args: argparse.Namespace) -> None:
     port = getattr(args, "port", None)
     if port is not None and not 0 <= port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
-
-
-def _is_http_url(value: str) -> bool:
-    try:
-        url = URL(value)
-    except ValueError:
-        return False
-    return url.scheme in ("http", "https") and bool(url.host) and not url.query_string
 
 
 def _exit_code(error: BaseException) -> int:

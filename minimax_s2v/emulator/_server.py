@@ -23,7 +23,7 @@ from yarl import URL
 
 from .._images import read_image_info
 from .._models import TaskStatus
-from .._wire import is_id
+from .._wire import is_http_url, is_id
 from ._callbacks import CallbackSender, Delivery
 from ._config import EmulatorConfig, Endpoint
 from ._engine import Counters, EmulatedTask, TaskEngine
@@ -356,7 +356,7 @@ class Emulator:
             if flag in body and not isinstance(body[flag], bool):
                 return 2013, f"invalid params, {flag} must be a boolean"
         callback = body.get("callback_url")
-        if callback is not None and not _is_http_url(callback):
+        if callback is not None and not is_http_url(callback):
             return 2013, "invalid params, callback_url must be an http(s) URL"
         subjects = body.get("subject_reference")
         if not isinstance(subjects, list) or len(subjects) != 1:
@@ -374,7 +374,7 @@ class Emulator:
             if self._config.data_urls == "reject":
                 return 1000, "disallowed image url"
             return _check_data_url(image)
-        if not _is_http_url(image):
+        if not is_http_url(image):
             return 2013, "invalid params, image must be a public http(s) URL"
         return 0, ""
 
@@ -550,16 +550,6 @@ def _access_denied(message: str) -> web.Response:
         f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
     )
     return web.Response(status=403, text=body, content_type="application/xml")
-
-
-def _is_http_url(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        url = URL(value)
-    except ValueError:
-        return False
-    return url.scheme in ("http", "https") and bool(url.host)
 
 
 def _check_data_url(image: str) -> tuple[int, str]:
