@@ -7,7 +7,6 @@ counts the requests it gets, and checks that no part file is left behind.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,16 +17,11 @@ from aiohttp import web
 from yarl import URL
 
 from minimax_s2v import Client, DownloadError, RetryPolicy, Timeouts, TransportError, VideoFile
+from tests.media import mp4
 
 KEY = "sk-hostile-download-key-0123456789"
 ATTEMPTS = 4
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def mp4(size: int, fill: int = 0) -> bytes:
-    """An ISO BMFF file of ``size`` bytes: an ``ftyp`` box, then a ``free`` box of ``fill``."""
-    head = struct.pack(">I4s4sI", 16, b"ftyp", b"isom", 0x200)
-    return head + struct.pack(">I4s", size - 16, b"free") + bytes([fill]) * (size - 24)
 
 
 @attrs.define

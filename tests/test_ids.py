@@ -22,7 +22,7 @@ from minimax_s2v import (
 )
 from minimax_s2v._download import target_path
 from minimax_s2v._wire import parse_callback, parse_file, parse_snapshot, parse_submit
-from tests.test_download_hostile import mp4
+from tests.media import mp4
 
 HOSTILE_IDS: list[object] = [
     "../../../../tmp/x",
