@@ -1,7 +1,9 @@
-"""Downloads from hostile or broken hosts: each ends in the right file or a DownloadError.
+"""Downloads from hostile or broken hosts: each ends in the right file or a typed error.
 
-Every test runs a small aiohttp server of its own on loopback that misbehaves in one way,
-counts the requests it gets, and checks that no part file is left behind.
+Every test runs a small aiohttp server of its own on loopback that misbehaves in one way
+(or, in the property test, in a generated sequence of ways), counts the requests it gets,
+and checks that no part file is left behind. The error is a DownloadError, or a
+TransportError when the connection itself kept breaking.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
 from minimax_s2v import Client, DownloadError, RetryPolicy, Timeouts, TransportError, VideoFile
@@ -358,3 +362,100 @@ async def test_body_shorter_than_its_content_length_is_bounded(
         f"bytes={1000 * n}-" for n in range(1, ATTEMPTS)
     ]
     assert_no_leftovers(tmp_path)
+
+
+GOOD, OTHER = mp4(40_000, fill=1), mp4(40_000, fill=2)
+KINDS = ("honest", "full", "wrong_start", "changed", "html", "error", "partial_always")
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> list[tuple[str, int | None]]:
+    """A host's answers in turn: what kind, and where (if at all) the body is cut off."""
+    kinds = st.sampled_from(KINDS)
+    cut = st.none() | st.sampled_from([1_000, 20_000, 39_999]) | st.integers(1, 39_999)
+    return draw(st.lists(st.tuples(kinds, cut), min_size=1, max_size=6))
+
+
+def scripted(script: list[tuple[str, int | None]]) -> Handler:
+    """A host playing ``script`` in turn (its last answer over and over)."""
+    turn = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal turn
+        kind, cut = script[min(turn, len(script) - 1)]
+        turn += 1
+        wanted = request.headers.get("Range")
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+        body, etag, status = GOOD, '"good"', 200
+        if kind == "error":
+            return web.Response(status=503, text="busy")
+        if kind == "html":
+            return web.Response(text="<html>oops</html>", content_type="text/html")
+        if kind == "changed":
+            body, etag = OTHER, '"other"'
+        if kind == "honest" and request.headers.get("If-Range") not in (None, etag):
+            start = 0  # the validator does not match: the whole file, as RFC 9110 says
+        if kind in ("honest", "changed", "wrong_start") and start:
+            status = 206
+            start += 7 if kind == "wrong_start" else 0
+        elif kind == "partial_always":
+            status = 206
+        else:
+            start = 0
+        response = web.StreamResponse(status=status, headers={"ETag": etag})
+        if status == 206:
+            response.headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        response.content_length = len(body) - start
+        await response.prepare(request)
+        if cut is None or cut <= start:
+            await response.write(body[start:])
+            await response.write_eof()
+            return response
+        await response.write(body[start:cut])
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    return handler
+
+
+async def play(script: list[tuple[str, int | None]], dest: Path) -> tuple[object, int]:
+    """Download from a host playing ``script``: the outcome and how many requests it took."""
+    requests = 0
+    inner = scripted(script)
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        nonlocal requests
+        requests += 1
+        return await inner(request)
+
+    app = web.Application()
+    app.router.add_get("/v.mp4", counted)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = URL.build(scheme="http", host="127.0.0.1", port=runner.addresses[0][1], path="/v.mp4")
+    try:
+        outcome: object = await download(video_at(url, size=len(GOOD)), dest)
+    except (DownloadError, TransportError) as error:
+        outcome = error
+    finally:
+        await runner.cleanup()
+    return outcome, requests
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(script=answers())
+def test_any_sequence_of_answers_gives_a_whole_file_or_a_typed_error(
+    tmp_path_factory: pytest.TempPathFactory, script: list[tuple[str, int | None]]
+) -> None:
+    """Whatever a host answers in turn: one whole file, never a splice; bounded; no part file."""
+    directory = tmp_path_factory.mktemp("dl")
+    outcome, requests = asyncio.run(play(script, directory / "v.mp4"))
+    assert requests <= ATTEMPTS
+    if isinstance(outcome, Path):
+        assert outcome.read_bytes() in (GOOD, OTHER)
+        assert_no_leftovers(directory, "v.mp4")
+    else:
+        assert isinstance(outcome, DownloadError | TransportError)
+        assert_no_leftovers(directory)
