@@ -19,6 +19,7 @@ import attrs
 from yarl import URL
 
 from ._download import ProgressCallback, download_video
+from ._download import target_path as _target_path
 from ._errors import (
     ConfigurationError,
     ConnectError,
@@ -486,7 +487,7 @@ class Client:
             DownloadError: too large, or the URL was refused even when fresh.
             TransportError: the connection kept failing.
         """
-        self._open()
+        transport = self._open()
         session = self._session
         assert session is not None  # noqa: S101 - _open() set it
         video, name = await self._video_for(target)
@@ -501,6 +502,7 @@ class Client:
             max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
             on_progress=on_progress,
             fsync=self.fsync_downloads,
+            redactor=transport.redactor,
         )
 
     # -- whole generations ------------------------------------------------------------------
@@ -611,14 +613,6 @@ def _all_remote(request: VideoRequest) -> bool:
             if not _is_remote(image):
                 return False
     return True
-
-
-def _target_path(dest: str | os.PathLike[str], name: str) -> Path:
-    """``dest`` itself, or ``dest/<name>.mp4`` when it is a directory."""
-    path = Path(dest)
-    if path.is_dir() or str(dest).endswith(("/", os.sep)):
-        return path / f"{name}.mp4"
-    return path
 
 
 async def _aiter(

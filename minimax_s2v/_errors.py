@@ -20,11 +20,14 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
     ├── SubmissionUncertainError    a submission may or may not have created a task
     ├── SubmissionConflictError     two tasks claim one uncertain submission; neither adopted
-    ├── DownloadError               a video could not be saved (too large, URL refused for good)
+    ├── DownloadError               a video could not be saved (too large, not the MP4 reported,
+    │                               answers that never fit, URL refused for good)
     └── ConfigurationError          the client was set up wrongly (no key, unknown region)
 
 Each class says whether retrying the same call may succeed (``retryable``). No error ever
-carries the API key: messages are built from codes, status text and task ids only.
+carries the API key, in its text or anywhere in its ``__cause__``/``__context__`` chain:
+``_redaction`` scrubs server-echoed text and replaces foreign exceptions that keep request
+headers (the trust rule is written down there).
 """
 
 from __future__ import annotations
@@ -364,7 +367,12 @@ class SubmissionConflictError(MiniMaxError):
 
 
 class DownloadError(MiniMaxError):
-    """A video could not be saved: larger than allowed, or its URL refused even when fresh."""
+    """A video could not be saved.
+
+    It was larger than allowed; what came was not an MP4, or not the size the retrieve
+    reported; the host kept sending answers that could not continue the file (a wrong 206);
+    or its URL was refused even when fresh. Nothing is left on disk.
+    """
 
 
 class ConfigurationError(MiniMaxError, ValueError):

@@ -24,6 +24,7 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
+from ._redaction import REDACTED, STRUCTURAL, Redactor, describe
 from ._validators import number
 from ._wire import api_error_in, is_mapping
 
@@ -97,6 +98,9 @@ class Transport:
         user_agent: str,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": user_agent}
+        #: Scrubs the key from errors; downloads use it too (a host may echo what it saw).
+        self.redactor = Redactor(api_key)
+        self._key_bytes = api_key.encode()
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.base_url = base_url
         self.session = session
@@ -136,6 +140,7 @@ class Transport:
         if params:
             url = url.with_query(params)
         started = time.perf_counter()
+        failure: BaseException | None = None
         try:
             async with self.session.request(
                 method,
@@ -148,14 +153,14 @@ class Transport:
                 status = response.status
                 headers = response.headers
                 reason = response.reason or "error"
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise ConnectError(f"{method} {path}: could not connect in time ({exc})") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"{method} {path}: could not connect: {exc.os_error}") from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise RequestTimeoutError(f"{method} {path}: no complete answer in time") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            failure = exc
+        if failure is not None:
+            # Raised here, outside the except block, so that the foreign exception (which
+            # may hold the request headers) is not kept as __context__.
+            raise self.redactor.clean(_exchange_error(method, path, failure))
+        if self._key_bytes in raw:  # a server echoing the key gets it back nowhere
+            raw = raw.replace(self._key_bytes, REDACTED.encode())
         trace_id = headers.get("Trace-Id")
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
@@ -163,15 +168,17 @@ class Transport:
                 "%s %s -> %d in %.1f ms (trace id %s)", method, path, status, elapsed, trace_id
             )
         data = _decode(raw)
+        if b"\\" in raw:  # JSON escapes could spell the key so that the bytes hid it
+            data = self.redactor.json(data)
         if status >= 400:
             error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
             self._note(endpoint, error)
-            raise error
+            raise self.redactor.clean(error)
         if not is_mapping(data):
             kind = headers.get("Content-Type", "").split(";")[0].strip() or "unknown content"
             # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
             error_text = f"{path} answered with {kind}, not JSON (a gateway error page?)"
-            raise ServerError(error_text, trace_id=trace_id, http_status=status)
+            raise ServerError(error_text, trace_id=trace_id, http_status=status)  # no echo
         api_error = api_error_in(
             data,
             http_status=status,
@@ -180,7 +187,7 @@ class Transport:
         )
         if api_error is not None:
             self._note(endpoint, api_error)
-            raise api_error
+            raise self.redactor.clean(api_error)
         if bucket is not None:
             bucket.on_success()
         return ApiResponse(data, trace_id, status)
@@ -188,6 +195,23 @@ class Transport:
     def _note(self, endpoint: EndpointClass, error: Exception) -> None:
         if isinstance(error, RateLimitError):
             self.limiter.on_rate_limited(endpoint)
+
+
+def _exchange_error(method: str, path: str, exc: BaseException) -> TransportError:
+    """The typed error for an exchange that broke off; ``exc`` is kept as its cause, cleaned."""
+    error: TransportError
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error = ConnectError(f"{method} {path}: could not connect in time ({exc})")
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        error = ConnectError(f"{method} {path}: could not connect: {exc.os_error}")
+    elif isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        error = RequestTimeoutError(f"{method} {path}: no complete answer in time")
+    elif isinstance(exc, aiohttp.TooManyRedirects):
+        error = TransportError(f"{method} {path}: too many redirects")
+    else:
+        error = TransportError(f"{method} {path}: {describe(exc)}")
+    error.__cause__ = STRUCTURAL.cause(exc)
+    return error
 
 
 def _http_error(

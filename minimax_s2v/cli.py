@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, ExitStack, asynccontextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 
@@ -44,8 +44,9 @@ from ._models import SubjectReference, TaskStatus, VideoRequest
 from ._polling import PollPolicy
 from ._progress import Reporter, make_reporter
 from ._ratelimit import RateLimit
+from ._redaction import Redactor
 from ._tasks import Task
-from ._wire import parse_request
+from ._wire import is_http_url, is_id, parse_request
 
 __all__ = ["EXIT", "main"]
 
@@ -60,6 +61,7 @@ EXIT = {
 }
 JOURNAL = ".minimax-s2v-journal.db"
 T = TypeVar("T")
+_MIN_SECRET_BYTES = 16  # what CallbackReceiver requires
 
 DEMO_PROMPTS = (
     "A woman walks along a beach at sunset and turns to smile at the camera.",
@@ -72,6 +74,76 @@ DEMO_PROMPTS = (
 
 class UsageError(Exception):
     """A problem with what was asked, reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become one ``error:`` line with exit code 2.
+
+    argparse quotes the values it refuses (``invalid choice: '<value>'``), so a key typed in
+    the wrong place would be printed back. The refused values are left out of the line
+    (option names stay), and ``main`` also scrubs every secret it knows of.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        message = _QUOTED_VALUE.sub("", message)
+        prefix, found, rest = message.partition(_UNRECOGNIZED)
+        if found:
+            shown = [word if word.startswith("-") else "…" for word in rest.split()]
+            message = f"{prefix}{found}{' '.join(shown)}"
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# argparse's "invalid choice: 'x' (...)" and "invalid float value: 'x'": the value goes.
+_QUOTED_VALUE = re.compile(r"""(?<=invalid choice)(: (?:'[^']*'|"[^"]*"))|(?<= value)(: .*$)""")
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+_SECRET_OPTIONS = ("--api-key", "--secret", "--callback-secret")
+_SECRET_VARIABLES = ("MINIMAX_API_KEY", "MINIMAX_CALLBACK_SECRET")
+
+
+def _secrets_in(arguments: Sequence[str]) -> Redactor:
+    """A redactor of every secret the command line or the environment gives."""
+    found: list[str] = [os.environ.get(name, "") for name in _SECRET_VARIABLES]
+    for index, argument in enumerate(arguments):
+        option, equals, value = argument.partition("=")
+        if option in _SECRET_OPTIONS:
+            if equals:
+                found.append(value)
+            elif index + 1 < len(arguments):
+                found.append(arguments[index + 1])
+    return Redactor(*found)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot work, naming the option (never quoting a secret)."""
+    base_url = getattr(args, "base_url", None) or os.environ.get("MINIMAX_BASE_URL")
+    if base_url and not is_http_url(base_url):
+        raise UsageError("--base-url (or MINIMAX_BASE_URL) must be an absolute http(s) URL")
+    for option in ("callback_url", "public_url"):
+        value = getattr(args, option, None)
+        # A receiver's URL carries its own query: one given here could not be kept.
+        if value is not None and (not is_http_url(value) or "?" in value or "#" in value):
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} must be an absolute http(s) URL without a query")
+    for option in ("secret", "callback_secret"):
+        value = getattr(args, option, None)
+        if value is not None and len(value.encode()) < _MIN_SECRET_BYTES:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(
+                f"{flag} (or MINIMAX_CALLBACK_SECRET) must be at least {_MIN_SECRET_BYTES} bytes"
+            )
+    for option in ("poll_interval", "timeout", "rpm"):
+        number = getattr(args, option, None)
+        if number is not None and not number > 0:  # NaN too
+            raise UsageError(f"--{option.replace('_', '-')} must be a positive number")
+    for option in ("task_id", "id"):
+        value = getattr(args, option, None)
+        if value is not None and not is_id(value):
+            raise UsageError("a task or file id is a string of digits")
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
 
 
 def _exit_code(error: BaseException) -> int:
@@ -96,8 +168,9 @@ def _hint(error: BaseException) -> str:
     return ""
 
 
-def _fail(error: BaseException) -> int:
-    print(f"error: {error}{_hint(error)}", file=sys.stderr)  # noqa: T201 - one line, then exit
+def _fail(error: BaseException, redactor: Redactor) -> int:
+    text = redactor.text(f"{error}{_hint(error)}")
+    print(f"error: {text}", file=sys.stderr)  # noqa: T201 - one line, then exit
     return _exit_code(error)
 
 
@@ -126,7 +199,7 @@ def _number(*, above: float | None = None, at_least: float = 0.0) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``minimax-s2v``."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--api-key", help="MiniMax API key (default: MINIMAX_API_KEY)")
     common.add_argument(
         "--region",
@@ -147,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first poll interval when no callback reports a task (default 5)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minimax-s2v",
         description="Generate videos with MiniMax S2V-01 (subject reference).",
         epilog="Exit codes: 0 ok, 1 some failed, 2 usage/input, 3 key, 4 unreachable, "
@@ -165,8 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--image", required=True, help="face image: an http(s) URL or a local file"
     )
+    # A str, not a Path: Path("new/") drops the slash that makes "new/" a directory.
     generate.add_argument(
-        "--out", type=Path, default=None, help="output file (default: <task id>.mp4)"
+        "--out",
+        default=None,
+        help="output file, or a directory (existing, or ending in /) (default: <task id>.mp4)",
     )
     generate.add_argument("--no-optimize", action="store_true", help="send the prompt as it is")
     generate.add_argument("--timeout", type=float, default=None, help="stop waiting after SECONDS")
@@ -203,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     download = commands.add_parser("download", parents=[common], help="save a finished video")
     download.add_argument("id", help="a task id or a file id")
-    download.add_argument("--out", type=Path, required=True, help="output file")
+    download.add_argument(
+        "--out", required=True, help="output file, or a directory (existing, or ending in /)"
+    )
 
     serve = commands.add_parser("serve", parents=[common], help="run the callback receiver")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
@@ -334,8 +412,7 @@ async def _generate(args: argparse.Namespace) -> int:
             )
             return EXIT["failed"]
         result = await task.wait()
-        out = args.out or Path(f"{task.task_id}.mp4")
-        path = await client.download(task, out)
+        path = await client.download(task, args.out or f"{task.task_id}.mp4")
         _emit(
             args, f"saved {path}", task_id=task.task_id, status=result.status.value, path=str(path)
         )
@@ -701,18 +778,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .emulator.__main__ import main as emulate
 
         return emulate(arguments[1:], prog="minimax-s2v emulate")
+    redactor = _secrets_in(arguments)
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)
-    except SystemExit as stop:
+        _check_options(args)
+    except SystemExit as stop:  # --help
         return int(stop.code or 0)
+    except UsageError as error:
+        return _fail(error, redactor)
     try:
         return asyncio.run(_COMMANDS[args.command](args))
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)  # noqa: T201
         return EXIT["interrupted"]
     except (MiniMaxError, UsageError) as error:
-        return _fail(error)
+        return _fail(redactor.clean(error), redactor)
 
 
 if __name__ == "__main__":  # pragma: no cover

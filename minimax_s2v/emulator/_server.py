@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import random
 import secrets
 import time
@@ -22,6 +23,7 @@ from yarl import URL
 
 from .._images import read_image_info
 from .._models import TaskStatus
+from .._wire import is_http_url, is_id
 from ._callbacks import CallbackSender, Delivery
 from ._config import EmulatorConfig, Endpoint
 from ._engine import Counters, EmulatedTask, TaskEngine
@@ -29,6 +31,8 @@ from ._state import EmulatorState
 from ._video import VideoBytes
 
 __all__ = ["Emulator"]
+
+logger = logging.getLogger("minimax_s2v.emulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -208,6 +212,14 @@ class Emulator:
         except web.HTTPException as exc:
             exc.headers["Trace-Id"] = trace_id
             raise
+        except ConnectionError:
+            raise  # the client went away mid-answer: nothing to answer
+        except Exception:
+            # MiniMax answers what it cannot handle in band, never with a traceback; the
+            # counter lets the emulator's own tests see that it happened.
+            logger.exception("emulator: %s %s failed", request.method, request.path)
+            self.counters.count(_endpoint_name(request.path), "internal_error")
+            response = _inband(1000, "unknown error")
         if not response.prepared:
             response.headers["Trace-Id"] = trace_id
         return response
@@ -319,8 +331,8 @@ class Emulator:
             return guarded
         key, fault = guarded
         try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+            body = _parse_json(await request.read())
+        except ValueError:
             self.counters.count("submit", "invalid")
             return _inband(2013, "invalid params, request body is not valid JSON", task_id="")
         code, problem = self._check_submission(body)
@@ -359,7 +371,7 @@ class Emulator:
             if flag in body and not isinstance(body[flag], bool):
                 return 2013, f"invalid params, {flag} must be a boolean"
         callback = body.get("callback_url")
-        if callback is not None and not _is_http_url(callback):
+        if callback is not None and not is_http_url(callback):
             return 2013, "invalid params, callback_url must be an http(s) URL"
         subjects = body.get("subject_reference")
         if not isinstance(subjects, list) or len(subjects) != 1:
@@ -377,7 +389,7 @@ class Emulator:
             if self._config.data_urls == "reject":
                 return 1000, "disallowed image url"
             return _check_data_url(image)
-        if not _is_http_url(image):
+        if not is_http_url(image):
             return 2013, "invalid params, image must be a public http(s) URL"
         return 0, ""
 
@@ -402,7 +414,7 @@ class Emulator:
             return guarded
         key, _ = guarded
         raw = request.query.get("file_id", "").strip()
-        file = self.engine.file(int(raw), key) if raw.isdigit() and raw.isascii() else None
+        file = self.engine.file(int(raw), key) if is_id(raw) else None
         if file is None:
             self.counters.count("retrieve", "not_found")
             return _inband(2013, "invalid params, file not found")
@@ -452,7 +464,7 @@ class Emulator:
         if expired:
             self.counters.count("download", "expired")
             return _access_denied("Request has expired")
-        file = self.engine.files.get(int(file_id)) if file_id.isdigit() else None
+        file = self.engine.files.get(int(file_id)) if is_id(file_id) else None
         if file is None:
             self.counters.count("download", "not_found")
             return web.Response(status=404, text="NoSuchKey")
@@ -524,22 +536,35 @@ class Emulator:
         return self.engine.tasks[task_id].status_at(self._clock())
 
 
+def _parse_json(raw: bytes) -> Any:
+    """The JSON document ``raw``; ``ValueError`` for anything else (too deep included)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+_ENDPOINT_NAMES = {
+    "/v1/video_generation": "submit",
+    "/v1/query/video_generation": "query",
+    "/v1/files/retrieve": "retrieve",
+}
+
+
+def _endpoint_name(path: str) -> str:
+    if path.startswith("/_emulator/files/"):
+        return "download"
+    return _ENDPOINT_NAMES.get(path, "other")
+
+
 def _access_denied(message: str) -> web.Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
     )
     return web.Response(status=403, text=body, content_type="application/xml")
-
-
-def _is_http_url(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        url = URL(value)
-    except ValueError:
-        return False
-    return url.scheme in ("http", "https") and bool(url.host)
 
 
 def _check_data_url(image: str) -> tuple[int, str]:

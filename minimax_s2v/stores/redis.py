@@ -16,7 +16,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from yarl import URL
+
 from .._models import EventSource, TaskSnapshot
+from .._redaction import REDACTED
 from .._wire import parse_snapshot, snapshot_payload
 from ._base import StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
@@ -66,7 +69,7 @@ class RedisStore:
             url, max_connections=max_connections, timeout=30, decode_responses=True
         )
         self._redis: Any = aioredis.Redis(connection_pool=pool)
-        self._url_host = url.rsplit("@", maxsplit=1)[-1]  # never show a password
+        self._shown_url = _shown_url(url)
         self._prefix = prefix
         self._max_events = max_events
         self._channel = prefix + "updates"
@@ -78,7 +81,7 @@ class RedisStore:
         self._batches = Batcher(self._write)
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._url_host!r}, prefix={self._prefix!r})"
+        return f"RedisStore({self._shown_url!r}, prefix={self._prefix!r})"
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -302,3 +305,23 @@ def _submission(nonce: str, fields: dict[str, str]) -> StoredSubmission:
         created_at=datetime.fromtimestamp(float(fields["created_at"]), tz=UTC),
         task_id=fields.get("task_id") or None,
     )
+
+
+_SECRET_QUERY_WORDS = ("pass", "secret", "token", "auth", "key")
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its password, in the authority or the query (``?password=``)."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "<unreadable URL>"
+    if parsed.password is not None:
+        parsed = parsed.with_password(REDACTED)
+    if parsed.query:
+        query = [
+            (name, REDACTED if any(w in name.lower() for w in _SECRET_QUERY_WORDS) else value)
+            for name, value in parsed.query.items()
+        ]
+        parsed = parsed.with_query(query)
+    return parsed.human_repr()
