@@ -86,6 +86,11 @@ def _positive_or_none(
         raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
 
 
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
 def _probability_field() -> float:
     return attrs.field(default=0.0, validator=_probability)
 
@@ -216,8 +221,15 @@ class EmulatorConfig:
         backup_download_url: add ``backup_download_url`` to retrieve answers.
         task_ttl: seconds after creation when a task is forgotten (query: error 2013).
         challenge: validate each callback URL with a ``challenge`` first.
+        challenge_timing: when the challenge is sent. ``"in_create"`` (the default, as two
+            field reports saw the real API do): during the submission, which answers only
+            after the echo; a refused connection, a timeout, a non-2xx answer or a wrong echo
+            answers ``2013 invalid params, fail to check callback url`` and creates nothing.
+            ``"after_create"`` (the older reading): after the task was created, in the
+            background; a failed challenge only stops the task's status callbacks.
         challenge_timeout: seconds the echo may take.
-        stop_after_failed_challenge: no status callbacks for a task whose challenge failed.
+        stop_after_failed_challenge: with ``"after_create"``, no status callbacks for a task
+            whose challenge failed.
         callback_casing: ``"lower"`` (``processing``/``success``/``failed``, as documented) or
             ``"query"`` (``Processing``/``Success``/``Fail``, as a sibling API sends).
         callback_timeout: seconds the emulator waits for a callback answer.
@@ -245,7 +257,10 @@ class EmulatorConfig:
     backup_download_url: bool = False
     task_ttl: float = 7 * 24 * 3600.0
     challenge: bool = True
-    challenge_timeout: float = 3.0
+    challenge_timing: Literal["in_create", "after_create"] = attrs.field(
+        default="in_create", validator=attrs.validators.in_(("in_create", "after_create"))
+    )
+    challenge_timeout: float = attrs.field(default=3.0, validator=_positive)
     stop_after_failed_challenge: bool = True
     callback_casing: Literal["lower", "query"] = "lower"
     callback_timeout: float = 10.0
