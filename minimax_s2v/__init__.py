@@ -8,6 +8,7 @@ from ._client import Client, Generation, GenerationOutcome
 from ._errors import (
     APIError,
     AuthenticationError,
+    CallbackUnreachableError,
     ConfigurationError,
     ConnectError,
     ContentPolicyError,
@@ -53,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "CallbackChallenge",
     "CallbackReceiver",
+    "CallbackUnreachableError",
     "Client",
     "ConfigurationError",
     "ConnectError",
