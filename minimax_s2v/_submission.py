@@ -19,7 +19,8 @@ import binascii
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import attrs
@@ -33,6 +34,11 @@ __all__ = ["CallbackHost", "PreparedSubmission", "check_submission", "prepare_su
 
 _SLICE = 768 * 1024  # raw bytes per base64 slice: 1 MiB of text, about 1 ms of the GIL
 _TEXT_SLICE = 1024 * 1024  # characters per slice of a data URL given as text
+# One thread prepares every submission that reads or encodes an image, one at a time. More
+# would not send faster (the upload is the bottleneck) and, on a small machine, would take
+# CPU time from the event loop's own thread, which must answer MiniMax's challenges; the
+# submissions waiting their turn hold nothing but their request.
+_LANE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minimax-s2v-prepare")
 
 
 class CallbackHost(Protocol):
@@ -77,7 +83,7 @@ async def check_submission(request: VideoRequest) -> None:
     if _all_remote(request):
         check_request(request)  # nothing to read or decode: no thread needed
     else:
-        await asyncio.to_thread(check_request, request)
+        await asyncio.get_running_loop().run_in_executor(_LANE, check_request, request)
 
 
 async def prepare_submission(
@@ -100,7 +106,9 @@ async def prepare_submission(
         shown = None
     if _all_remote(request):
         return build_submission(request, callback_url, shown)  # small: quicker on the loop
-    return await asyncio.to_thread(build_submission, request, callback_url, shown)
+    return await asyncio.get_running_loop().run_in_executor(
+        _LANE, build_submission, request, callback_url, shown
+    )
 
 
 @attrs.frozen
@@ -170,7 +178,7 @@ def build_submission(
     )
 
 
-def _add_inline(image: _Inline, add: Any) -> str:
+def _add_inline(image: _Inline, add: Callable[[bytes], None]) -> str:
     """Add an image's JSON text to the body; returns its journal summary."""
     header = image.header
     digest = hashlib.sha256(header.encode())
