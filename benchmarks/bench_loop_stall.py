@@ -117,14 +117,14 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, nice: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         faces = {
             name: make_face(Path(tmp), side) for name, _, side in WORKLOADS
         }  # made before the clock starts
         for name, path in faces.items():
             print(f"{name}: {path.stat().st_size / 1e6:.2f} MB on disk")
-        with emulator_process() as url:
+        with emulator_process(nice=nice) as url:
             await burst(url, faces[WORKLOADS[0][0]], 5)  # warm up connections and imports
             idle = await baseline()
             print(f"baseline (idle loop): max {_ms(idle.worst)}, p99 {_ms(idle.p99)}")
@@ -158,5 +158,11 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--emulator-nice",
+        type=int,
+        default=0,
+        help="run the emulator at this CPU niceness (on 2 cores it competes with the client)",
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.rounds))
+    asyncio.run(main(options.rounds, options.emulator_nice))

@@ -6,10 +6,12 @@ loop for seconds in a burst, while MiniMax's callback challenge, which arrives *
 create call and must be echoed within 3 s, waited behind it.
 
 Here the JSON is dumped with a short placeholder for each inline image, and the body is
-assembled as bytes around the image's base64 text, encoded in slices of 1 MiB and hashed as
-it is built, in a worker thread. A slice holds the GIL for about a millisecond (hashing and
-the final join let go of it), so the loop keeps getting its turn. The body is the only copy
-an in-flight submission keeps; the journal gets each inline image's size and digest.
+assembled as bytes around the image's base64 text, one submission's image at a time per
+event loop: the file is read in a worker thread; the base64 text is encoded on the loop, a
+1 MiB slice (about half a millisecond) per turn; hashing and the final join, which let go of
+the GIL, run in a worker thread again. So no other thread holds the GIL for more than a
+moment, and the loop never waits long for it or for a CPU. The body is the only copy an
+in-flight submission keeps; the journal gets each inline image's size and digest.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import binascii
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import weakref
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import attrs
@@ -32,13 +34,13 @@ from ._wire import request_payload
 
 __all__ = ["CallbackHost", "PreparedSubmission", "check_submission", "prepare_submission"]
 
-_SLICE = 768 * 1024  # raw bytes per base64 slice: 1 MiB of text, about 1 ms of the GIL
+_SLICE = 768 * 1024  # raw bytes per base64 slice: 1 MiB of text, about 0.5 ms of the loop
 _TEXT_SLICE = 1024 * 1024  # characters per slice of a data URL given as text
-# One thread prepares every submission that reads or encodes an image, one at a time. More
-# would not send faster (the upload is the bottleneck) and, on a small machine, would take
-# CPU time from the event loop's own thread, which must answer MiniMax's challenges; the
-# submissions waiting their turn hold nothing but their request.
-_LANE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minimax-s2v-prepare")
+# One lane per event loop: the images of concurrent submissions are encoded one after the
+# other, so that a turn of the loop holds one slice, not one slice per submission.
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class CallbackHost(Protocol):
@@ -83,7 +85,7 @@ async def check_submission(request: VideoRequest) -> None:
     if _all_remote(request):
         check_request(request)  # nothing to read or decode: no thread needed
     else:
-        await asyncio.get_running_loop().run_in_executor(_LANE, check_request, request)
+        await asyncio.to_thread(check_request, request)
 
 
 async def prepare_submission(
@@ -91,8 +93,10 @@ async def prepare_submission(
 ) -> PreparedSubmission:
     """Build the body of ``request``, with the callback URL of ``nonce`` when ``receiver``.
 
-    A request with inline images (local files, data URLs) is built in a worker thread; local
-    files are read and checked again there, so that what is sent is what passed the checks.
+    A request with inline images (local files, data URLs) waits for its turn in this event
+    loop's lane, has its files read (and checked again, so that what is sent is what passed
+    the checks) in a worker thread, is encoded a slice per turn of the loop, and is hashed
+    and joined in a worker thread.
 
     Raises:
         InvalidRequestError: a local file no longer passes the checks (nothing was sent).
@@ -106,9 +110,23 @@ async def prepare_submission(
         shown = None
     if _all_remote(request):
         return build_submission(request, callback_url, shown)  # small: quicker on the loop
-    return await asyncio.get_running_loop().run_in_executor(
-        _LANE, build_submission, request, callback_url, shown
-    )
+    async with _lane():
+        checked = await asyncio.to_thread(_check, request, callback_url)
+        pieces = []
+        for piece in _pieces(checked):
+            pieces.append(piece)
+            if piece.image is not None:
+                await asyncio.sleep(0)  # one slice per turn of the loop
+        body, fingerprint, journal = await asyncio.to_thread(_finish, checked, pieces)
+    return PreparedSubmission(body, fingerprint, journal, shown)
+
+
+def _lane() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lane = _LANES.get(loop)
+    if lane is None:
+        lane = _LANES[loop] = asyncio.Lock()
+    return lane
 
 
 @attrs.frozen
@@ -131,17 +149,34 @@ class _Inline:
                 yield text[start : start + _TEXT_SLICE].encode("ascii")
 
 
+@attrs.frozen
+class _Checked:
+    """A checked request as JSON text with placeholders, its inline images, its journal."""
+
+    text: str
+    inline: dict[str, _Inline] = attrs.field(repr=False)
+    journal: dict[str, Any] = attrs.field(repr=False)
+
+
 def build_submission(
     request: VideoRequest, callback_url: str | None, callback_shown: str | None = None
 ) -> PreparedSubmission:
-    """Check ``request`` and build its body, fingerprint and journal entry (blocking).
+    """Check ``request`` and build its body, fingerprint and journal entry, all at once.
 
     The body equals ``json.dumps(payload, separators=(",", ":")).encode()`` of the request
     with its local images as data URLs, byte for byte; it is never held as one string.
+    Blocking: :func:`prepare_submission` does the same without holding the event loop.
 
     Raises:
         InvalidRequestError: the request breaks a documented rule (nothing was sent).
     """
+    checked = _check(request, callback_url)
+    body, fingerprint, journal = _finish(checked, list(_pieces(checked)))
+    return PreparedSubmission(body, fingerprint, journal, callback_shown)
+
+
+def _check(request: VideoRequest, callback_url: str | None) -> _Checked:
+    """Check ``request``, reading its local files (blocking), and dump its JSON text."""
     mark = f"minimax-s2v-inline-{secrets.token_hex(8)}-"  # in no user's text
     inline: dict[str, _Inline] = {}
 
@@ -154,41 +189,55 @@ def build_submission(
     if callback_url is not None:
         payload["callback_url"] = callback_url
     journal = _mark_inline(payload, mark, inline)
-    text = json.dumps(payload, separators=(",", ":"))
-    hasher = hashlib.sha256()
-    parts: list[bytes] = []
+    return _Checked(json.dumps(payload, separators=(",", ":")), inline, journal)
 
-    def add(part: bytes) -> None:
-        parts.append(part)
-        hasher.update(part)  # lets go of the GIL for large parts
 
+@attrs.frozen
+class _Piece:
+    """A piece of the body: JSON text, or part of an image's data URL (``image`` names it)."""
+
+    data: bytes = attrs.field(repr=False)
+    image: str | None = None
+    raw_header: str | None = None  # the data URL's header unescaped, for the journal's digest
+
+
+def _pieces(checked: _Checked) -> Iterator[_Piece]:
+    """The body in order, encoding each image's base64 text a slice at a time."""
+    text = checked.text
     position = 0
-    summaries: dict[str, str] = {}
-    for start, placeholder in sorted((text.index(p), p) for p in inline):
-        add(text[position:start].encode())
-        summaries[placeholder] = _add_inline(inline[placeholder], add)
+    for start, placeholder in sorted((text.index(p), p) for p in checked.inline):
+        yield _Piece(text[position:start].encode())
+        image = checked.inline[placeholder]
+        # The header as JSON escapes it (a data URL given as text may need it).
+        yield _Piece(json.dumps(image.header)[1:-1].encode(), placeholder, image.header)
+        for part in image.slices():
+            yield _Piece(part, placeholder)
         position = start + len(placeholder)
-    add(text[position:].encode())
-    body = b"".join(parts)  # one copy, and bytes.join lets go of the GIL for a large one
-    return PreparedSubmission(
-        body=body,
-        fingerprint=hasher.hexdigest()[:32],
-        journal_payload=_journal(journal, summaries),
-        callback_shown=callback_shown,
-    )
+    yield _Piece(text[position:].encode())
 
 
-def _add_inline(image: _Inline, add: Callable[[bytes], None]) -> str:
-    """Add an image's JSON text to the body; returns its journal summary."""
-    header = image.header
-    digest = hashlib.sha256(header.encode())
-    add(json.dumps(header)[1:-1].encode())  # the header as JSON escapes it (a data URL's may)
-    length = len(header)
-    for part in image.slices():
-        add(part)
-        digest.update(part)
-        length += len(part)
-    return f"{header[:-1]},<{length} characters, sha256 {digest.hexdigest()[:16]}>"
+def _finish(checked: _Checked, pieces: list[_Piece]) -> tuple[bytes, str, dict[str, Any]]:
+    """The body, its fingerprint and the journal entry (hashing and joining let go of the GIL)."""
+    hasher = hashlib.sha256()
+    digests: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    for piece in pieces:
+        hasher.update(piece.data)
+        if piece.image is None:
+            continue
+        if piece.raw_header is not None:
+            digests[piece.image] = hashlib.sha256(piece.raw_header.encode())
+            lengths[piece.image] = len(piece.raw_header)
+        else:
+            digests[piece.image].update(piece.data)
+            lengths[piece.image] += len(piece.data)
+    summaries = {
+        placeholder: f"{checked.inline[placeholder].header[:-1]},<{lengths[placeholder]} "
+        f"characters, sha256 {digest.hexdigest()[:16]}>"
+        for placeholder, digest in digests.items()
+    }
+    body = b"".join([piece.data for piece in pieces])  # the one copy
+    return body, hasher.hexdigest()[:32], _journal(checked.journal, summaries)
 
 
 def _mark_inline(payload: dict[str, Any], mark: str, inline: dict[str, _Inline]) -> dict[str, Any]:
