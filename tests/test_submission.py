@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from minimax_s2v import Client, InvalidRequestError, VideoRequest, validate_request
+from minimax_s2v._preflight import decode_base64
 from minimax_s2v._submission import build_submission
 from minimax_s2v._wire import request_payload
 from tests.client_setup import NO_WAIT
@@ -153,3 +155,22 @@ async def test_large_body_arrives_whole(tmp_path: Path) -> None:
     assert task.task_id == "1234"
     # aiohttp warns that a large body given as plain bytes "might lock the event loop".
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="ABCab+/09=-\n\u00e9", max_size=40)
+    | st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()),
+    slice_chars=st.sampled_from([4, 8, 12]),
+)
+def test_sliced_base64_decoding_is_the_plain_one(text: str, slice_chars: int) -> None:
+    """A data URL decoded a slice at a time: same bytes, same refusals, as in one call."""
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        got: bytes | None = decode_base64(text, slice_chars)
+    except (binascii.Error, ValueError):
+        got = None
+    assert got == expected
