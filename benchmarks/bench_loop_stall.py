@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import tempfile
@@ -44,6 +45,7 @@ class Stalls:
     """What the probe saw: the lateness of every 5 ms sleep, in seconds."""
 
     samples: tuple[float, ...]
+    full_collections: tuple[float, ...] = ()
 
     @property
     def worst(self) -> float:
@@ -66,8 +68,13 @@ class Probe:
         self._samples: list[float] = []
         self._stop = asyncio.Event()
         self._job: asyncio.Task[None] | None = None
+        self._gc_started = 0.0
+        #: Seconds each full garbage collection took meanwhile (an interpreter pause that
+        #: has nothing to do with submissions, reported to tell the two apart).
+        self.full_collections: list[float] = []
 
     async def __aenter__(self) -> Probe:
+        gc.callbacks.append(self._on_gc)
         self._job = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -75,6 +82,15 @@ class Probe:
         self._stop.set()
         if self._job is not None:
             await self._job
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.full_collections.append(time.perf_counter() - self._gc_started)
 
     async def _run(self) -> None:
         while not self._stop.is_set():
@@ -85,7 +101,7 @@ class Probe:
     @property
     def stalls(self) -> Stalls:
         """The stalls recorded so far."""
-        return Stalls(tuple(self._samples))
+        return Stalls(tuple(self._samples), tuple(self.full_collections))
 
 
 def make_face(directory: Path, side: int) -> Path:
@@ -141,9 +157,15 @@ async def main(rounds: int, nice: int) -> None:
                 for name, count, _ in WORKLOADS:
                     stalls, rate = await burst(url, faces[name], count)
                     results[name].append((stalls, rate))
+                    collections = stalls.full_collections
+                    pauses = (
+                        f", {len(collections)} full gc (longest {max(collections) * 1000:.1f} ms)"
+                        if collections
+                        else ""
+                    )
                     print(
                         f"round {round_number + 1} {name:>13} x{count}: max {_ms(stalls.worst)}, "
-                        f"p99 {_ms(stalls.p99)}, {rate:6.1f} submits/s"
+                        f"p99 {_ms(stalls.p99)}, {rate:6.1f} submits/s{pauses}"
                     )
     idle = Stalls(tuple(sample for stalls in idles for sample in stalls.samples))
     summary = []

@@ -9,7 +9,7 @@ Here the JSON is dumped with a short placeholder for each inline image, and the 
 assembled as bytes around the image's base64 text, one submission's image at a time per
 event loop: the file is read in a worker thread; the base64 text is encoded on the loop, a
 1 MiB slice (about half a millisecond) per turn; hashing and the final join, which let go of
-the GIL, run in a worker thread again. So no other thread holds the GIL for more than a
+the GIL, run in the worker thread again. So no other thread holds the GIL for more than a
 moment, and the loop never waits long for it or for a CPU. The body is the only copy an
 in-flight submission keeps; the journal gets each inline image's size and digest.
 """
@@ -22,8 +22,9 @@ import hashlib
 import json
 import secrets
 import weakref
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 import attrs
 from yarl import URL
@@ -31,6 +32,8 @@ from yarl import URL
 from ._models import VideoRequest
 from ._preflight import check_request
 from ._wire import request_payload
+
+T = TypeVar("T")
 
 __all__ = ["CallbackHost", "PreparedSubmission", "check_submission", "prepare_submission"]
 
@@ -41,6 +44,15 @@ _TEXT_SLICE = 1024 * 1024  # characters per slice of a data URL given as text
 _LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
+# One thread reads, checks, hashes and joins for every submission: its work lets go of the
+# GIL, but several such threads at once take turns with it, and the event loop's thread,
+# which takes it back after every socket call, could wait up to the interpreter's switch
+# interval (5 ms) each time. Reading and hashing are not what limits the upload.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minimax-s2v-prepare")
+
+
+async def _in_worker(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_WORKER, function, *args)
 
 
 class CallbackHost(Protocol):
@@ -85,7 +97,7 @@ async def check_submission(request: VideoRequest) -> None:
     if _all_remote(request):
         check_request(request)  # nothing to read or decode: no thread needed
     else:
-        await asyncio.to_thread(check_request, request)
+        await _in_worker(check_request, request)
 
 
 async def prepare_submission(
@@ -111,13 +123,13 @@ async def prepare_submission(
     if _all_remote(request):
         return build_submission(request, callback_url, shown)  # small: quicker on the loop
     async with _lane():
-        checked = await asyncio.to_thread(_check, request, callback_url)
+        checked = await _in_worker(_check, request, callback_url)
         pieces = []
         for piece in _pieces(checked):
             pieces.append(piece)
             if piece.image is not None:
                 await asyncio.sleep(0)  # one slice per turn of the loop
-        body, fingerprint, journal = await asyncio.to_thread(_finish, checked, pieces)
+        body, fingerprint, journal = await _in_worker(_finish, checked, pieces)
     return PreparedSubmission(body, fingerprint, journal, shown)
 
 
