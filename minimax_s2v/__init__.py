@@ -9,6 +9,7 @@ from ._download import ProgressCallback
 from ._errors import (
     APIError,
     AuthenticationError,
+    CallbackUnreachableError,
     ConfigurationError,
     ConnectError,
     ContentPolicyError,
@@ -55,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "CallbackChallenge",
     "CallbackReceiver",
+    "CallbackUnreachableError",
     "Client",
     "ClientStats",
     "ConfigurationError",

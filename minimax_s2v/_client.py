@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
-import json
 import logging
 import os
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 import attrs
@@ -21,6 +19,7 @@ from yarl import URL
 from ._download import ProgressCallback, download_video
 from ._download import target_path as _target_path
 from ._errors import (
+    CallbackUnreachableError,
     ConfigurationError,
     ConnectError,
     MiniMaxError,
@@ -30,13 +29,13 @@ from ._errors import (
 )
 from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
-from ._preflight import validate_request
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
+from ._submission import check_submission, prepare_submission
 from ._tasks import Task
 from ._tracking import Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
-from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
+from ._wire import parse_file, parse_snapshot, parse_submit
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
@@ -118,11 +117,6 @@ class GenerationOutcome:
     def ok(self) -> bool:
         """Whether the generation succeeded."""
         return self.generation is not None
-
-
-def _fingerprint(body: bytes) -> str:
-    """A digest of the exact request body sent (retries send the same bytes)."""
-    return hashlib.sha256(body).hexdigest()[:32]
 
 
 def _certainly_not_created(error: BaseException) -> bool:
@@ -309,35 +303,32 @@ class Client:
 
         Raises:
             InvalidRequestError: the request breaks a documented rule (nothing was sent).
+            CallbackUnreachableError: MiniMax could not verify the callback URL while
+                creating the task (nothing was created; not retried).
             SubmissionUncertainError: a task may or may not have been created.
             APIError: MiniMax refused the request.
         """
         transport = self._open()
-        if _all_remote(request):
-            prepared = validate_request(request)  # nothing to read or decode: no thread needed
-        else:
-            prepared = await asyncio.to_thread(validate_request, request)
+        await check_submission(request)
         async with self._submit_slots:
-            return await self._send_submission(transport, request, prepared, label)
+            return await self._send_submission(transport, request, request, label)
 
     async def _send_submission(
         self, transport: Transport, request: VideoRequest, prepared: VideoRequest, label: str | None
     ) -> Task:
         """Journal a validated request, POST it, and follow the task it created."""
         tracker = self._tracker
-        payload = request_payload(prepared)
         nonce = secrets.token_urlsafe(12)
-        if prepared.callback_url is None:
-            callback_url = tracker.expect(nonce)
-            if callback_url is not None:
-                payload["callback_url"] = callback_url
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        fingerprint = _fingerprint(body)
+        receiver = self.receiver if prepared.callback_url is None else None
+        submission = await prepare_submission(prepared, receiver, nonce)
+        if receiver is not None:
+            tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
+        body, fingerprint = submission.body, submission.fingerprint
         await tracker.journal(
             StoredSubmission(
                 nonce=nonce,
                 fingerprint=fingerprint,
-                payload=_journal_payload(payload),
+                payload=submission.journal_payload,
                 label=label,
                 state=SubmissionState.SENDING,
                 created_at=datetime.now(UTC),
@@ -360,6 +351,8 @@ class Client:
         except MiniMaxError as error:
             if _certainly_not_created(error):
                 await tracker.abandon(nonce)
+                if isinstance(error, CallbackUnreachableError):
+                    raise error.naming(submission.callback_shown) from None
                 raise
             # The nonce is kept: a callback naming the task can still bind it (recover()).
             await tracker.lost(nonce)
@@ -584,35 +577,6 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-
-
-def _journal_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """The request as journaled: inline images are replaced by their size and digest."""
-    subjects = []
-    for subject in payload.get("subject_reference", []):
-        images = []
-        for image in subject.get("image", []):
-            if image[:5].lower() == "data:":
-                digest = hashlib.sha256(image.encode()).hexdigest()[:16]
-                head = image.split(",", 1)[0]
-                images.append(f"{head},<{len(image)} characters, sha256 {digest}>")
-            else:
-                images.append(image)
-        subjects.append({**subject, "image": images})
-    return {**payload, "subject_reference": subjects}
-
-
-def _is_remote(image: str) -> bool:
-    return image[:8].lower().startswith(("http://", "https://"))
-
-
-def _all_remote(request: VideoRequest) -> bool:
-    """Whether every image of ``request`` is a URL (no file to read, no data to decode)."""
-    for subject in request.subject:
-        for image in subject.image:
-            if not _is_remote(image):
-                return False
-    return True
 
 
 async def _aiter(

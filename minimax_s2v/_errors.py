@@ -13,6 +13,7 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     │   ├── QuotaExceededError      2056: usage limit of the current window reached
     │   ├── ContentPolicyError      1026 (input) and 1027 (output): change the prompt or image
     │   ├── InvalidRequestError     2013, 1042, and the SDK's own preflight validation
+    │   │   └── CallbackUnreachableError 2013 "fail to check callback url": nothing was created
     │   ├── ServerError             1000, 1001, 1013, 1024, 1033, HTTP 5xx (retryable)
     │   └── UnknownAPIError         any other code, kept with its message
     ├── ResponseValidationError     a body that does not have the documented shape
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CallbackUnreachableError",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
@@ -254,6 +256,82 @@ class InvalidRequestError(APIError):
         return cls(f"request not sent, {count} {noun}: {lines}", problems=problems)
 
 
+class CallbackUnreachableError(InvalidRequestError):
+    """MiniMax could not verify the callback URL while creating the task (2013).
+
+    MiniMax POSTs a ``challenge`` to the callback URL during the create call and answers
+    only after the echo came back, within 3 s; without it the call fails with ``2013 invalid
+    params, fail to check callback url`` and creates no task. Retrying cannot help until the
+    URL works: it is never retried, and the submission's nonce is released.
+
+    Attributes:
+        public_url: where the callbacks were to go, as safe to show: the receiver's
+            ``public_url`` (never a submission's own path, which holds its nonce and token),
+            or the origin of a callback URL given in the request; ``None`` when unknown.
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.public_url = public_url
+        super().__init__(message, code=code, trace_id=trace_id, http_status=http_status)
+
+    def _describe(self) -> str:
+        where = f" at {self.public_url}" if self.public_url else ""
+        text = (
+            f"[{self.code}] {self.message or 'callback URL not verified'}: MiniMax could not "
+            f"verify the callback URL{where} while creating the task, so nothing was created. "
+            "Check that it is reachable from the internet, that its TLS certificate is valid, "
+            "that a proxy in front of the receiver forwards the mount path, and that the "
+            "receiver answers the challenge within 3 s; receiver.self_check() or "
+            "`minimax-s2v serve --check` tests the round trip"
+        )
+        if self.trace_id:
+            text += f" (trace id {self.trace_id})"
+        return text
+
+    def naming(self, public_url: str | None) -> CallbackUnreachableError:
+        """The same error, naming ``public_url`` as the place that could not be reached."""
+        return CallbackUnreachableError(
+            self.message,
+            code=self.code,
+            trace_id=self.trace_id,
+            http_status=self.http_status,
+            public_url=public_url,
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_callback_error,
+            (self.message, self.code, self.trace_id, self.http_status, self.public_url),
+        )
+
+
+def _rebuild_callback_error(
+    message: str,
+    code: int | None,
+    trace_id: str | None,
+    http_status: int | None,
+    public_url: str | None,
+) -> CallbackUnreachableError:
+    return CallbackUnreachableError(
+        message, code=code, trace_id=trace_id, http_status=http_status, public_url=public_url
+    )
+
+
+def _is_callback_check(message: str) -> bool:
+    """Whether a 2013's message says the callback URL failed its check (as seen in the field)."""
+    text = message.lower()
+    return "callback" in text and ("check" in text or "verif" in text)
+
+
 class ServerError(APIError):
     """A transient failure on MiniMax's side (1000, 1001, 1013, 1024, 1033, HTTP 5xx)."""
 
@@ -409,6 +487,10 @@ def error_for_code(
 ) -> APIError:
     """Return the typed error for a non-zero ``base_resp.status_code``."""
     cls = _CODE_CLASSES.get(code, UnknownAPIError)
+    if code == 2013 and _is_callback_check(message):
+        return CallbackUnreachableError(
+            message, code=code, trace_id=trace_id, http_status=http_status
+        )
     if code == 1000 and "disallowed image url" in message.lower():
         # Seen in the field: data: URLs refused. Retrying the same image cannot help.
         return InvalidRequestError(

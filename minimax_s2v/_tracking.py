@@ -522,6 +522,8 @@ class TaskTracker:
         return Task(self, record)
 
     def _hold(self, nonce: str, entry: _Nonce) -> _Nonce:
+        if self._receiver is None:
+            return entry  # no callbacks come to this process: nothing to hold
         nonces = self._nonces
         nonces.pop(nonce, None)
         cutoff = time.monotonic() - self._nonce_ttl

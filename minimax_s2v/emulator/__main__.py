@@ -103,6 +103,14 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         metavar="ORIGIN",
         help="deliver callbacks to these origins in turn (a load balancer)",
     )
+    parser.add_argument(
+        "--challenge-timing",
+        choices=("in_create", "after_create"),
+        default="in_create",
+        help="check a callback URL during the submission, which fails with 2013 when the "
+        "echo does not come back within 3 s (in_create, the default, as the API was seen "
+        "to), or after creating the task, in the background (after_create)",
+    )
     return parser
 
 
@@ -138,6 +146,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m minimax_s2v.e
             file_size=args.file_size,
             download_rate=args.download_rate,
             callback_targets=tuple(args.callback_target),
+            challenge_timing=args.challenge_timing,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -107,6 +107,11 @@ class Durations:
 _PROBABILITY = number(at_least=0, at_most=1, described="a probability between 0 and 1")
 
 
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
 def _probability_field() -> float:
     return attrs.field(default=0.0, validator=_PROBABILITY)
 
@@ -279,8 +284,15 @@ class EmulatorConfig:
         backup_download_url: add ``backup_download_url`` to retrieve answers.
         task_ttl: seconds after creation when a task is forgotten (query: error 2013).
         challenge: validate each callback URL with a ``challenge`` first.
+        challenge_timing: when the challenge is sent. ``"in_create"`` (the default, as two
+            field reports saw the real API do): during the submission, which answers only
+            after the echo; a refused connection, a timeout, a non-2xx answer or a wrong echo
+            answers ``2013 invalid params, fail to check callback url`` and creates nothing.
+            ``"after_create"`` (the older reading): after the task was created, in the
+            background; a failed challenge only stops the task's status callbacks.
         challenge_timeout: seconds the echo may take.
-        stop_after_failed_challenge: no status callbacks for a task whose challenge failed.
+        stop_after_failed_challenge: with ``"after_create"``, no status callbacks for a task
+            whose challenge failed.
         callback_casing: ``"lower"`` (``processing``/``success``/``failed``, as documented) or
             ``"query"`` (``Processing``/``Success``/``Fail``, as a sibling API sends).
         callback_timeout: seconds the emulator waits for a callback answer.
@@ -324,6 +336,9 @@ class EmulatorConfig:
     backup_download_url: bool = attrs.field(default=False, validator=_BOOL)
     task_ttl: float = attrs.field(default=7 * 24 * 3600.0, validator=number(at_least=0))
     challenge: bool = attrs.field(default=True, validator=_BOOL)
+    challenge_timing: Literal["in_create", "after_create"] = attrs.field(
+        default="in_create", validator=one_of(("in_create", "after_create"))
+    )
     challenge_timeout: float = attrs.field(default=3.0, validator=number(above=0))
     stop_after_failed_challenge: bool = attrs.field(default=True, validator=_BOOL)
     callback_casing: Literal["lower", "query"] = attrs.field(

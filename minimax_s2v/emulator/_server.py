@@ -48,6 +48,7 @@ _FAULT_KINDS = (
     "non_json",
     "lost_response",
 )
+_CALLBACK_CHECK_FAILED = "invalid params, fail to check callback url"
 _MISSING_KEY = (
     "login fail: Please carry the API secret key in the 'Authorization' field of the request header"
 )
@@ -340,17 +341,32 @@ class Emulator:
             self.counters.count("submit", "rejected" if code == 1000 else "invalid")
             response = _inband(code, problem, task_id="")
         else:
-            task = self.engine.create(key, body.get("prompt") or "", body.get("callback_url"))
-            if task.callback_url:
-                self.callbacks.schedule(task)
-            self.counters.count("submit", "lost_response" if fault == "lost_response" else "ok")
-            response = web.json_response(
-                {"task_id": task.task_id, "base_resp": _base(0, "success")}
-            )
-            if self._config.submit_answer_delay > 0:
-                await asyncio.sleep(self._config.submit_answer_delay)
+            response = await self._create(key, body, fault)
         if fault == "lost_response":
             return self._drop(request)
+        return response
+
+    async def _create(self, key: str, body: Mapping[str, Any], fault: str | None) -> web.Response:
+        """Create the task of a valid submission, its callback URL checked first by default."""
+        callback_url = body.get("callback_url")
+        check: Delivery | None = None
+        if callback_url and self._config.challenge and self._config.challenge_timing == "in_create":
+            # As the real API was seen to: the challenge during the create call, which
+            # answers only after the echo; no echo, no task.
+            check = await self.callbacks.challenge(callback_url)
+            if check.error is not None:
+                self.callbacks.record(check)
+                self.counters.count("submit", "callback_check_failed")
+                return _inband(2013, _CALLBACK_CHECK_FAILED, task_id="")
+        task = self.engine.create(key, body.get("prompt") or "", callback_url)
+        if check is not None:
+            self.callbacks.record(attrs.evolve(check, task_id=task.task_id))
+        if task.callback_url:
+            self.callbacks.schedule(task, challenged=check is not None)
+        self.counters.count("submit", "lost_response" if fault == "lost_response" else "ok")
+        response = web.json_response({"task_id": task.task_id, "base_resp": _base(0, "success")})
+        if self._config.submit_answer_delay > 0:
+            await asyncio.sleep(self._config.submit_answer_delay)
         return response
 
     def _check_submission(self, body: object) -> tuple[int, str]:
