@@ -85,6 +85,14 @@ class Redactor:
                 text = text.replace(secret, REDACTED)
         return text
 
+    def raw(self, data: bytes) -> bytes:
+        """``data`` (a body as received) with every secret's UTF-8 bytes replaced."""
+        for secret in self._secrets:
+            encoded = secret.encode()
+            if encoded in data:
+                data = data.replace(encoded, REDACTED.encode())
+        return data
+
     def json(self, data: object) -> object:
         """A decoded JSON document with every secret scrubbed from its strings.
 

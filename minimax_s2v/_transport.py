@@ -25,7 +25,7 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
-from ._redaction import REDACTED, STRUCTURAL, Redactor, describe
+from ._redaction import STRUCTURAL, Redactor, describe
 from ._validators import number
 from ._wire import api_error_in, is_mapping
 
@@ -103,7 +103,6 @@ class Transport:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": user_agent}
         #: Scrubs the key from errors; downloads use it too (a host may echo what it saw).
         self.redactor = Redactor(api_key)
-        self._key_bytes = api_key.encode()
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.base_url = base_url
         self.session = session
@@ -162,8 +161,7 @@ class Transport:
             # Raised here, outside the except block, so that the foreign exception (which
             # may hold the request headers) is not kept as __context__.
             raise self.redactor.clean(_exchange_error(method, path, failure))
-        if self._key_bytes in raw:  # a server echoing the key gets it back nowhere
-            raw = raw.replace(self._key_bytes, REDACTED.encode())
+        raw = self.redactor.raw(raw)  # a server echoing the key gets it back nowhere
         trace_id = headers.get("Trace-Id")
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
