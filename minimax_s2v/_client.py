@@ -25,6 +25,7 @@ from ._errors import (
     MiniMaxError,
     RateLimitError,
     ResponseValidationError,
+    StoreError,
     SubmissionUncertainError,
 )
 from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
@@ -33,7 +34,7 @@ from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
 from ._submission import check_submission, prepare_submission
 from ._tasks import Task
-from ._tracking import Resumed, TaskTracker, TrackerCounts
+from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._wire import parse_file, parse_snapshot, parse_submit
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
@@ -218,7 +219,13 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._state = _State.UNOPENED
-        self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver)
+        self._tracker = TaskTracker(
+            _Calls(self),
+            self.store,
+            self.polling,
+            receiver,
+            journal_retry=attrs.evolve(JOURNAL_RETRY, wait=self.retry.wait),
+        )
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
 
     def __repr__(self) -> str:
@@ -228,7 +235,11 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._open()
-        await self._tracker.start()
+        try:
+            await self._tracker.start()
+        except BaseException:
+            await self.close()  # the session made by _open() is not left behind
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -324,20 +335,29 @@ class Client:
         if receiver is not None:
             tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
         body, fingerprint = submission.body, submission.fingerprint
-        await tracker.journal(
-            StoredSubmission(
-                nonce=nonce,
-                fingerprint=fingerprint,
-                payload=submission.journal_payload,
-                label=label,
-                state=SubmissionState.SENDING,
-                created_at=datetime.now(UTC),
-            )
-        )
+        stage = "waiting"  # then "journaling", then "sent": where a cancellation found it
+
+        async def journal() -> None:
+            # Journaled as being sent only once the rate limiter lets the request go: a
+            # submission cancelled while it waits was never sent, and leaves no trace.
+            nonlocal stage
+            if stage == "waiting":
+                stage = "journaling"
+                await tracker.journal(
+                    StoredSubmission(
+                        nonce=nonce,
+                        fingerprint=fingerprint,
+                        payload=submission.journal_payload,
+                        label=label,
+                        state=SubmissionState.SENDING,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            stage = "sent"
 
         async def attempt() -> str:
             response = await transport.call(
-                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body
+                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body, before_send=journal
             )
             return parse_submit(response.data)
 
@@ -348,6 +368,15 @@ class Client:
                 what="submission",
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
             )
+        except asyncio.CancelledError:
+            if stage == "sent":
+                await tracker.lost(nonce)  # it may have left: a callback can still bind it
+            else:
+                await tracker.abandon(nonce)  # never sent: nothing to report, ever
+            raise
+        except StoreError:
+            await tracker.abandon(nonce)  # the journal refused it before it was sent
+            raise
         except MiniMaxError as error:
             if _certainly_not_created(error):
                 await tracker.abandon(nonce)

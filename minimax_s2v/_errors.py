@@ -21,6 +21,7 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
     ├── SubmissionUncertainError    a submission may or may not have created a task
     ├── SubmissionConflictError     two tasks claim one uncertain submission; neither adopted
+    ├── StoreError                  the journal could not be written (a task it names exists)
     ├── DownloadError               a video could not be saved (too large, not the MP4 reported,
     │                               answers that never fit, URL refused for good)
     └── ConfigurationError          the client was set up wrongly (no key, unknown region)
@@ -56,6 +57,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseValidationError",
     "ServerError",
+    "StoreError",
     "SubmissionConflictError",
     "SubmissionUncertainError",
     "TaskFailedError",
@@ -455,6 +457,42 @@ class DownloadError(MiniMaxError):
 
 class ConfigurationError(MiniMaxError, ValueError):
     """The client was set up wrongly, e.g. no API key or an unknown region."""
+
+
+class StoreError(MiniMaxError):
+    """The journal (the client's store) could not be opened, read or written, even retried.
+
+    When ``task_id`` is set, MiniMax *did* create that task (it is paid for) and the client
+    follows it in memory; only its journal entry is missing. Do not submit the request
+    again: follow the task with ``client.task(task_id)``.
+
+    Attributes:
+        task_id: the task that exists although it could not be journaled, if any.
+        operation: what the store was asked to do.
+    """
+
+    retryable = True
+
+    def __init__(self, operation: str, reason: str, *, task_id: str | None = None) -> None:
+        self.operation = operation
+        self.reason = reason
+        self.task_id = task_id
+        if task_id is not None:
+            message = (
+                f"task {task_id} was created (and is paid for) and is followed in memory, but "
+                f"the journal could not {operation} ({reason}): do not submit it again; "
+                f"follow it with client.task({task_id!r})"
+            )
+        else:
+            message = f"the journal could not {operation} ({reason})"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_store_error, (self.operation, self.reason, self.task_id))
+
+
+def _rebuild_store_error(operation: str, reason: str, task_id: str | None) -> StoreError:
+    return StoreError(operation, reason, task_id=task_id)
 
 
 _CODE_CLASSES: dict[int, type[APIError]] = {

@@ -6,7 +6,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,10 +123,13 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> ApiResponse:
         """Make one call; return the JSON answer or raise the typed error it amounts to.
 
         ``body`` is a JSON document, already encoded (the caller may need its exact bytes).
+        ``before_send`` is awaited once the rate limiter lets the call go, just before the
+        request is made (a submission is journaled there, when it is about to leave).
 
         Raises:
             ConnectError: no connection could be made (the request was certainly not sent).
@@ -136,6 +139,8 @@ class Transport:
         bucket = self.limiter.bucket(endpoint)
         if bucket is not None:
             await bucket.acquire()
+        if before_send is not None:
+            await before_send()
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = self.base_url.join(URL(path))

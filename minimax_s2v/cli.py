@@ -37,6 +37,7 @@ from ._errors import (
     InvalidRequestError,
     MiniMaxError,
     ResponseValidationError,
+    StoreError,
     SubmissionUncertainError,
     TransportError,
 )
@@ -44,7 +45,7 @@ from ._models import SubjectReference, TaskStatus, VideoRequest
 from ._polling import PollPolicy
 from ._progress import Reporter, make_reporter
 from ._ratelimit import RateLimit
-from ._redaction import Redactor
+from ._redaction import Redactor, describe
 from ._tasks import Task
 from ._wire import is_http_url, is_id, parse_request
 
@@ -153,7 +154,7 @@ def _exit_code(error: BaseException) -> int:
         return EXIT["usage"]
     if isinstance(error, SubmissionUncertainError):
         return EXIT["uncertain"]
-    if isinstance(error, TransportError | ResponseValidationError) or (
+    if isinstance(error, TransportError | ResponseValidationError | StoreError) or (
         isinstance(error, APIError) and error.retryable
     ):
         return EXIT["unavailable"]
@@ -161,6 +162,8 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _hint(error: BaseException) -> str:
+    if isinstance(error, StoreError) and error.task_id is None:
+        return " (check that the journal's directory exists and is writable, and has room)"
     if isinstance(error, TransportError):
         return " (is the base URL right and reachable? --base-url or MINIMAX_BASE_URL)"
     if isinstance(error, SubmissionUncertainError):
@@ -396,13 +399,31 @@ async def _generate(args: argparse.Namespace) -> int:
         prompt_optimizer=False if args.no_optimize else None,
     )
     async with _callbacks(args) as receiver, _client(args, receiver=receiver) as client:
-        task = await client.submit(request)
+        try:
+            task = await client.submit(request)
+        except asyncio.CancelledError:
+            print(  # noqa: T201
+                "interrupted while submitting: if the request had left, a task may exist and "
+                "be paid for; check the MiniMax task list before running this again (running "
+                "the same command creates a new task)",
+                file=sys.stderr,
+            )
+            raise
         print(f"submitted task {task.task_id}", file=sys.stderr)  # noqa: T201
         try:
             async with asyncio.timeout(args.timeout):
                 async for snapshot in task.updates():
                     if not args.json:
                         print(f"task {task.task_id}: {snapshot.status.value}", file=sys.stderr)  # noqa: T201
+        except asyncio.CancelledError:
+            print(  # noqa: T201
+                f"interrupted: task {task.task_id} goes on at MiniMax; follow it with "
+                f"`minimax-s2v status {task.task_id}`, then `minimax-s2v download "
+                f"{task.task_id} --out FILE` (running the same generate command again creates "
+                "and pays for a new task)",
+                file=sys.stderr,
+            )
+            raise
         except TimeoutError:
             print(  # noqa: T201
                 f"error: task {task.task_id} not finished after {args.timeout}s; it goes on: "
@@ -537,7 +558,10 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"create {args.out}", error.strerror or str(error)) from None
     probe = Reporter(0, sys.stderr)
     items, bad = _read_batch(args.file, args.out, probe)
     store = SQLiteStore(args.out / JOURNAL)
@@ -546,7 +570,11 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
     try:
         async with _client(args, store=store, rate_limit=rate) as client:
             resumed = await client.resume()
-            journaled = {s.label: s for s in await store.submissions() if s.label is not None}
+            try:
+                submissions = await store.submissions()
+            except Exception as error:
+                raise StoreError("be read", describe(error)) from error
+            journaled = {s.label: s for s in submissions if s.label is not None}
             reporter = make_reporter(len(items), as_json=args.json)
             with reporter:
                 slots = asyncio.Semaphore(args.concurrency)
@@ -790,7 +818,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_COMMANDS[args.command](args))
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)  # noqa: T201
+        if args.command == "batch":  # its journal knows what was sent: nothing is sent twice
+            print("interrupted; run the same command again to resume", file=sys.stderr)  # noqa: T201
+        else:
+            print("interrupted", file=sys.stderr)  # noqa: T201
         return EXIT["interrupted"]
     except (MiniMaxError, UsageError) as error:
         return _fail(redactor.clean(error), redactor)
