@@ -53,17 +53,16 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 
 class RestartableRedis:
-    """A redis-server that writes every command to its append-only file, so that it can be
-    killed with SIGKILL and started again on the same port with its data (as a production
-    Redis configured for durability would be).
+    """A redis-server that can be killed with SIGKILL and started again with its data.
+
+    Every command goes to its append-only file (``appendfsync always``), as in a production
+    Redis configured for durability.
     """
 
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed: ./run test installs it (apt-get install redis-server)"
-            )
+            raise RuntimeError("redis-server is not installed: ./run test installs it")
         self._binary = binary
         self._workdir = workdir
         self.port = free_port()
