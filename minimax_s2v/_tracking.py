@@ -42,13 +42,13 @@ import heapq
 import itertools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ._bounded import BoundedMap
 from ._errors import MiniMaxError, StoreError, SubmissionConflictError
 from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
@@ -369,12 +369,11 @@ _MAX_CLAIMS = 4  # distinct task ids one uncertain nonce may claim before 409s
 class _Nonce:
     """What the tracker knows of one callback nonce."""
 
-    __slots__ = ("claims", "conflict", "created", "early", "stage", "task_id")
+    __slots__ = ("claims", "conflict", "early", "stage", "task_id")
 
     def __init__(self, stage: _Stage, task_id: str | None = None) -> None:
         self.stage = stage
         self.task_id = task_id
-        self.created = time.monotonic()
         self.early: tuple[TaskSnapshot, ...] = ()  # kept until the task id is known
         # Uncertain nonces only: task id -> True (the API shows it), False (disproved), or
         # None (being checked).
@@ -441,9 +440,10 @@ class TaskTracker:
         self._receiver = receiver
         self.registry = TaskRegistry()
         self._poller = Poller(self._poll_once, self.registry, polling, self._apply_polled)
-        self._nonces: OrderedDict[str, _Nonce] = OrderedDict()
-        self._max_nonces = receiver.max_bindings if receiver is not None else 100_000
-        self._nonce_ttl = receiver.binding_ttl if receiver is not None else 24 * 3600.0
+        self._nonces: BoundedMap[str, _Nonce] = BoundedMap(
+            receiver.max_bindings if receiver is not None else 1,
+            receiver.binding_ttl if receiver is not None else 1.0,
+        )
         self._early_limit = receiver.early_limit if receiver is not None else 16
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -532,7 +532,7 @@ class TaskTracker:
 
     async def abandon(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
-        self._nonces.pop(nonce, None)
+        self._nonces.pop(nonce)
         if self._receiver is not None:
             self._receiver.discard(nonce)
         await self._write_quietly("drop the submission", lambda: self._store.drop_submission(nonce))
@@ -570,16 +570,7 @@ class TaskTracker:
     def _hold(self, nonce: str, entry: _Nonce) -> _Nonce:
         if self._receiver is None:
             return entry  # no callbacks come to this process: nothing to hold
-        nonces = self._nonces
-        nonces.pop(nonce, None)
-        cutoff = time.monotonic() - self._nonce_ttl
-        while nonces:
-            oldest = next(iter(nonces.values()))
-            if len(nonces) < self._max_nonces and oldest.created > cutoff:
-                break
-            nonces.popitem(last=False)
-        nonces[nonce] = entry
-        return entry
+        return self._nonces.put(nonce, entry)
 
     def recover(self, nonce: str) -> Task | None:
         """The task an uncertain submission created, once the API has shown it (rule 3).

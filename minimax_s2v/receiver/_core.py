@@ -26,8 +26,7 @@ import json
 import logging
 import re
 import secrets
-import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
+from .._bounded import BoundedMap
 from .._errors import ConfigurationError, ResponseValidationError
 from .._models import CallbackChallenge, TaskSnapshot
 from .._wire import callback_ack, parse_callback
@@ -112,12 +112,11 @@ class SelfCheckResult:
 class _Route:
     """Where a nonce's updates go, and its token (to verify its callbacks without an HMAC)."""
 
-    __slots__ = ("created", "sink", "token")
+    __slots__ = ("sink", "token")
 
     def __init__(self, token: str, sink: CallbackSink) -> None:
         self.token = token
         self.sink = sink
-        self.created = time.monotonic()
 
 
 _ACK = (200, json.dumps(callback_ack()).encode())  # the usual answer, encoded once
@@ -191,7 +190,7 @@ class ReceiverCore:
         self.max_bindings = max_bindings
         self.binding_ttl = binding_ttl
         self.early_limit = early_limit
-        self._routes: OrderedDict[str, _Route] = OrderedDict()
+        self._routes: BoundedMap[str, _Route] = BoundedMap(max_bindings, binding_ttl)
         self._default_sink: CallbackSink | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._warned = False
@@ -262,21 +261,13 @@ class ReceiverCore:
         """Route ``nonce``'s updates to ``sink`` (before its submission is sent); its URL."""
         self.check_ready()
         url = self.callback_url(nonce)
-        routes = self._routes
-        routes.pop(nonce, None)
-        cutoff = time.monotonic() - self.binding_ttl
-        while routes:
-            oldest = next(iter(routes.values()))
-            if len(routes) < self.max_bindings and oldest.created > cutoff:
-                break
-            routes.popitem(last=False)
-        routes[nonce] = _Route(url.name, sink)
+        self._routes.put(nonce, _Route(url.name, sink))
         self._watch_challenges()
         return url
 
     def discard(self, nonce: str) -> None:
         """Stop routing ``nonce``: its submission certainly created nothing."""
-        self._routes.pop(nonce, None)
+        self._routes.pop(nonce)
 
     # -- the protocol, without I/O ----------------------------------------------------------
 
