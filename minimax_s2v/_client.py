@@ -31,12 +31,14 @@ from ._errors import (
 from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
+from ._redaction import shown_url
 from ._retry import RetryPolicy, retry_call
 from ._submission import check_submission, prepare_submission
 from ._tasks import Task
 from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
-from ._wire import parse_file, parse_snapshot, parse_submit
+from ._validators import check_argument, number
+from ._wire import is_http_url, parse_file, parse_snapshot, parse_submit
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
@@ -202,7 +204,7 @@ class Client:
             url = _REGIONS[region]  # asked for in code: the environment does not override it
         else:
             url = URL(os.environ.get("MINIMAX_BASE_URL") or str(GLOBAL_BASE_URL))
-        if url.scheme not in ("http", "https") or not url.host:
+        if not is_http_url(str(url)):
             raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
         self._api_key = key.strip()
         self.base_url = url
@@ -210,6 +212,12 @@ class Client:
         self.retry = retry or RetryPolicy()
         self.rate_limit = rate_limit or RateLimit()
         self.polling = polling or PollPolicy()
+        check_argument(
+            self,
+            "max_download_bytes",
+            max_download_bytes,
+            number(at_least=1, integer=True, optional=True),
+        )
         self.max_download_bytes = max_download_bytes
         self.fsync_downloads = fsync_downloads
         self.receiver = receiver
@@ -229,7 +237,7 @@ class Client:
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
 
     def __repr__(self) -> str:
-        return f"Client(base_url={str(self.base_url)!r}, state={self._state.value})"
+        return f"Client(base_url={shown_url(self.base_url)!r}, state={self._state.value})"
 
     # -- life cycle -------------------------------------------------------------------------
 

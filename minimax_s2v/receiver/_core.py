@@ -38,7 +38,9 @@ from yarl import URL
 from .._bounded import BoundedMap
 from .._errors import ConfigurationError, ResponseValidationError
 from .._models import CallbackChallenge, TaskSnapshot
-from .._wire import callback_ack, parse_callback
+from .._redaction import shown_url
+from .._validators import check_argument, number
+from .._wire import callback_ack, is_http_url, parse_callback
 
 __all__ = [
     "RECEIVER_KEY",
@@ -176,14 +178,13 @@ class ReceiverCore:
         self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
         if len(self._secret) < 16:
             raise ConfigurationError("secret must be at least 16 bytes long")
-        for name, value in (("max_body", max_body), ("max_bindings", max_bindings)):
-            if value < 1:
-                raise ConfigurationError(f"{name} must be at least 1, not {value!r}")
-        for name, number in (("fallback_after", fallback_after), ("binding_ttl", binding_ttl)):
-            if not number > 0:
-                raise ConfigurationError(f"{name} must be > 0, not {number!r}")
-        if early_limit < 0:
-            raise ConfigurationError(f"early_limit must be at least 0, not {early_limit!r}")
+        count, duration = number(at_least=1, integer=True), number(above=0)
+        check_argument(self, "max_body", max_body, count)
+        check_argument(self, "max_bindings", max_bindings, count)
+        check_argument(self, "early_limit", early_limit, number(at_least=0, integer=True))
+        check_argument(self, "fallback_after", fallback_after, duration)
+        check_argument(self, "binding_ttl", binding_ttl, duration)
+        check_argument(self, "challenge_warning_after", challenge_warning_after, duration)
         self.max_body = max_body
         self.fallback_after = fallback_after
         self.challenge_warning_after = challenge_warning_after
@@ -201,7 +202,7 @@ class ReceiverCore:
         self.stats: Counter[str] = Counter()
 
     def __repr__(self) -> str:
-        url = str(self.public_url) if self.public_url is not None else None
+        url = shown_url(self.public_url) if self.public_url is not None else None
         return f"{type(self).__name__}(public_url={url!r})"
 
     # -- URLs and nonces --------------------------------------------------------------------
@@ -380,7 +381,7 @@ class ReceiverCore:
                 "and the mount path; receiver.self_check() tests the round trip); tasks fall "
                 "back to polling after %.0fs",
                 self.challenge_warning_after,
-                self.public_url,
+                shown_url(self.public_url or ""),
                 self.fallback_after,
             )
 
@@ -394,7 +395,7 @@ class ReceiverCore:
 
 def _public_url(value: str | URL) -> URL:
     url = URL(str(value))
-    if url.scheme not in ("http", "https") or not url.host:
+    if not is_http_url(str(url)):
         raise ConfigurationError(f"public_url must be an absolute http(s) URL, not {str(url)!r}")
     if url.query_string or url.fragment:
         raise ConfigurationError("public_url must not carry a query or a fragment")

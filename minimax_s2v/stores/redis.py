@@ -389,6 +389,8 @@ def _shown_url(url: str) -> str:
         return "<unreadable URL>"
     if parsed.password is not None:
         parsed = parsed.with_password(REDACTED)
+    elif parsed.user:  # redis://SECRET@host reads as a user name; often it is a password
+        parsed = parsed.with_user(REDACTED)
     if parsed.query:
         query = [
             (name, REDACTED if any(w in name.lower() for w in _SECRET_QUERY_WORDS) else value)
