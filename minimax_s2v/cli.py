@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the videos of an earlier demo in --out (refused otherwise)",
+        help="with --seed: replace the videos of an earlier seeded demo in --out",
     )
     return parser
 
@@ -700,8 +700,10 @@ async def _demo(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise UsageError("--count must be at least 1")
-    if not args.overwrite and args.out.is_dir() and any(args.out.glob("*.mp4")):
-        # Videos are named by task id, and the same --seed makes the same ids again.
+    seeded = args.seed is not None
+    if seeded and not args.overwrite and args.out.is_dir() and any(args.out.glob("*.mp4")):
+        # Videos are named by task id, and the same --seed makes the same ids again (without
+        # a seed every run's ids are new: `./run demo` can be run again as it is).
         raise UsageError(
             f"{args.out}/ already holds videos of an earlier demo: pick another --out, "
             "remove them, or pass --overwrite"

@@ -141,6 +141,14 @@ def test_two_seeded_demos_do_not_overwrite_each_other(tmp_path: Path) -> None:
     assert video.read_bytes()[4:8] == b"ftyp"
 
 
+def test_the_readme_demo_can_be_run_twice(tmp_path: Path) -> None:
+    """Without --seed each run's task ids are new: a second run adds its videos beside."""
+    for _ in range(2):
+        result = run("demo", "--count", "1", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "demo-output").glob("*.mp4"))) == 2
+
+
 def test_batch_reports_every_skipped_line_with_file_line_and_id(
     minimax_emulator: EmulatorThread, tmp_path: Path
 ) -> None:
