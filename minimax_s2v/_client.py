@@ -343,7 +343,10 @@ class Client:
         if receiver is not None:
             tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
         body, fingerprint = submission.body, submission.fingerprint
-        stage = "waiting"  # then "journaling", then "sent": where a cancellation found it
+        # Where a cancellation finds the submission: "waiting" for the rate limiter,
+        # "journaling", "sent" (it may have left), or "refused" (journaled, and every
+        # attempt so far certainly created nothing).
+        stage = "waiting"
 
         async def journal() -> None:
             # Journaled as being sent only once the rate limiter lets the request go: a
@@ -364,9 +367,19 @@ class Client:
             stage = "sent"
 
         async def attempt() -> str:
-            response = await transport.call(
-                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body, before_send=journal
-            )
+            nonlocal stage
+            try:
+                response = await transport.call(
+                    "POST",
+                    "/v1/video_generation",
+                    EndpointClass.SUBMIT,
+                    body=body,
+                    before_send=journal,
+                )
+            except MiniMaxError as error:
+                if stage == "sent" and _certainly_not_created(error):
+                    stage = "refused"  # e.g. a 1002: a cancelled retry was never sent
+                raise
             return parse_submit(response.data)
 
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from minimax_s2v import (
@@ -101,3 +103,26 @@ async def test_connection_refused_is_retried_then_raised() -> None:
     async with client:
         with pytest.raises(ConnectError):
             await client.submit(face_request())
+
+
+async def test_cancelled_while_waiting_to_retry_a_1002_leaves_no_uncertain_entry() -> None:
+    """A 1002 created nothing: cancelled before its retry, the journal forgets it."""
+    async with Emulator(rate_limits={"submit": 1}) as emu:
+        client = Client(
+            emu.api_key,
+            base_url=emu.url,
+            retry=RetryPolicy(wait_initial=30.0, wait_jitter=0.0),
+        )
+        async with client:
+            await client.submit(face_request())  # uses the minute's one submission
+            second = asyncio.create_task(client.submit(face_request("second")))
+            async with asyncio.timeout(10):
+                while emu.counters.requests_to("submit") < 2:  # the 1002 came back
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # now waiting 30 s to retry
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            assert await client.store.uncertain() == []
+            assert len(await client.store.submissions()) == 1
+    assert emu.counters.tasks_created == 1
