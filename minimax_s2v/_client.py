@@ -109,12 +109,17 @@ class GenerationOutcome:
         request: the request.
         generation: the result when it succeeded.
         error: the typed error when it did not (never raised by ``generate_many``).
+        task_id: the task MiniMax created for it, when one is known (also on failure: a
+            task that failed, timed out or could not be downloaded can be looked up).
+
+    An outcome pickles (its error included), so it can cross a process pool.
     """
 
     index: int
     request: VideoRequest
     generation: Generation | None = None
     error: BaseException | None = None
+    task_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -565,6 +570,17 @@ class Client:
             DownloadError: as the steps they come from.
         """
         task = await self.submit(request)
+        return await self._complete(task, dest, timeout=timeout, on_progress=on_progress)
+
+    async def _complete(
+        self,
+        task: Task,
+        dest: str | os.PathLike[str] | None,
+        *,
+        timeout: float | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generation:
+        """Wait for ``task``'s video and, with ``dest``, download it (the rest of generate)."""
         snapshot = await task.wait(timeout)
         assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
         video = task.video or await self.get_file(snapshot.file_id)
@@ -600,11 +616,16 @@ class Client:
         running: set[asyncio.Task[GenerationOutcome]] = set()
 
         async def one(index: int, request: VideoRequest) -> GenerationOutcome:
+            task_id: str | None = None
             try:
-                generation = await self.generate(request, directory, timeout=timeout)
+                task = await self.submit(request)
+                task_id = task.task_id
+                generation = await self._complete(task, directory, timeout=timeout)
             except Exception as error:  # noqa: BLE001 - every failure becomes an outcome
-                return GenerationOutcome(index, request, error=error)
-            return GenerationOutcome(index, request, generation=generation)
+                # A journal failure after creation names the task it created.
+                task_id = task_id or getattr(error, "task_id", None)
+                return GenerationOutcome(index, request, error=error, task_id=task_id)
+            return GenerationOutcome(index, request, generation=generation, task_id=task_id)
 
         async def drain(block_until: int) -> AsyncIterator[GenerationOutcome]:
             while len(running) > block_until:

@@ -77,9 +77,26 @@ _REGION_HINT = (
 
 
 class MiniMaxError(Exception):
-    """Base class of every error raised by minimax_s2v."""
+    """Base class of every error raised by minimax_s2v.
+
+    Every error pickles with all its attributes and the same ``str()``, so that it can cross
+    a process boundary (a process pool, a task queue): it is rebuilt without calling
+    ``__init__`` again.
+    """
 
     retryable: ClassVar[bool] = False
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, dict(vars(self))))
+
+
+def _rebuild(
+    cls: type[MiniMaxError], args: tuple[object, ...], state: dict[str, object]
+) -> MiniMaxError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    vars(error).update(state)
+    return error
 
 
 class TransportError(MiniMaxError):
@@ -136,22 +153,6 @@ class APIError(MiniMaxError):
         if self.trace_id:
             text += f" (trace id {self.trace_id})"
         return text
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild_api_error,
-            (type(self), self.message, self.code, self.trace_id, self.http_status),
-        )
-
-
-def _rebuild_api_error(
-    cls: type[APIError],
-    message: str,
-    code: int | None,
-    trace_id: str | None,
-    http_status: int | None,
-) -> APIError:
-    return cls(message, code=code, trace_id=trace_id, http_status=http_status)
 
 
 class AuthenticationError(APIError):
@@ -309,24 +310,6 @@ class CallbackUnreachableError(InvalidRequestError):
             public_url=public_url,
         )
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild_callback_error,
-            (self.message, self.code, self.trace_id, self.http_status, self.public_url),
-        )
-
-
-def _rebuild_callback_error(
-    message: str,
-    code: int | None,
-    trace_id: str | None,
-    http_status: int | None,
-    public_url: str | None,
-) -> CallbackUnreachableError:
-    return CallbackUnreachableError(
-        message, code=code, trace_id=trace_id, http_status=http_status, public_url=public_url
-    )
-
 
 def _is_callback_check(message: str) -> bool:
     """Whether a 2013's message says the callback URL failed its check (as seen in the field)."""
@@ -442,9 +425,6 @@ class SubmissionConflictError(MiniMaxError):
             "check them in the MiniMax console, then follow the right one with client.task(id)"
         )
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.nonce, self.task_ids))
-
 
 class DownloadError(MiniMaxError):
     """A video could not be saved.
@@ -486,13 +466,6 @@ class StoreError(MiniMaxError):
         else:
             message = f"the journal could not {operation} ({reason})"
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_store_error, (self.operation, self.reason, self.task_id))
-
-
-def _rebuild_store_error(operation: str, reason: str, task_id: str | None) -> StoreError:
-    return StoreError(operation, reason, task_id=task_id)
 
 
 _CODE_CLASSES: dict[int, type[APIError]] = {
