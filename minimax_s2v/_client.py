@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,7 +32,9 @@ from ._polling import PollPolicy
 from ._preflight import validate_request
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
+from ._stats import CallCounts, Histogram, RetryStats, SubmissionStats
 from ._tasks import Task
+from ._telemetry import telemetry_for
 from ._tracking import Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
@@ -76,6 +78,15 @@ class ClientStats:
         adopted: uncertain submissions whose task was adopted.
         conflicts: callbacks that named another task than the one bound to their URL.
         following: tasks followed now (not finished).
+        succeeded: tasks that ended in ``Success``.
+        failed: tasks that ended in ``Fail``, or could not be followed (expired, key refused).
+        time_to_result: submission to final status, of the tasks whose submission time is
+            known (seconds, fixed buckets from 30 s to 1 h).
+        submissions: submissions by outcome (created, rejected, uncertain).
+        retries: calls made again after a transient failure, by endpoint.
+        rate_limited: rate-limit answers seen (1002, 1039, 2045, HTTP 429), retried or not.
+        downloads: videos saved.
+        download_bytes: their bytes.
     """
 
     confirmations: int
@@ -85,6 +96,19 @@ class ClientStats:
     adopted: int
     conflicts: int
     following: int
+    succeeded: int
+    failed: int
+    time_to_result: Histogram
+    submissions: SubmissionStats
+    retries: RetryStats
+    rate_limited: int
+    downloads: int
+    download_bytes: int
+
+    @property
+    def finished(self) -> int:
+        """Tasks that ended (succeeded or failed)."""
+        return self.succeeded + self.failed
 
 
 @attrs.frozen
@@ -176,6 +200,15 @@ class Client:
         store: where submissions and updates are journaled (default: a
             :class:`~minimax_s2v.stores.MemoryStore`). The client opens it; it closes only
             one it made.
+        trace_configs: :class:`aiohttp.TraceConfig` objects for the session the client
+            makes (e.g. ``opentelemetry-instrumentation-aiohttp-client``'s). With your own
+            ``session``, give them to that session instead: passing both is refused.
+        tracing: OpenTelemetry spans and metrics (needs ``minimax-s2v[otel]``); by default
+            on when the environment variable ``MINIMAX_S2V_TRACING`` is ``1``.
+
+    Raises:
+        ConfigurationError: no key, an unknown region, a bad URL, ``trace_configs`` with a
+            ``session``, or tracing without OpenTelemetry installed.
     """
 
     def __init__(
@@ -193,6 +226,8 @@ class Client:
         fsync_downloads: bool = True,
         receiver: CallbackReceiver | None = None,
         store: TaskStore | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
+        tracing: bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
@@ -203,6 +238,12 @@ class Client:
         url = URL(str(chosen)) if chosen else _REGIONS[region]
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
+        if trace_configs and session is not None:
+            raise ConfigurationError(
+                "trace_configs apply to the session the client makes; with your own session, "
+                "give them to it: aiohttp.ClientSession(trace_configs=[...])"
+            )
+        telemetry = telemetry_for(tracing)
         self._api_key = key.strip()
         self.base_url = url
         self.timeouts = timeouts or Timeouts()
@@ -215,11 +256,19 @@ class Client:
         self._own_store = store is None
         self.store: TaskStore = store if store is not None else MemoryStore()
         self._given_session = session
+        self._trace_configs = list(trace_configs or ())
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._state = _State.UNOPENED
-        self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver)
+        self._telemetry = telemetry
+        self._calls = CallCounts()
+        self._limiter = RateLimiter(self.rate_limit)
+        self._on_retry = {e: self._calls.retry_of(e) for e in ("submit", "query", "retrieve")}
+        self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver, telemetry)
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
+        telemetry.watch(self.stats, self._tracker.counts.time_to_result)
+        if receiver is not None:
+            telemetry.watch_receiver(receiver)
 
     def __repr__(self) -> str:
         return f"Client(base_url={str(self.base_url)!r}, state={self._state.value})"
@@ -252,7 +301,8 @@ class Client:
                 )
         else:
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=_POOL_SIZE, ttl_dns_cache=300)
+                connector=aiohttp.TCPConnector(limit=_POOL_SIZE, ttl_dns_cache=300),
+                trace_configs=self._trace_configs or None,
             )
         self._session = session
         self._transport = Transport(
@@ -260,7 +310,7 @@ class Client:
             self.base_url,
             session=session,
             timeouts=self.timeouts,
-            limiter=RateLimiter(self.rate_limit),
+            limiter=self._limiter,
             user_agent=_user_agent(),
         )
         self._state = _State.OPENED
@@ -277,6 +327,7 @@ class Client:
         if self._own_store:
             await self.store.close()
         self._transport = None
+        self._telemetry.retire()
 
     @property
     def closed(self) -> bool:
@@ -310,7 +361,18 @@ class Client:
         else:
             prepared = await asyncio.to_thread(validate_request, request)
         async with self._submit_slots:
-            return await self._send_submission(transport, request, prepared, label)
+            with self._telemetry.span("minimax.submit", model=prepared.model) as span:
+                try:
+                    task = await self._send_submission(transport, request, prepared, label)
+                except SubmissionUncertainError:
+                    span.outcome("uncertain")
+                    raise
+                except MiniMaxError:
+                    span.outcome("rejected")
+                    raise
+                span.task(task.task_id, prepared.model)
+                span.outcome("created")
+                return task
 
     async def _send_submission(
         self, transport: Transport, request: VideoRequest, prepared: VideoRequest, label: str | None
@@ -348,6 +410,7 @@ class Client:
                 attempt,
                 what="submission",
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
+                on_retry=self._on_retry["submit"],
             )
         except MiniMaxError as error:
             if _certainly_not_created(error):
@@ -384,8 +447,9 @@ class Client:
         return await self._tracker.resume()
 
     def stats(self) -> ClientStats:
-        """What this client has done so far (a snapshot of counters)."""
+        """What this client has done so far (a snapshot of counters; always available)."""
         counts: TrackerCounts = self._tracker.counts
+        calls = self._calls
         return ClientStats(
             confirmations=counts.confirmations,
             fallback_polls=counts.fallback_polls,
@@ -394,19 +458,38 @@ class Client:
             adopted=counts.adopted,
             conflicts=counts.conflicts,
             following=self._tracker.registry.following(),
+            succeeded=counts.succeeded,
+            failed=counts.failed,
+            time_to_result=counts.time_to_result.snapshot(),
+            submissions=SubmissionStats(
+                created=counts.created, rejected=counts.rejected, uncertain=counts.uncertain
+            ),
+            retries=calls.retries(),
+            rate_limited=self._limiter.rate_limited,
+            downloads=calls.downloads,
+            download_bytes=calls.download_bytes,
         )
 
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
-        response = await transport.call(
-            "GET", "/v1/query/video_generation", EndpointClass.QUERY, params={"task_id": task_id}
-        )
-        return parse_snapshot(response.data)
+        with self._telemetry.span("minimax.query", task_id=task_id) as span:
+            response = await transport.call(
+                "GET",
+                "/v1/query/video_generation",
+                EndpointClass.QUERY,
+                params={"task_id": task_id},
+            )
+            snapshot = parse_snapshot(response.data)
+            span.outcome(snapshot.status.value.lower())
+        return snapshot
 
     async def _query(self, task_id: str) -> TaskSnapshot:
         self._open()
         return await retry_call(
-            self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
+            self.retry,
+            lambda: self._query_once(task_id),
+            what=f"query of task {task_id}",
+            on_retry=self._on_retry["query"],
         )
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
@@ -423,15 +506,24 @@ class Client:
         transport = self._open()
 
         async def attempt() -> VideoFile:
-            response = await transport.call(
-                "GET",
-                "/v1/files/retrieve",
-                EndpointClass.RETRIEVE,
-                params={"file_id": str(file_id)},
-            )
-            return parse_file(response.data, datetime.now(UTC))
+            with self._telemetry.span("minimax.retrieve") as span:
+                span.set("minimax.file_id", str(file_id))
+                response = await transport.call(
+                    "GET",
+                    "/v1/files/retrieve",
+                    EndpointClass.RETRIEVE,
+                    params={"file_id": str(file_id)},
+                )
+                video = parse_file(response.data, datetime.now(UTC))
+                span.outcome("ok")
+            return video
 
-        return await retry_call(self.retry, attempt, what=f"retrieval of file {file_id}")
+        return await retry_call(
+            self.retry,
+            attempt,
+            what=f"retrieval of file {file_id}",
+            on_retry=self._on_retry["retrieve"],
+        )
 
     def task(self, task_id: str) -> Task:
         """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`."""
@@ -479,19 +571,32 @@ class Client:
         self._open()
         session = self._session
         assert session is not None  # noqa: S101 - _open() set it
-        video, name = await self._video_for(target)
-        path = await asyncio.to_thread(_target_path, dest, name)
-        return await download_video(
-            session,
-            video,
-            path,
-            refresh=self.get_file,
-            timeouts=self.timeouts,
-            retry=self.retry,
-            max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
-            on_progress=on_progress,
-            fsync=self.fsync_downloads,
-        )
+        task_id = target.task_id if isinstance(target, Task | TaskSnapshot) else None
+        with self._telemetry.span("minimax.download", task_id=task_id) as span:
+            video, name = await self._video_for(target)
+            span.set("minimax.file_id", str(video.file_id))
+            # The host and path only: the query of a download URL is its signature.
+            span.set("url.full", str(video.download_url.with_query(None).with_fragment(None)))
+            span.set("server.address", video.download_url.host)
+            path = await asyncio.to_thread(_target_path, dest, name)
+            saved = await download_video(
+                session,
+                video,
+                path,
+                refresh=self.get_file,
+                timeouts=self.timeouts,
+                retry=self.retry,
+                max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
+                on_progress=on_progress,
+                fsync=self.fsync_downloads,
+                on_retry=self._calls.retry_of("download"),
+            )
+            size = (await asyncio.to_thread(saved.stat)).st_size
+            self._calls.downloads += 1
+            self._calls.download_bytes += size
+            span.set("minimax.download.bytes", size)
+            span.outcome("saved")
+        return saved
 
     # -- whole generations ------------------------------------------------------------------
 
@@ -509,14 +614,17 @@ class Client:
             TaskFailedError, TaskTimeoutError, SubmissionUncertainError, APIError,
             DownloadError: as the steps they come from.
         """
-        task = await self.submit(request)
-        snapshot = await task.wait(timeout)
-        assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
-        video = task.video or await self.get_file(snapshot.file_id)
-        path = None
-        if dest is not None:
-            target = await asyncio.to_thread(_target_path, dest, task.task_id)
-            path = await self.download(video, target, on_progress=on_progress)
+        with self._telemetry.span("minimax.generate", model=request.model) as span:
+            task = await self.submit(request)
+            span.task(task.task_id, request.model)
+            snapshot = await task.wait(timeout)
+            assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
+            video = task.video or await self.get_file(snapshot.file_id)
+            path = None
+            if dest is not None:
+                target = await asyncio.to_thread(_target_path, dest, task.task_id)
+                path = await self.download(video, target, on_progress=on_progress)
+            span.outcome("success")
         return Generation(task.task_id, snapshot, video, path)
 
     async def generate_many(

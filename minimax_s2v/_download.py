@@ -51,6 +51,7 @@ async def download_video(
     max_bytes: int | None,
     on_progress: ProgressCallback | None = None,
     fsync: bool = True,
+    on_retry: Callable[[], object] | None = None,
 ) -> Path:
     """Stream ``video`` into ``dest`` atomically; return ``dest``.
 
@@ -59,7 +60,8 @@ async def download_video(
     Range request; an expired URL (HTTP 403, or past ``expires_at``) is replaced by calling
     ``refresh`` (``/v1/files/retrieve``); the backup URL is tried when the main one fails.
     With ``fsync`` the data is flushed to disk before the rename, so a crash never leaves
-    ``dest`` naming a truncated file.
+    ``dest`` naming a truncated file. ``on_retry`` is called before each resumption after
+    a broken connection (to count it).
 
     Raises:
         DownloadError: larger than ``max_bytes``, or refused even with a fresh URL.
@@ -80,6 +82,7 @@ async def download_video(
             timeouts=timeouts,
             retry=retry,
             max_bytes=max_bytes,
+            on_retry=on_retry,
         )
         await loop.run_in_executor(None, _finish, fd, temp, dest, fsync)
     except BaseException:
@@ -192,6 +195,7 @@ async def _fetch_all(
     timeouts: Timeouts,
     retry: RetryPolicy,
     max_bytes: int | None,
+    on_retry: Callable[[], object] | None = None,
 ) -> None:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
@@ -233,6 +237,8 @@ async def _fetch_all(
                 delay,
             )
             await state.flush()
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(delay)
         else:
             await state.flush()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import heapq
 import itertools
@@ -53,7 +54,9 @@ from ._errors import MiniMaxError, SubmissionConflictError
 from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
+from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskRecord
+from ._telemetry import NO_TELEMETRY, Telemetry
 from .receiver import CallbackVerdict
 from .stores import StoredSubmission, TaskStore
 
@@ -102,6 +105,25 @@ class TrackerCounts:
     retrievals: int = 0  # file retrievals made after a confirmed success
     adopted: int = 0  # uncertain submissions whose task was adopted
     conflicts: int = 0  # callbacks that named another task than their nonce's
+    created: int = 0  # submissions answered with a task id
+    rejected: int = 0  # submissions that certainly created nothing
+    uncertain: int = 0  # submissions of unknown outcome
+    succeeded: int = 0  # tasks that ended in Success
+    failed: int = 0  # tasks that ended in Fail, or could not be followed (expired, key refused)
+    # Submission to final status, for the tasks whose submission time is known.
+    time_to_result: HistogramRecorder = attrs.field(
+        factory=lambda: HistogramRecorder(RESULT_BUCKETS)
+    )
+
+    def ended(self, record: TaskRecord, succeeded: bool) -> None:
+        """Count a task that ended (not one whose waits a close ended)."""
+        if succeeded:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        if record.submitted_at is not None:
+            elapsed = (datetime.now(UTC) - record.submitted_at).total_seconds()
+            self.time_to_result.record(max(0.0, elapsed))
 
 
 class TaskRegistry:
@@ -111,7 +133,8 @@ class TaskRegistry:
     duplicate is a no-op and a regression (an update older than what is known) is ignored.
     """
 
-    def __init__(self, finished_ttl: float = 600.0) -> None:
+    def __init__(self, finished_ttl: float = 600.0, counts: TrackerCounts | None = None) -> None:
+        self._counts = counts
         self._records: dict[str, TaskRecord] = {}
         # Finished tasks are forgotten after finished_ttl seconds (handles keep their
         # record), so a long-running service does not grow without bound.
@@ -202,6 +225,8 @@ class TaskRegistry:
         for queue in record.listeners:
             queue.put_nowait(snapshot)
         if snapshot.status.is_terminal:
+            if self._counts is not None:
+                self._counts.ended(record, snapshot.status is TaskStatus.SUCCESS)
             self._finish(record)
         return True
 
@@ -233,6 +258,8 @@ class TaskRegistry:
         if record.finished:
             return
         record.error = error
+        if self._counts is not None:
+            self._counts.ended(record, succeeded=False)
         self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:
@@ -284,7 +311,11 @@ class Poller:
         heapq.heappush(self._heap, (when, next(self._order), record.task_id))
         self._wake.set()
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = loop.create_task(self._run(), name="minimax-s2v-poller")
+            # A context of its own: the poller serves every task, not whichever caller
+            # happened to start it (its context variables, its tracing span).
+            self._loop_task = loop.create_task(
+                self._run(), name="minimax-s2v-poller", context=contextvars.Context()
+            )
 
     def unfollow(self, task_id: str) -> None:
         """Stop polling ``task_id`` (its heap entry is skipped when reached)."""
@@ -407,6 +438,7 @@ class TaskTracker:
         store: where submissions and updates are journaled.
         polling: how tasks are polled when no callback reports them.
         receiver: the callback receiver, if callbacks are used.
+        telemetry: spans around callbacks and confirmations (none by default).
     """
 
     def __init__(
@@ -415,11 +447,15 @@ class TaskTracker:
         store: TaskStore,
         polling: PollPolicy,
         receiver: _Callbacks | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._api = api
         self._store = store
         self._receiver = receiver
-        self.registry = TaskRegistry()
+        self._telemetry = telemetry
+        self.counts = TrackerCounts()
+        self.sink = telemetry.sink(self)  # what the receiver is handed: this tracker, traced
+        self.registry = TaskRegistry(counts=self.counts)
         self._poller = Poller(self._poll_once, self.registry, polling, self._apply_polled)
         self._nonces: OrderedDict[str, _Nonce] = OrderedDict()
         self._max_nonces = receiver.max_bindings if receiver is not None else 100_000
@@ -428,9 +464,8 @@ class TaskTracker:
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
-        self.counts = TrackerCounts()
         if receiver is not None:
-            receiver.attach(self)
+            receiver.attach(self.sink)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -484,7 +519,7 @@ class TaskTracker:
         self._hold(nonce, _Nonce(_Stage.SENDING))
         if self._receiver is None:
             return None
-        return str(self._receiver.expect(nonce, self))
+        return str(self._receiver.expect(nonce, self.sink))
 
     async def journal(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
@@ -493,6 +528,7 @@ class TaskTracker:
 
     async def abandon(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
+        self.counts.rejected += 1
         self._nonces.pop(nonce, None)
         if self._receiver is not None:
             self._receiver.discard(nonce)
@@ -500,6 +536,7 @@ class TaskTracker:
 
     async def lost(self, nonce: str) -> None:
         """A submission's answer was lost: keep its nonce, so that a callback can claim it."""
+        self.counts.uncertain += 1
         self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
         await self._store.mark_uncertain(nonce)
 
@@ -507,6 +544,7 @@ class TaskTracker:
         self, nonce: str, task_id: str, request: VideoRequest, label: str | None
     ) -> Task:
         """Follow the task a submission created; apply what its callbacks said first."""
+        self.counts.created += 1
         record = self.registry.track(task_id, request, datetime.now(UTC))
         record.label = label
         record.nonce = nonce
@@ -629,8 +667,9 @@ class TaskTracker:
                 return CallbackVerdict.CONFLICT
             record = self.registry.get(entry.task_id)
             if record is not None:
-                await self._take(record, snapshot, nonce, journal=journal)
-                return CallbackVerdict.RECORDED
+                if await self._take(record, snapshot, nonce, journal=journal):
+                    return CallbackVerdict.RECORDED
+                return CallbackVerdict.DUPLICATE
         # Its task is not followed here (yet): journaled (a shared store hands it to the
         # replica that follows it), and kept until this process's submit answer binds it.
         if journal:
@@ -643,8 +682,11 @@ class TaskTracker:
 
     async def _take(
         self, record: TaskRecord, snapshot: TaskSnapshot, nonce: str | None, *, journal: bool
-    ) -> None:
-        """A callback for a followed task: progress applied, a final status confirmed."""
+    ) -> bool:
+        """A callback for a followed task: progress applied, a final status confirmed.
+
+        Returns whether it was news (else a duplicate: known, stale, or being confirmed).
+        """
         news = self.registry.is_news(snapshot, record)
         terminal = snapshot.status.is_terminal
         if news and not terminal:
@@ -660,14 +702,21 @@ class TaskTracker:
                     if record.pending is snapshot.status:
                         record.pending = None
             self.registry.apply(snapshot, EventSource.CALLBACK, record=record)
-            return
+            return True
         if journal:
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
         if news and terminal and not record.confirming and not record.finished:
             record.confirming = True  # one confirmation per task at a time (rule 2)
-            self._spawn(self._confirm(record, snapshot), f"confirming task {record.task_id}")
+            self._spawn(
+                self._telemetry.traced(
+                    "minimax.confirm", record.task_id, lambda: self._confirm(record, snapshot)
+                ),
+                f"confirming task {record.task_id}",
+            )
+            return True
+        return False
 
     async def _confirm(self, record: TaskRecord, claimed: TaskSnapshot) -> None:
         """Believe a callback's final status only once the API says it (rule 2)."""
@@ -866,7 +915,7 @@ class TaskTracker:
     def _route(self, nonce: str, entry: _Nonce) -> None:
         self._hold(nonce, entry)
         if self._receiver is not None:
-            self._receiver.expect(nonce, self)
+            self._receiver.expect(nonce, self.sink)
 
     def _record_of(self, task: Task) -> TaskRecord:
         record = self.registry.get(task.task_id)

@@ -24,6 +24,7 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
+from ._telemetry import answered
 from ._wire import api_error_in, is_mapping
 
 __all__ = [
@@ -156,6 +157,7 @@ class Transport:
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         trace_id = headers.get("Trace-Id")
+        answered(trace_id, status)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             logger.debug(

@@ -26,6 +26,8 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ._client import Client
 from ._errors import (
     APIError,
@@ -190,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--check", action="store_true", help="run self_check() once listening, then exit"
+    )
+    serve.add_argument(
+        "--stats-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="print a one-line summary of the receiver's counters every SECONDS",
     )
 
     commands.add_parser(
@@ -479,6 +488,8 @@ async def _serve(args: argparse.Namespace) -> int:
             "a receiver needs a secret shared with the submitting service: "
             "--secret or MINIMAX_CALLBACK_SECRET"
         )
+    if args.stats_every is not None and not args.stats_every > 0:
+        raise UsageError("--stats-every must be a number of seconds > 0")
     receiver = CallbackReceiver(args.public_url, secret=args.secret)
     async with receiver.serve(args.host, args.port) as local:
         print(f"receiver listening on {local} for {args.public_url}", file=sys.stderr)  # noqa: T201
@@ -494,7 +505,18 @@ async def _serve(args: argparse.Namespace) -> int:
                 url=result.url,
             )
             return EXIT["ok"] if result.ok else EXIT["unavailable"]
-        await asyncio.Event().wait()
+        if args.stats_every is None:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(args.stats_every)
+            stats = receiver.stats()
+            challenges = stats.challenges
+            _emit(
+                args,
+                stats.summary(),
+                callbacks=attrs.asdict(stats.callbacks),
+                challenges={"count": challenges.count, "max": challenges.max},
+            )
     return EXIT["ok"]
 
 
@@ -563,7 +585,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
                         await asyncio.gather(*(follow(t) for t in tasks))
                     stats = client.stats()
-                    challenges = receiver.stats["challenges"]
+                    challenges = receiver.stats().challenges.count
                     reporter.summary(
                         f"done in {_elapsed(reporter):.1f}s: {succeeded} succeeded, "
                         f"{failed} failed, {total_bytes / 1024:.0f} KiB of MP4 in {args.out}/; "

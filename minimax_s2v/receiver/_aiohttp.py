@@ -116,8 +116,8 @@ async def serve(
         # application, router or middleware stands between a callback and its answer.
         server.started.add(request.protocol)
         if not request.path.startswith(prefix):
-            receiver.stats["rejected_path"] += 1
-            return web.json_response({"error": "not found"}, status=404)
+            status, payload = receiver.not_found()
+            return web.json_response(payload, status=status)
         return await respond(receiver, request, request.path[len(prefix) :], timeouts.body)
 
     server = _GuardedServer(
