@@ -162,6 +162,10 @@ class _Scope:
         self._cm.__exit__(kind, error, traceback)
 
 
+# A verdict in the words of receiver.stats() (and of the minimax.callbacks metric).
+_CALLBACK_OUTCOMES = {"recorded": "applied", "unknown": "not_found"}
+
+
 class _TracedSink:
     """A callback sink with a ``minimax.callback`` span around each delivery."""
 
@@ -174,7 +178,7 @@ class _TracedSink:
             span.set("minimax.task.status", snapshot.status.value.lower())
             verdict = await self._sink.deliver(nonce, snapshot)
             span.set("http.response.status_code", verdict.http_status)
-            span.outcome(verdict.value)
+            span.outcome(_CALLBACK_OUTCOMES.get(verdict.value, verdict.value))
             return verdict
 
 
