@@ -44,6 +44,14 @@ from ._polling import PollPolicy
 from ._preflight import validate_request
 from ._ratelimit import RateLimit
 from ._retry import RetryPolicy
+from ._stats import (
+    CallbackStats,
+    ClientStats,
+    Histogram,
+    ReceiverStats,
+    RetryStats,
+    SubmissionStats,
+)
 from ._tasks import Task
 from ._transport import Timeouts
 from .receiver import CallbackReceiver, SelfCheckResult
@@ -54,7 +62,9 @@ __all__ = [
     "AuthenticationError",
     "CallbackChallenge",
     "CallbackReceiver",
+    "CallbackStats",
     "Client",
+    "ClientStats",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
@@ -62,6 +72,7 @@ __all__ = [
     "EventSource",
     "Generation",
     "GenerationOutcome",
+    "Histogram",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "MiniMaxError",
@@ -70,14 +81,17 @@ __all__ = [
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
+    "ReceiverStats",
     "RequestTimeoutError",
     "ResponseValidationError",
     "RetryPolicy",
+    "RetryStats",
     "SelfCheckResult",
     "ServerError",
     "StatusEvent",
     "SubjectReference",
     "SubmissionConflictError",
+    "SubmissionStats",
     "SubmissionUncertainError",
     "Task",
     "TaskFailedError",

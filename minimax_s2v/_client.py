@@ -32,9 +32,9 @@ from ._polling import PollPolicy
 from ._preflight import validate_request
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
-from ._stats import CallCounts, Histogram, RetryStats, SubmissionStats
+from ._stats import CallCounts, ClientStats, SubmissionStats
 from ._tasks import Task
-from ._telemetry import telemetry_for
+from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
 from ._tracking import Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
@@ -62,53 +62,6 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-@attrs.frozen
-class ClientStats:
-    """What a client has done so far: :meth:`Client.stats`.
-
-    Attributes:
-        confirmations: queries made to confirm a callback's final status (one per task
-            resolved by callbacks).
-        fallback_polls: queries made because no callback reported a task in time.
-        reconciliations: queries made by :meth:`Client.resume` and to check that a task a
-            callback named for an uncertain submission exists.
-        retrievals: file retrievals made after a confirmed success.
-        adopted: uncertain submissions whose task was adopted.
-        conflicts: callbacks that named another task than the one bound to their URL.
-        following: tasks followed now (not finished).
-        succeeded: tasks that ended in ``Success``.
-        failed: tasks that ended in ``Fail``, or could not be followed (expired, key refused).
-        time_to_result: submission to final status, of the tasks whose submission time is
-            known (seconds, fixed buckets from 30 s to 1 h).
-        submissions: submissions by outcome (created, rejected, uncertain).
-        retries: calls made again after a transient failure, by endpoint.
-        rate_limited: rate-limit answers seen (1002, 1039, 2045, HTTP 429), retried or not.
-        downloads: videos saved.
-        download_bytes: their bytes.
-    """
-
-    confirmations: int
-    fallback_polls: int
-    reconciliations: int
-    retrievals: int
-    adopted: int
-    conflicts: int
-    following: int
-    succeeded: int
-    failed: int
-    time_to_result: Histogram
-    submissions: SubmissionStats
-    retries: RetryStats
-    rate_limited: int
-    downloads: int
-    download_bytes: int
-
-    @property
-    def finished(self) -> int:
-        """Tasks that ended (succeeded or failed)."""
-        return self.succeeded + self.failed
 
 
 @attrs.frozen
@@ -243,7 +196,7 @@ class Client:
                 "trace_configs apply to the session the client makes; with your own session, "
                 "give them to it: aiohttp.ClientSession(trace_configs=[...])"
             )
-        telemetry = telemetry_for(tracing)
+        telemetry = _telemetry(tracing)
         self._api_key = key.strip()
         self.base_url = url
         self.timeouts = timeouts or Timeouts()
@@ -680,6 +633,26 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+
+def _telemetry(tracing: bool | None) -> Telemetry:
+    """OpenTelemetry when ``tracing`` (or, when it is ``None``, its env var) says so.
+
+    Raises:
+        ConfigurationError: tracing is asked for, but ``opentelemetry-api`` is not installed.
+    """
+    if tracing is None:
+        tracing = os.environ.get(TRACING_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if not tracing:
+        return NO_TELEMETRY
+    try:
+        from ._otel import OpenTelemetry
+    except ImportError as error:
+        raise ConfigurationError(
+            "tracing needs OpenTelemetry's API: pip install 'minimax-s2v[otel]' "
+            f"(or unset {TRACING_ENV})"
+        ) from error
+    return OpenTelemetry()
 
 
 def _journal_payload(payload: dict[str, Any]) -> dict[str, Any]:

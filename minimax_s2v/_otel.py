@@ -36,11 +36,16 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from ._errors import APIError
-from ._stats import CHALLENGE_BUCKETS, RESULT_BUCKETS, HistogramRecorder, ReceiverCounts
+from ._stats import (
+    CHALLENGE_BUCKETS,
+    RESULT_BUCKETS,
+    ClientStats,
+    HistogramRecorder,
+    ReceiverCounts,
+)
 from ._telemetry import CURRENT_SPAN, AttributeValue, SpanLike
 
 if TYPE_CHECKING:
-    from ._client import ClientStats
     from ._models import TaskSnapshot
     from .receiver import CallbackSink, CallbackVerdict, ReceiverCore
 

@@ -20,6 +20,7 @@ __all__ = [
     "RESULT_BUCKETS",
     "CallCounts",
     "CallbackStats",
+    "ClientStats",
     "Histogram",
     "HistogramRecorder",
     "ReceiverCounts",
@@ -275,3 +276,50 @@ class RetryStats:
     query: int
     retrieve: int
     download: int
+
+
+@attrs.frozen
+class ClientStats:
+    """What a client has done so far: :meth:`Client.stats`.
+
+    Attributes:
+        confirmations: queries made to confirm a callback's final status (one per task
+            resolved by callbacks).
+        fallback_polls: queries made because no callback reported a task in time.
+        reconciliations: queries made by :meth:`Client.resume` and to check that a task a
+            callback named for an uncertain submission exists.
+        retrievals: file retrievals made after a confirmed success.
+        adopted: uncertain submissions whose task was adopted.
+        conflicts: callbacks that named another task than the one bound to their URL.
+        following: tasks followed now (not finished).
+        succeeded: tasks that ended in ``Success``.
+        failed: tasks that ended in ``Fail``, or could not be followed (expired, key refused).
+        time_to_result: submission to final status, of the tasks whose submission time is
+            known (seconds, fixed buckets from 30 s to 1 h).
+        submissions: submissions by outcome (created, rejected, uncertain).
+        retries: calls made again after a transient failure, by endpoint.
+        rate_limited: rate-limit answers seen (1002, 1039, 2045, HTTP 429), retried or not.
+        downloads: videos saved.
+        download_bytes: their bytes.
+    """
+
+    confirmations: int
+    fallback_polls: int
+    reconciliations: int
+    retrievals: int
+    adopted: int
+    conflicts: int
+    following: int
+    succeeded: int
+    failed: int
+    time_to_result: Histogram
+    submissions: SubmissionStats
+    retries: RetryStats
+    rate_limited: int
+    downloads: int
+    download_bytes: int
+
+    @property
+    def finished(self) -> int:
+        """Tasks that ended (succeeded or failed)."""
+        return self.succeeded + self.failed

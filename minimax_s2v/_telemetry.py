@@ -2,20 +2,17 @@
 
 :class:`Telemetry` is the interface; :data:`NO_TELEMETRY` does nothing at almost no cost and
 is what every client uses unless tracing is on (``Client(tracing=True)`` or
-``MINIMAX_S2V_TRACING=1``), in which case :func:`telemetry_for` loads the OpenTelemetry
-implementation from :mod:`minimax_s2v._otel`. Only that module imports ``opentelemetry``, and
-only when tracing is on.
+``MINIMAX_S2V_TRACING=1``), in which case the client loads the OpenTelemetry implementation
+from :mod:`minimax_s2v._otel`. Only that module imports ``opentelemetry``, and only when
+tracing is on.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
-
-from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._stats import HistogramRecorder
@@ -28,7 +25,6 @@ __all__ = [
     "SpanLike",
     "Telemetry",
     "answered",
-    "telemetry_for",
 ]
 
 #: The environment variable that turns tracing on when ``Client(tracing=...)`` is not given.
@@ -162,23 +158,3 @@ class _NoTelemetry:
 
 
 NO_TELEMETRY: Telemetry = _NoTelemetry()
-
-
-def telemetry_for(tracing: bool | None) -> Telemetry:
-    """The telemetry a client uses: OpenTelemetry when ``tracing`` (or its env var) says so.
-
-    Raises:
-        ConfigurationError: tracing is asked for, but ``opentelemetry-api`` is not installed.
-    """
-    if tracing is None:
-        tracing = os.environ.get(TRACING_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    if not tracing:
-        return NO_TELEMETRY
-    try:
-        from ._otel import OpenTelemetry
-    except ImportError as error:
-        raise ConfigurationError(
-            "tracing needs OpenTelemetry's API: pip install 'minimax-s2v[otel]' "
-            f"(or unset {TRACING_ENV})"
-        ) from error
-    return OpenTelemetry()

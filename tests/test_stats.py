@@ -197,3 +197,27 @@ async def test_trace_configs_with_a_session_are_refused() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigurationError, match="trace_configs"):
             Client("key", session=session, trace_configs=[aiohttp.TraceConfig()])
+
+
+async def test_serve_prints_a_summary_every_n_seconds() -> None:
+    """`serve --stats-every` prints one line of receiver.stats() every N seconds."""
+    from minimax_s2v.receiver import CallbackReceiver
+    from tests.processes import python_process
+
+    port = free_port()
+    public = f"http://127.0.0.1:{port}/cb"
+    secret = "serve-test-secret-0123456789"
+    args = ["-m", "minimax_s2v", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--public-url", public, "--secret", secret, "--stats-every", "0.2"]
+    url = CallbackReceiver(public, secret=secret).callback_url("servenonce1")
+    with python_process(args, port) as process:
+        assert process.stdout is not None
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, url, b'{"challenge": "c1"}') == 200
+            assert await post(http, f"http://127.0.0.1:{port}/cb/x/y", b"{}") == 404
+        lines: list[str] = []
+        async with asyncio.timeout(20):
+            while not any("challenges: 1 " in line for line in lines):
+                lines.append(await asyncio.to_thread(process.stdout.readline))
+    summary = next(line for line in lines if "challenges: 1 " in line)
+    assert summary.startswith("callbacks: 0 applied, 0 duplicate, 1 not found,")
