@@ -214,9 +214,11 @@ class Client:
         self._transport: Transport | None = None
         self._state = _State.UNOPENED
         self._telemetry = telemetry
-        self._calls = CallCounts()
+        self._call_counts = CallCounts()
         self._limiter = RateLimiter(self.rate_limit)
-        self._on_retry = {e: self._calls.retry_of(e) for e in ("submit", "query", "retrieve")}
+        self._on_retry = {
+            e: self._call_counts.retry_of(e) for e in ("submit", "query", "retrieve", "download")
+        }
         self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver, telemetry)
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
         telemetry.watch(self.stats, self._tracker.counts.time_to_result)
@@ -402,7 +404,7 @@ class Client:
     def stats(self) -> ClientStats:
         """What this client has done so far (a snapshot of counters; always available)."""
         counts: TrackerCounts = self._tracker.counts
-        calls = self._calls
+        calls = self._call_counts
         return ClientStats(
             confirmations=counts.confirmations,
             fallback_polls=counts.fallback_polls,
@@ -542,11 +544,11 @@ class Client:
                 max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
                 on_progress=on_progress,
                 fsync=self.fsync_downloads,
-                on_retry=self._calls.retry_of("download"),
+                on_retry=self._on_retry["download"],
             )
             size = (await asyncio.to_thread(saved.stat)).st_size
-            self._calls.downloads += 1
-            self._calls.download_bytes += size
+            self._call_counts.downloads += 1
+            self._call_counts.download_bytes += size
             span.set("minimax.download.bytes", size)
             span.outcome("saved")
         return saved

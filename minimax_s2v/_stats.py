@@ -79,7 +79,8 @@ class HistogramRecorder:
         self._counts[bisect.bisect_left(self._bounds, seconds)] += 1
         self.count += 1
         self.total += seconds
-        self.max = max(self.max, seconds)
+        if seconds > self.max:  # noqa: PLR1730 - a comparison costs less than a call to max()
+            self.max = seconds
         if self.observer is not None:
             self.observer(seconds)
 
