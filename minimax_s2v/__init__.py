@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging as _logging
 
-from ._client import Client, Generation, GenerationOutcome
+from ._client import Client, Generation, GenerationOutcome, Resumed
+from ._download import ProgressCallback
 from ._errors import (
     APIError,
     AuthenticationError,
+    CallbackUnreachableError,
     ConfigurationError,
     ConnectError,
     ContentPolicyError,
@@ -21,6 +23,7 @@ from ._errors import (
     RequestTimeoutError,
     ResponseValidationError,
     ServerError,
+    StoreError,
     SubmissionConflictError,
     SubmissionUncertainError,
     TaskFailedError,
@@ -63,6 +66,7 @@ __all__ = [
     "CallbackChallenge",
     "CallbackReceiver",
     "CallbackStats",
+    "CallbackUnreachableError",
     "Client",
     "ClientStats",
     "ConfigurationError",
@@ -78,17 +82,20 @@ __all__ = [
     "MiniMaxError",
     "PollPolicy",
     "Problem",
+    "ProgressCallback",
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
     "ReceiverStats",
     "RequestTimeoutError",
     "ResponseValidationError",
+    "Resumed",
     "RetryPolicy",
     "RetryStats",
     "SelfCheckResult",
     "ServerError",
     "StatusEvent",
+    "StoreError",
     "SubjectReference",
     "SubmissionConflictError",
     "SubmissionStats",

@@ -4,40 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
-import json
 import logging
 import os
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 import attrs
 from yarl import URL
 
 from ._download import ProgressCallback, download_video
+from ._download import target_path as _target_path
 from ._errors import (
+    CallbackUnreachableError,
     ConfigurationError,
     ConnectError,
     MiniMaxError,
     RateLimitError,
     ResponseValidationError,
+    StoreError,
     SubmissionUncertainError,
 )
 from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
-from ._preflight import validate_request
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
 from ._stats import CallCounts, ClientStats, SubmissionStats
+from ._submission import check_submission, prepare_submission
 from ._tasks import Task
 from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
-from ._tracking import Resumed, TaskTracker, TrackerCounts
+from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
-from ._wire import parse_file, parse_snapshot, parse_submit, request_payload
+from ._wire import parse_file, parse_snapshot, parse_submit
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
@@ -96,11 +97,6 @@ class GenerationOutcome:
         return self.generation is not None
 
 
-def _fingerprint(body: bytes) -> str:
-    """A digest of the exact request body sent (retries send the same bytes)."""
-    return hashlib.sha256(body).hexdigest()[:32]
-
-
 def _certainly_not_created(error: BaseException) -> bool:
     """Whether a failed submission certainly created no task (refused, or answered "no")."""
     return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
@@ -139,7 +135,8 @@ class Client:
     Args:
         api_key: the key; ``MINIMAX_API_KEY`` when not given.
         region: ``"global"`` (api.minimax.io) or ``"cn"`` (api.minimaxi.com).
-        base_url: overrides the region; ``MINIMAX_BASE_URL`` when not given.
+        base_url: overrides the region. With neither given, ``MINIMAX_BASE_URL``, else the
+            global host: an argument always wins over the environment.
         session: an aiohttp session to use (not closed by the client); one is made otherwise.
         timeouts: connect/read/request timeouts.
         retry: how safe calls are retried; submissions only when nothing was created.
@@ -168,7 +165,7 @@ class Client:
         self,
         api_key: str | None = None,
         *,
-        region: Literal["global", "cn"] = "global",
+        region: Literal["global", "cn"] | None = None,
         base_url: str | URL | None = None,
         session: aiohttp.ClientSession | None = None,
         timeouts: Timeouts | None = None,
@@ -185,10 +182,14 @@ class Client:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
             raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
-        if region not in _REGIONS:
+        if region is not None and region not in _REGIONS:
             raise ConfigurationError(f"region must be 'global' or 'cn', not {region!r}")
-        chosen = base_url if base_url is not None else os.environ.get("MINIMAX_BASE_URL")
-        url = URL(str(chosen)) if chosen else _REGIONS[region]
+        if base_url is not None:
+            url = URL(str(base_url))
+        elif region is not None:
+            url = _REGIONS[region]  # asked for in code: the environment does not override it
+        else:
+            url = URL(os.environ.get("MINIMAX_BASE_URL") or str(GLOBAL_BASE_URL))
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
         if trace_configs and session is not None:
@@ -215,11 +216,18 @@ class Client:
         self._state = _State.UNOPENED
         self._telemetry = telemetry
         self._call_counts = CallCounts()
-        self._limiter = RateLimiter(self.rate_limit)
+        self._limiter = RateLimiter(self.rate_limit)  # kept across opens: it counts 1002s
         self._on_retry = {
             e: self._call_counts.retry_of(e) for e in ("submit", "query", "retrieve", "download")
         }
-        self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver, telemetry)
+        self._tracker = TaskTracker(
+            _Calls(self),
+            self.store,
+            self.polling,
+            receiver,
+            journal_retry=attrs.evolve(JOURNAL_RETRY, wait=self.retry.wait),
+            telemetry=telemetry,
+        )
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
         telemetry.watch(self.stats, self._tracker.counts.time_to_result)
         if receiver is not None:
@@ -232,7 +240,11 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._open()
-        await self._tracker.start()
+        try:
+            await self._tracker.start()
+        except BaseException:
+            await self.close()  # the session made by _open() is not left behind
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -244,6 +256,8 @@ class Client:
         if self._transport is not None:
             return self._transport
         loop = asyncio.get_running_loop()
+        # Everything that can refuse comes before the session, so that nothing leaks.
+        limiter = self._limiter
         session = self._given_session
         if session is not None:
             if session.closed:
@@ -265,7 +279,7 @@ class Client:
             self.base_url,
             session=session,
             timeouts=self.timeouts,
-            limiter=self._limiter,
+            limiter=limiter,
             user_agent=_user_agent(),
         )
         self._state = _State.OPENED
@@ -307,25 +321,24 @@ class Client:
 
         Raises:
             InvalidRequestError: the request breaks a documented rule (nothing was sent).
+            CallbackUnreachableError: MiniMax could not verify the callback URL while
+                creating the task (nothing was created; not retried).
             SubmissionUncertainError: a task may or may not have been created.
             APIError: MiniMax refused the request.
         """
         transport = self._open()
-        if _all_remote(request):
-            prepared = validate_request(request)  # nothing to read or decode: no thread needed
-        else:
-            prepared = await asyncio.to_thread(validate_request, request)
+        await check_submission(request)
         async with self._submit_slots:
-            with self._telemetry.span("minimax.submit", model=prepared.model) as span:
+            with self._telemetry.span("minimax.submit", model=request.model) as span:
                 try:
-                    task = await self._send_submission(transport, request, prepared, label)
+                    task = await self._send_submission(transport, request, request, label)
                 except SubmissionUncertainError:
                     span.outcome("uncertain")
                     raise
                 except MiniMaxError:
                     span.outcome("rejected")
                     raise
-                span.task(task.task_id, prepared.model)
+                span.task(task.task_id, request.model)
                 span.outcome("created")
                 return task
 
@@ -334,28 +347,35 @@ class Client:
     ) -> Task:
         """Journal a validated request, POST it, and follow the task it created."""
         tracker = self._tracker
-        payload = request_payload(prepared)
         nonce = secrets.token_urlsafe(12)
-        if prepared.callback_url is None:
-            callback_url = tracker.expect(nonce)
-            if callback_url is not None:
-                payload["callback_url"] = callback_url
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        fingerprint = _fingerprint(body)
-        await tracker.journal(
-            StoredSubmission(
-                nonce=nonce,
-                fingerprint=fingerprint,
-                payload=_journal_payload(payload),
-                label=label,
-                state=SubmissionState.SENDING,
-                created_at=datetime.now(UTC),
-            )
-        )
+        receiver = self.receiver if prepared.callback_url is None else None
+        submission = await prepare_submission(prepared, receiver, nonce)
+        if receiver is not None:
+            tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
+        body, fingerprint = submission.body, submission.fingerprint
+        stage = "waiting"  # then "journaling", then "sent": where a cancellation found it
+
+        async def journal() -> None:
+            # Journaled as being sent only once the rate limiter lets the request go: a
+            # submission cancelled while it waits was never sent, and leaves no trace.
+            nonlocal stage
+            if stage == "waiting":
+                stage = "journaling"
+                await tracker.journal(
+                    StoredSubmission(
+                        nonce=nonce,
+                        fingerprint=fingerprint,
+                        payload=submission.journal_payload,
+                        label=label,
+                        state=SubmissionState.SENDING,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            stage = "sent"
 
         async def attempt() -> str:
             response = await transport.call(
-                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body
+                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body, before_send=journal
             )
             return parse_submit(response.data)
 
@@ -367,9 +387,20 @@ class Client:
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
                 on_retry=self._on_retry["submit"],
             )
+        except asyncio.CancelledError:
+            if stage == "sent":
+                await tracker.lost(nonce)  # it may have left: a callback can still bind it
+            else:
+                await tracker.abandon(nonce)  # never sent: nothing to report, ever
+            raise
+        except StoreError:
+            await tracker.abandon(nonce)  # the journal refused it before it was sent
+            raise
         except MiniMaxError as error:
             if _certainly_not_created(error):
                 await tracker.abandon(nonce)
+                if isinstance(error, CallbackUnreachableError):
+                    raise error.naming(submission.callback_shown) from None
                 raise
             # The nonce is kept: a callback naming the task can still bind it (recover()).
             await tracker.lost(nonce)
@@ -494,6 +525,9 @@ class Client:
             snapshot = target.snapshot
             if snapshot is None or not target.done:
                 raise ValueError(f"task {target.task_id} has not finished: await it first")
+            video = target.video
+            if video is not None and video.expires_at > datetime.now(UTC):
+                return video, target.task_id  # retrieved when its success was confirmed
             target = snapshot
         if isinstance(target, TaskSnapshot):
             if target.status is not TaskStatus.SUCCESS or target.file_id is None:
@@ -523,7 +557,7 @@ class Client:
             DownloadError: too large, or the URL was refused even when fresh.
             TransportError: the connection kept failing.
         """
-        self._open()
+        transport = self._open()
         session = self._session
         assert session is not None  # noqa: S101 - _open() set it
         task_id = target.task_id if isinstance(target, Task | TaskSnapshot) else None
@@ -544,6 +578,7 @@ class Client:
                 max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
                 on_progress=on_progress,
                 fsync=self.fsync_downloads,
+                redactor=transport.redactor,
                 on_retry=self._on_retry["download"],
             )
             size = (await asyncio.to_thread(saved.stat)).st_size
@@ -655,43 +690,6 @@ def _telemetry(tracing: bool | None) -> Telemetry:
             f"(or unset {TRACING_ENV})"
         ) from error
     return OpenTelemetry()
-
-
-def _journal_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """The request as journaled: inline images are replaced by their size and digest."""
-    subjects = []
-    for subject in payload.get("subject_reference", []):
-        images = []
-        for image in subject.get("image", []):
-            if image[:5].lower() == "data:":
-                digest = hashlib.sha256(image.encode()).hexdigest()[:16]
-                head = image.split(",", 1)[0]
-                images.append(f"{head},<{len(image)} characters, sha256 {digest}>")
-            else:
-                images.append(image)
-        subjects.append({**subject, "image": images})
-    return {**payload, "subject_reference": subjects}
-
-
-def _is_remote(image: str) -> bool:
-    return image[:8].lower().startswith(("http://", "https://"))
-
-
-def _all_remote(request: VideoRequest) -> bool:
-    """Whether every image of ``request`` is a URL (no file to read, no data to decode)."""
-    for subject in request.subject:
-        for image in subject.image:
-            if not _is_remote(image):
-                return False
-    return True
-
-
-def _target_path(dest: str | os.PathLike[str], name: str) -> Path:
-    """``dest`` itself, or ``dest/<name>.mp4`` when it is a directory."""
-    path = Path(dest)
-    if path.is_dir() or str(dest).endswith(("/", os.sep)):
-        return path / f"{name}.mp4"
-    return path
 
 
 async def _aiter(

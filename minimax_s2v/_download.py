@@ -7,19 +7,23 @@ import contextlib
 import logging
 import os
 import secrets
+import struct
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import attrs
 from yarl import URL
 
-from ._errors import DownloadError, TransportError, error_for_http_status
+from ._errors import DownloadError, MiniMaxError, TransportError, error_for_http_status
 from ._models import VideoFile
+from ._redaction import STRUCTURAL, Redactor, describe
 from ._retry import RetryPolicy
 from ._transport import Timeouts
+from ._wire import is_id
 
-__all__ = ["ProgressCallback", "download_video"]
+__all__ = ["ProgressCallback", "download_video", "looks_like_mp4", "target_path"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -29,15 +33,37 @@ ProgressCallback = Callable[[int, int | None], object]
 _WRITE_SIZE = 4 * 1024 * 1024  # buffer this much before each write, done off the event loop
 _IOV_MAX = 1024
 _MAX_REFRESHES = 3
+_MAX_REDIRECTS = 5
+_HEAD = 128  # the first bytes are kept to recognise an MP4 (and to describe what is not one)
+# ISO BMFF boxes that may come before ``ftyp`` without making the file something else.
+_PADDING_BOXES = frozenset({b"free", b"skip", b"wide"})
 _ADVISE = getattr(os, "posix_fadvise", None) if hasattr(os, "POSIX_FADV_DONTNEED") else None
 
 
 class _Restart(Exception):  # noqa: N818 - internal control flow, never escapes
-    """The server ignored our Range: start over from byte 0."""
+    """An answer that cannot continue the file (a wrong 206): start over from byte 0."""
 
 
 class _Expired(Exception):  # noqa: N818 - internal control flow, never escapes
     """The URL was refused (403): fetch a fresh one."""
+
+
+def target_path(dest: str | os.PathLike[str], name: str) -> Path:
+    """``dest`` itself, or ``dest/<name>.mp4`` when it is a directory.
+
+    ``dest`` is a directory when it exists as one or ends in a path separator (``out/``).
+    A name is used only when it is an id (digits), so the file stays inside ``dest``.
+
+    Raises:
+        ValueError: ``dest`` is a directory and ``name`` is not an id.
+    """
+    path = Path(dest)
+    if path.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
+        if not is_id(name):
+            shown = name[:40].encode("ascii", "backslashreplace").decode()
+            raise ValueError(f"{shown!r} is not a task or file id: no file is named after it")
+        return path / f"{name}.mp4"
+    return path
 
 
 async def download_video(
@@ -51,6 +77,7 @@ async def download_video(
     max_bytes: int | None,
     on_progress: ProgressCallback | None = None,
     fsync: bool = True,
+    redactor: Redactor = STRUCTURAL,
     on_retry: Callable[[], object] | None = None,
 ) -> Path:
     """Stream ``video`` into ``dest`` atomically; return ``dest``.
@@ -63,8 +90,16 @@ async def download_video(
     ``dest`` naming a truncated file. ``on_retry`` is called before each resumption after
     a broken connection (to count it).
 
+    Trust rules (a download host may be hostile or broken): a 206 is taken only as the answer
+    to our own Range request with the expected start, total and validator; a resume names the
+    first answer's ETag (or Last-Modified) in ``If-Range``; any other 206 starts the file over,
+    and counts against the policy's attempts. The file must open with an ISO BMFF ``ftyp``
+    box, and must have exactly the size the retrieve reported when it reported one. Whatever
+    fails leaves neither ``dest`` changed nor a part file. Errors pass ``redactor``.
+
     Raises:
-        DownloadError: larger than ``max_bytes``, or refused even with a fresh URL.
+        DownloadError: larger than ``max_bytes``; not an MP4 or not the reported size;
+            answers that kept not fitting; refused even with a fresh URL.
         TransportError: the connection kept failing after the policy's attempts.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +120,12 @@ async def download_video(
             on_retry=on_retry,
         )
         await loop.run_in_executor(None, _finish, fd, temp, dest, fsync)
-    except BaseException:
+    except BaseException as error:
         await state.flush_quietly()
         os.close(fd)
         temp.unlink(missing_ok=True)
+        if isinstance(error, MiniMaxError):
+            redactor.clean(error)
         raise
     logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
     return dest
@@ -117,6 +154,10 @@ class _Progress:
         self.on_progress = on_progress
         self.done = 0  # bytes received and kept
         self.total: int | None = None
+        self.head = b""  # the file's first bytes, to recognise an MP4
+        self.checked = False  # whether ``head`` was found to open an MP4
+        self.validator: str | None = None  # the first answer's ETag or Last-Modified
+        self.expired = False  # the last answer was a 403: the URL needs refreshing
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._writing: asyncio.Future[None] | None = None
@@ -127,6 +168,8 @@ class _Progress:
         self._offset = 0  # where the next batch goes in the file
 
     async def add(self, chunk: bytes) -> None:
+        if len(self.head) < _HEAD:
+            self.head += chunk[: _HEAD - len(self.head)]
         self._batch.append(chunk)
         self._batch_size += len(chunk)
         self.done += len(chunk)
@@ -161,10 +204,14 @@ class _Progress:
             await writing
 
     async def restart(self) -> None:
-        """Drop everything: the server sent the whole file again."""
+        """Drop everything: the file is fetched again from byte 0."""
         await self.flush()
         self.done = 0
         self._offset = 0
+        self.total = None
+        self.head = b""
+        self.checked = False
+        self.validator = None
         await asyncio.get_running_loop().run_in_executor(None, os.ftruncate, self.fd, 0)
         await asyncio.get_running_loop().run_in_executor(None, os.lseek, self.fd, 0, os.SEEK_SET)
 
@@ -197,6 +244,7 @@ async def _fetch_all(
     max_bytes: int | None,
     on_retry: Callable[[], object] | None = None,
 ) -> None:
+    """Fetch until the file is complete; every answer that does not fit counts as a failure."""
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
     )
@@ -208,21 +256,26 @@ async def _fetch_all(
     urls = _urls(video)
     which = 0
     while True:
+        _check_reported_size(video, max_bytes)
+        gave_up: str | None = None
         try:
-            await _fetch_once(session, urls[which], state, timeout, max_bytes)
-        except _Restart:
+            limits = _Limits(video.bytes or None, max_bytes)
+            await _fetch_once(session, urls[which], state, timeout, limits)
+        except _Restart as restart:
+            failures += 1
             await state.restart()
+            if failures >= retry.attempts:
+                gave_up = f"{restart}; gave up after {failures} answers that did not fit"
+            else:
+                logger.info("download of file %s starts over: %s", video.file_id, restart)
         except _Expired:
             refreshes += 1
             if refreshes > _MAX_REFRESHES:
-                raise DownloadError(
-                    f"file {video.file_id}: the download URL was refused even after "
-                    f"{_MAX_REFRESHES} fresh ones"
-                ) from None
-            logger.info("download URL of file %s refused; retrieving a fresh one", video.file_id)
-            video = await refresh(video.file_id)
-            urls = _urls(video)
-            which = 0
+                gave_up = f"the download URL was refused even after {_MAX_REFRESHES} fresh ones"
+            else:
+                logger.info(
+                    "download URL of file %s refused; retrieving a fresh one", video.file_id
+                )
         except TransportError as error:
             failures += 1
             if failures >= retry.attempts:
@@ -240,9 +293,35 @@ async def _fetch_all(
             if on_retry is not None:
                 on_retry()
             await asyncio.sleep(delay)
+            continue
         else:
             await state.flush()
             return
+        # Raised and refreshed here, outside the except blocks: no internal signal is kept
+        # as the __context__ of what the caller sees.
+        if gave_up is not None:
+            raise DownloadError(f"file {video.file_id}: {gave_up}")
+        if refreshes and state.expired:
+            state.expired = False
+            video = await refresh(video.file_id)
+            urls = _urls(video)
+            which = 0
+
+
+def _check_reported_size(video: VideoFile, max_bytes: int | None) -> None:
+    if video.bytes and max_bytes is not None and video.bytes > max_bytes:
+        raise DownloadError(
+            f"file {video.file_id}: the video is {video.bytes} bytes, "
+            f"more than max_bytes={max_bytes}"
+        )
+
+
+@attrs.frozen
+class _Limits:
+    """What a download may be: the size the retrieve reported (if any), and the cap."""
+
+    expected: int | None
+    max_bytes: int | None
 
 
 def _urls(video: VideoFile) -> list[URL]:
@@ -255,47 +334,176 @@ async def _fetch_once(
     url: URL,
     state: _Progress,
     timeout: aiohttp.ClientTimeout,
-    max_bytes: int | None,
+    limits: _Limits,
 ) -> None:
-    headers = {"Range": f"bytes={state.done}-"} if state.done else {}
+    """One request: from byte 0, or resumed with Range and If-Range where the last one ended."""
+    resuming = state.done > 0
+    # Identity: a compressed body would make every length check meaningless.
+    headers = {"Accept-Encoding": "identity"}
+    if resuming:
+        headers["Range"] = f"bytes={state.done}-"
+        if state.validator is not None:
+            headers["If-Range"] = state.validator
+    failure: BaseException | None = None
     try:
-        async with session.get(url, headers=headers, timeout=timeout) as response:
-            if response.status == 403:
-                raise _Expired
-            if response.status == 416 and state.total is not None and state.done >= state.total:
-                return
-            if response.status >= 400:
-                error = error_for_http_status(
-                    response.status, f"HTTP {response.status} on download"
-                )
-                if error.retryable:
-                    raise TransportError(str(error))
-                raise DownloadError(f"download refused: {error}")
-            if state.done and response.status != 206:
-                raise _Restart
-            state.total = _total_size(response, state.done)
-            if max_bytes is not None and state.total is not None and state.total > max_bytes:
-                raise DownloadError(
-                    f"the video is {state.total} bytes, more than max_bytes={max_bytes}"
-                )
-            async for chunk in response.content.iter_any():
-                await state.add(chunk)
-                if max_bytes is not None and state.done > max_bytes:
-                    raise DownloadError(f"the video exceeds max_bytes={max_bytes}")
-            if state.total is not None and state.done < state.total:
-                raise TransportError(f"stream ended at {state.done} of {state.total} bytes")
+        async with session.get(
+            url, headers=headers, timeout=timeout, max_redirects=_MAX_REDIRECTS
+        ) as response:
+            await _receive(response, state, resuming, limits)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise TransportError(f"download interrupted: {type(exc).__name__}: {exc}") from exc
+        failure = exc
+    if failure is None:
+        return
+    error: MiniMaxError
+    if isinstance(failure, aiohttp.TooManyRedirects):
+        error = DownloadError(
+            f"the download URL redirected {_MAX_REDIRECTS} times without reaching the video"
+        )
+    else:
+        error = TransportError(f"download interrupted: {describe(failure)}")
+    # aiohttp's response errors keep the request headers: only a scrubbed stand-in is kept.
+    error.__cause__ = STRUCTURAL.cause(failure)
+    raise STRUCTURAL.clean(error)
 
 
-def _total_size(response: aiohttp.ClientResponse, offset: int) -> int | None:
-    content_range = response.headers.get("Content-Range", "")
-    if response.status == 206 and "/" in content_range:
-        span, _, total = content_range.partition("/")
-        start = span.split()[-1].split("-")[0]
-        if not start.isdigit() or int(start) != offset:
-            raise _Restart
-        return int(total) if total.isdigit() else None
-    if response.content_length is not None:
-        return offset + response.content_length
-    return None
+async def _receive(
+    response: aiohttp.ClientResponse,
+    state: _Progress,
+    resuming: bool,
+    limits: _Limits,
+) -> None:
+    """Check one answer and stream its body into ``state``."""
+    expected, max_bytes = limits.expected, limits.max_bytes
+    status = response.status
+    if status == 403:
+        state.expired = True
+        raise _Expired
+    if status == 416 and state.total is not None and state.done >= state.total:
+        return
+    if status >= 400:
+        error = error_for_http_status(status, f"HTTP {status} on download")
+        if error.retryable:
+            raise TransportError(str(error))
+        raise DownloadError(f"download refused: {error}")
+    if status == 206:
+        total = _check_partial(response, state, resuming)
+    elif 200 <= status < 300:
+        if resuming:
+            # The whole file came back: If-Range saw a change, or the Range was ignored.
+            await state.restart()
+        total = _declared_length(response)
+    else:
+        raise DownloadError(f"the download answered HTTP {status}, not the video")
+    if state.done == 0:
+        state.validator = _validator(response)
+    state.total = total
+    if max_bytes is not None and total is not None and total > max_bytes:
+        raise DownloadError(f"the video is {total} bytes, more than max_bytes={max_bytes}")
+    content_type = response.headers.get("Content-Type", "")
+    if state.checked:
+        _check_size(total, expected)
+    async for chunk in response.content.iter_any():
+        await state.add(chunk)
+        if not state.checked and len(state.head) >= _HEAD:
+            _check_start(state, content_type, total, expected)
+        if max_bytes is not None and state.done > max_bytes:
+            raise DownloadError(f"the video exceeds max_bytes={max_bytes}")
+        if expected is not None and state.done > expected:
+            raise DownloadError(
+                f"the server sent more than the {expected} bytes the retrieve reported"
+            )
+    if not state.checked:
+        _check_start(state, content_type, total, expected)
+    if total is not None and state.done < total:
+        raise TransportError(f"stream ended at {state.done} of {total} bytes")
+    if expected is not None and state.done != expected:
+        raise DownloadError(
+            f"the server sent {state.done} bytes where the retrieve reported {expected}"
+        )
+
+
+def _check_partial(
+    response: aiohttp.ClientResponse, state: _Progress, resuming: bool
+) -> int | None:
+    """The total of a 206 that answers our own Range request; else ``_Restart``."""
+    if not resuming:
+        raise _Restart("a partial answer (HTTP 206) to a request for the whole file")
+    start, total = _content_range(response.headers.get("Content-Range", ""))
+    if start != state.done:
+        raise _Restart(
+            f"a partial answer (HTTP 206) starting at byte {start} where {state.done} was asked"
+        )
+    validator = _validator(response)
+    changed_validator = None not in (validator, state.validator) and validator != state.validator
+    if changed_validator or (None not in (total, state.total) and total != state.total):
+        raise _Restart("a partial answer (HTTP 206) from a file that changed since the first")
+    return total if total is not None else state.total
+
+
+def _content_range(header: str) -> tuple[int | None, int | None]:
+    """``(start, total)`` of ``bytes START-END/TOTAL``; ``None`` for what is not a number."""
+    unit, _, spec = header.strip().partition(" ")
+    span, _, total = spec.partition("/")
+    start = span.partition("-")[0].strip()
+    if unit.lower() != "bytes" or not start.isdigit() or not start.isascii():
+        return None, None
+    total = total.strip()
+    return int(start), int(total) if total.isdigit() and total.isascii() else None
+
+
+def _declared_length(response: aiohttp.ClientResponse) -> int | None:
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return None  # the length is that of the encoded body, not of the file
+    return response.content_length
+
+
+def _validator(response: aiohttp.ClientResponse) -> str | None:
+    """What If-Range can name: a strong ETag, else Last-Modified (RFC 9110 section 13.1.5)."""
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified") or None
+
+
+def _check_start(
+    state: _Progress, content_type: str, total: int | None, expected: int | None
+) -> None:
+    """The first bytes must open an MP4; then the declared size must be the reported one."""
+    state.checked = True
+    if not looks_like_mp4(state.head):
+        size = total if total is not None else state.done
+        raise DownloadError(
+            f"the server sent {content_type or 'no content type'} ({size} bytes) instead of "
+            f"an MP4 video: {_sample(state.head)}"
+        )
+    _check_size(total, expected)
+
+
+def _check_size(total: int | None, expected: int | None) -> None:
+    if None not in (total, expected) and total != expected:
+        raise DownloadError(
+            f"the server offers {total} bytes where the retrieve reported {expected}"
+        )
+
+
+def looks_like_mp4(head: bytes) -> bool:
+    """Whether ``head`` opens an ISO BMFF file: an ``ftyp`` box, perhaps after padding boxes."""
+    position = 0
+    while position + 8 <= len(head):
+        size, kind = struct.unpack_from(">I4s", head, position)
+        if kind == b"ftyp":
+            return True
+        if kind not in _PADDING_BOXES or size < 8:
+            return False
+        position += size
+    return False
+
+
+def _sample(head: bytes) -> str:
+    """The first bytes as text when printable, else in hex."""
+    text = head.decode("utf-8", "replace")
+    flat = " ".join(text.split())
+    if flat and flat.isprintable() and "\ufffd" not in flat:
+        return repr(flat[:100])
+    return "bytes " + (head[:16].hex(" ") or "(none)")

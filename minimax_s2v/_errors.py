@@ -13,6 +13,7 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     │   ├── QuotaExceededError      2056: usage limit of the current window reached
     │   ├── ContentPolicyError      1026 (input) and 1027 (output): change the prompt or image
     │   ├── InvalidRequestError     2013, 1042, and the SDK's own preflight validation
+    │   │   └── CallbackUnreachableError 2013 "fail to check callback url": nothing was created
     │   ├── ServerError             1000, 1001, 1013, 1024, 1033, HTTP 5xx (retryable)
     │   └── UnknownAPIError         any other code, kept with its message
     ├── ResponseValidationError     a body that does not have the documented shape
@@ -20,11 +21,15 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
     ├── SubmissionUncertainError    a submission may or may not have created a task
     ├── SubmissionConflictError     two tasks claim one uncertain submission; neither adopted
-    ├── DownloadError               a video could not be saved (too large, URL refused for good)
+    ├── StoreError                  the journal could not be written (a task it names exists)
+    ├── DownloadError               a video could not be saved (too large, not the MP4 reported,
+    │                               answers that never fit, URL refused for good)
     └── ConfigurationError          the client was set up wrongly (no key, unknown region)
 
 Each class says whether retrying the same call may succeed (``retryable``). No error ever
-carries the API key: messages are built from codes, status text and task ids only.
+carries the API key, in its text or anywhere in its ``__cause__``/``__context__`` chain:
+``_redaction`` scrubs server-echoed text and replaces foreign exceptions that keep request
+headers (the trust rule is written down there).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CallbackUnreachableError",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
@@ -51,6 +57,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseValidationError",
     "ServerError",
+    "StoreError",
     "SubmissionConflictError",
     "SubmissionUncertainError",
     "TaskFailedError",
@@ -61,9 +68,11 @@ __all__ = [
     "error_for_http_status",
 ]
 
+# MiniMax answers a mistyped key and a key of the other region alike (2049): the region is
+# one possible cause, never the diagnosis.
 _REGION_HINT = (
-    "check that the key belongs to the region of the base URL: keys from "
-    "api.minimax.io (global) are rejected by api.minimaxi.com (mainland China) and vice versa"
+    "check the key; if it is from the other region, use that region's host: "
+    "api.minimax.io (global) or api.minimaxi.com (mainland China)"
 )
 
 
@@ -249,6 +258,82 @@ class InvalidRequestError(APIError):
         return cls(f"request not sent, {count} {noun}: {lines}", problems=problems)
 
 
+class CallbackUnreachableError(InvalidRequestError):
+    """MiniMax could not verify the callback URL while creating the task (2013).
+
+    MiniMax POSTs a ``challenge`` to the callback URL during the create call and answers
+    only after the echo came back, within 3 s; without it the call fails with ``2013 invalid
+    params, fail to check callback url`` and creates no task. Retrying cannot help until the
+    URL works: it is never retried, and the submission's nonce is released.
+
+    Attributes:
+        public_url: where the callbacks were to go, as safe to show: the receiver's
+            ``public_url`` (never a submission's own path, which holds its nonce and token),
+            or the origin of a callback URL given in the request; ``None`` when unknown.
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.public_url = public_url
+        super().__init__(message, code=code, trace_id=trace_id, http_status=http_status)
+
+    def _describe(self) -> str:
+        where = f" at {self.public_url}" if self.public_url else ""
+        text = (
+            f"[{self.code}] {self.message or 'callback URL not verified'}: MiniMax could not "
+            f"verify the callback URL{where} while creating the task, so nothing was created. "
+            "Check that it is reachable from the internet, that its TLS certificate is valid, "
+            "that a proxy in front of the receiver forwards the mount path, and that the "
+            "receiver answers the challenge within 3 s; receiver.self_check() or "
+            "`minimax-s2v serve --check` tests the round trip"
+        )
+        if self.trace_id:
+            text += f" (trace id {self.trace_id})"
+        return text
+
+    def naming(self, public_url: str | None) -> CallbackUnreachableError:
+        """The same error, naming ``public_url`` as the place that could not be reached."""
+        return CallbackUnreachableError(
+            self.message,
+            code=self.code,
+            trace_id=self.trace_id,
+            http_status=self.http_status,
+            public_url=public_url,
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_callback_error,
+            (self.message, self.code, self.trace_id, self.http_status, self.public_url),
+        )
+
+
+def _rebuild_callback_error(
+    message: str,
+    code: int | None,
+    trace_id: str | None,
+    http_status: int | None,
+    public_url: str | None,
+) -> CallbackUnreachableError:
+    return CallbackUnreachableError(
+        message, code=code, trace_id=trace_id, http_status=http_status, public_url=public_url
+    )
+
+
+def _is_callback_check(message: str) -> bool:
+    """Whether a 2013's message says the callback URL failed its check (as seen in the field)."""
+    text = message.lower()
+    return "callback" in text and ("check" in text or "verif" in text)
+
+
 class ServerError(APIError):
     """A transient failure on MiniMax's side (1000, 1001, 1013, 1024, 1033, HTTP 5xx)."""
 
@@ -362,11 +447,52 @@ class SubmissionConflictError(MiniMaxError):
 
 
 class DownloadError(MiniMaxError):
-    """A video could not be saved: larger than allowed, or its URL refused even when fresh."""
+    """A video could not be saved.
+
+    It was larger than allowed; what came was not an MP4, or not the size the retrieve
+    reported; the host kept sending answers that could not continue the file (a wrong 206);
+    or its URL was refused even when fresh. Nothing is left on disk.
+    """
 
 
 class ConfigurationError(MiniMaxError, ValueError):
     """The client was set up wrongly, e.g. no API key or an unknown region."""
+
+
+class StoreError(MiniMaxError):
+    """The journal (the client's store) could not be opened, read or written, even retried.
+
+    When ``task_id`` is set, MiniMax *did* create that task (it is paid for) and the client
+    follows it in memory; only its journal entry is missing. Do not submit the request
+    again: follow the task with ``client.task(task_id)``.
+
+    Attributes:
+        task_id: the task that exists although it could not be journaled, if any.
+        operation: what the store was asked to do.
+    """
+
+    retryable = True
+
+    def __init__(self, operation: str, reason: str, *, task_id: str | None = None) -> None:
+        self.operation = operation
+        self.reason = reason
+        self.task_id = task_id
+        if task_id is not None:
+            message = (
+                f"task {task_id} was created (and is paid for) and is followed in memory, but "
+                f"the journal could not {operation} ({reason}): do not submit it again; "
+                f"follow it with client.task({task_id!r})"
+            )
+        else:
+            message = f"the journal could not {operation} ({reason})"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_store_error, (self.operation, self.reason, self.task_id))
+
+
+def _rebuild_store_error(operation: str, reason: str, task_id: str | None) -> StoreError:
+    return StoreError(operation, reason, task_id=task_id)
 
 
 _CODE_CLASSES: dict[int, type[APIError]] = {
@@ -399,6 +525,10 @@ def error_for_code(
 ) -> APIError:
     """Return the typed error for a non-zero ``base_resp.status_code``."""
     cls = _CODE_CLASSES.get(code, UnknownAPIError)
+    if code == 2013 and _is_callback_check(message):
+        return CallbackUnreachableError(
+            message, code=code, trace_id=trace_id, http_status=http_status
+        )
     if code == 1000 and "disallowed image url" in message.lower():
         # Seen in the field: data: URLs refused. Retrying the same image cannot help.
         return InvalidRequestError(

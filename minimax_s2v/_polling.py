@@ -6,6 +6,9 @@ import random
 
 import attrs
 
+from ._errors import ConfigurationError
+from ._validators import number
+
 __all__ = ["PollPolicy"]
 
 
@@ -22,12 +25,19 @@ class PollPolicy:
     for good (unknown or expired task, refused key) ends the waits on that task with it.
     """
 
-    first_interval: float = 5.0
-    max_interval: float = 20.0
-    multiplier: float = 1.5
-    jitter: float = 0.1
-    max_rate: float = 2.0
-    max_in_flight: int = 8
+    first_interval: float = attrs.field(default=5.0, validator=number(at_least=0))
+    max_interval: float = attrs.field(default=20.0, validator=number(at_least=0))
+    multiplier: float = attrs.field(default=1.5, validator=number(at_least=1))
+    jitter: float = attrs.field(default=0.1, validator=number(at_least=0, at_most=1))
+    max_rate: float = attrs.field(default=2.0, validator=number(above=0))
+    max_in_flight: int = attrs.field(default=8, validator=number(at_least=1, integer=True))
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_interval < self.first_interval:
+            raise ConfigurationError(
+                f"PollPolicy.max_interval ({self.max_interval!r}) must not be below "
+                f"first_interval ({self.first_interval!r})"
+            )
 
     def interval(self, polls: int) -> float:
         """Seconds before the next poll of a task polled ``polls`` times already."""

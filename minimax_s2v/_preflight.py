@@ -21,8 +21,14 @@ __all__ = [
     "MAX_IMAGE_BYTES",
     "MAX_PROMPT_CHARS",
     "MIN_SHORT_SIDE",
+    "Inline",
+    "check_request",
     "validate_request",
 ]
+
+#: What to send instead of a local image, given (the image as written, its MIME type, its
+#: bytes); the checks call it once per local image that passed them.
+Inline = Callable[[str, str, bytes], str]
 
 #: The documented limits of S2V-01.
 MAX_PROMPT_CHARS = 2000
@@ -31,6 +37,7 @@ MIN_SHORT_SIDE = 300  # the short side must be longer than this
 MIN_ASPECT, MAX_ASPECT = 2 / 5, 5 / 2
 
 _ACCEPTED_DATA_MIME = {"image/jpeg", "image/jpg", "image/png", "image/webp"}
+_DECODE_SLICE = 1024 * 1024  # base64 characters decoded at a time (a multiple of 4)
 
 
 def validate_request(request: VideoRequest) -> VideoRequest:
@@ -38,6 +45,27 @@ def validate_request(request: VideoRequest) -> VideoRequest:
 
     A local image path is read, checked and replaced by a ``data:`` URL; URLs are left as
     they are (a remote image is not fetched). Nothing is sent anywhere.
+
+    Raises:
+        InvalidRequestError: listing every problem found, each naming its field.
+
+    """
+    return check_request(request, _data_url)
+
+
+def _data_url(_: str, mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _as_given(image: str, _: str, __: bytes) -> str:
+    return image
+
+
+def check_request(request: VideoRequest, inline: Inline = _as_given) -> VideoRequest:
+    """Check ``request`` against every documented rule; local images go through ``inline``.
+
+    Blocking (local images are read): call it in a worker thread when the request names one.
+    By default a local image is checked and left as written, so that nothing large is built.
 
     Raises:
         InvalidRequestError: listing every problem found, each naming its field.
@@ -59,7 +87,16 @@ def validate_request(request: VideoRequest) -> VideoRequest:
                 "subject_reference", f"exactly one subject is allowed, got {len(request.subject)}"
             )
         )
-    subjects = _check_each(request.subject, _check_subject, "subject_reference", problems)
+
+    def check_image(image: str, field: str, problems: list[Problem]) -> str:
+        return _check_image(image, field, problems, inline)
+
+    def check_subject(
+        subject: SubjectReference, field: str, problems: list[Problem]
+    ) -> SubjectReference:
+        return _check_subject(subject, field, problems, check_image)
+
+    subjects = _check_each(request.subject, check_subject, "subject_reference", problems)
     if request.callback_url is not None and not _is_http_url(request.callback_url):
         problems.append(Problem("callback_url", "must be an absolute http(s) URL"))
     if problems:
@@ -89,7 +126,10 @@ def _check_each(
 
 
 def _check_subject(
-    subject: SubjectReference, field: str, problems: list[Problem]
+    subject: SubjectReference,
+    field: str,
+    problems: list[Problem],
+    check_image: Callable[[str, str, list[Problem]], str],
 ) -> SubjectReference:
     if subject.type != "character":
         problems.append(Problem(f"{field}.type", f"must be 'character', got {subject.type!r}"))
@@ -97,7 +137,7 @@ def _check_subject(
         problems.append(
             Problem(f"{field}.image", f"exactly one image is allowed, got {len(subject.image)}")
         )
-    images = _check_each(subject.image, _check_image, f"{field}.image", problems)
+    images = _check_each(subject.image, check_image, f"{field}.image", problems)
     return subject if images is None else attrs.evolve(subject, image=images)
 
 
@@ -109,7 +149,7 @@ def _is_http_url(text: str) -> bool:
     return url.scheme in ("http", "https") and bool(url.host)
 
 
-def _check_image(image: str, field: str, problems: list[Problem]) -> str:
+def _check_image(image: str, field: str, problems: list[Problem], inline: Inline) -> str:
     """Check one image reference; returns what to send (a data URL for a local file)."""
     lowered = image[:8].lower()
     if lowered.startswith(("http://", "https://")):
@@ -119,7 +159,7 @@ def _check_image(image: str, field: str, problems: list[Problem]) -> str:
     if lowered.startswith("data:"):
         _check_data_url(image, field, problems)
         return image
-    return _read_local_image(image, field, problems)
+    return _read_local_image(image, field, problems, inline)
 
 
 def _check_data_url(image: str, field: str, problems: list[Problem]) -> None:
@@ -141,14 +181,37 @@ def _check_data_url(image: str, field: str, problems: list[Problem]) -> None:
         )
         return
     try:
-        data = base64.b64decode(encoded, validate=True)
+        data = decode_base64(encoded)
     except (binascii.Error, ValueError):
         problems.append(Problem(field, "data URL is not valid base64"))
         return
     _check_image_bytes(data, len(data), field, problems)
 
 
-def _read_local_image(image: str, field: str, problems: list[Problem]) -> str:
+def decode_base64(encoded: str, slice_chars: int = _DECODE_SLICE) -> bytes:
+    """``base64.b64decode(encoded, validate=True)``, a slice at a time.
+
+    The decoder holds the GIL throughout: a 27 MB data URL in one call would hold it for
+    about 30 ms, the event loop's thread waiting all along. Slices are a multiple of 4
+    characters, and padding is refused anywhere but in the last one, so that the result and
+    the errors are those of the one call.
+
+    Raises:
+        binascii.Error, ValueError: not valid base64.
+    """
+    if len(encoded) <= slice_chars:
+        return base64.b64decode(encoded, validate=True)
+    parts = []
+    last = len(encoded) - slice_chars
+    for start in range(0, len(encoded), slice_chars):
+        chunk = encoded[start : start + slice_chars]
+        if start < last and "=" in chunk:
+            raise binascii.Error("Non-base64 digit found")  # padding before the end
+        parts.append(base64.b64decode(chunk, validate=True))
+    return b"".join(parts)
+
+
+def _read_local_image(image: str, field: str, problems: list[Problem], inline: Inline) -> str:
     path = Path(URL(image).path if image[:7].lower() == "file://" else image).expanduser()
     try:
         size = path.stat().st_size
@@ -172,8 +235,7 @@ def _read_local_image(image: str, field: str, problems: list[Problem]) -> str:
     info = _check_image_bytes(data, len(data), field, problems)
     if info is None:
         return image
-    encoded = base64.b64encode(data).decode("ascii")
-    return f"data:{MIME_TYPES[info.format]};base64,{encoded}"
+    return inline(image, MIME_TYPES[info.format], data)
 
 
 def _size_message(size: int) -> str:

@@ -9,6 +9,8 @@ import time
 
 import attrs
 
+from ._validators import instance_of, number
+
 __all__ = ["EndpointClass", "RateLimit", "RateLimiter", "TokenBucket"]
 
 logger = logging.getLogger("minimax_s2v")
@@ -37,12 +39,12 @@ class RateLimit:
             pushes a burst over the server's window.
     """
 
-    submit_rpm: float | None = None
-    query_rpm: float | None = None
-    retrieve_rpm: float | None = None
-    adaptive: bool = False
-    adaptive_start_rpm: float = 60.0
-    headroom: float = 0.01
+    submit_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
+    query_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
+    retrieve_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
+    adaptive: bool = attrs.field(default=False, validator=instance_of(bool, "True or False"))
+    adaptive_start_rpm: float = attrs.field(default=60.0, validator=number(above=0))
+    headroom: float = attrs.field(default=0.01, validator=number(at_least=0, below=1))
 
     def rpm_for(self, endpoint: EndpointClass) -> float | None:
         """The configured rate of ``endpoint``."""

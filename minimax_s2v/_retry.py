@@ -7,11 +7,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
-from ._errors import MiniMaxError, RateLimitError
+from ._errors import ConfigurationError, MiniMaxError, RateLimitError
+from ._validators import instance_of, number
 
 __all__ = ["RetryPolicy", "is_retryable", "retry_call"]
 
@@ -22,6 +23,17 @@ T = TypeVar("T")
 def is_retryable(error: BaseException) -> bool:
     """The default: errors whose class says a retry may succeed (transport, 5xx, 1002, …)."""
     return isinstance(error, MiniMaxError) and error.retryable
+
+
+def _predicate_or_classes(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    classes = isinstance(value, tuple) and all(
+        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
+    )
+    if not classes and (isinstance(value, tuple) or not callable(value)):
+        raise ConfigurationError(
+            f"{type(instance).__name__}.{attribute.name} must be a predicate or a tuple of "
+            f"exception classes, not {value!r}"
+        )
 
 
 @attrs.frozen
@@ -43,15 +55,17 @@ class RetryPolicy:
         wait: ``False`` retries at once: for tests.
     """
 
-    on: Callable[[BaseException], bool] | tuple[type[BaseException], ...] = is_retryable
-    attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
-    timeout: float | None = 90.0
-    wait_initial: float = 0.5
-    wait_max: float = 15.0
-    wait_jitter: float = 1.0
-    wait_exp_base: float = 2.0
-    retry_after_max: float = 60.0
-    wait: bool = True
+    on: Callable[[BaseException], bool] | tuple[type[BaseException], ...] = attrs.field(
+        default=is_retryable, validator=_predicate_or_classes
+    )
+    attempts: int = attrs.field(default=5, validator=number(at_least=1, integer=True))
+    timeout: float | None = attrs.field(default=90.0, validator=number(above=0, optional=True))
+    wait_initial: float = attrs.field(default=0.5, validator=number(at_least=0))
+    wait_max: float = attrs.field(default=15.0, validator=number(at_least=0))
+    wait_jitter: float = attrs.field(default=1.0, validator=number(at_least=0))
+    wait_exp_base: float = attrs.field(default=2.0, validator=number(at_least=1))
+    retry_after_max: float = attrs.field(default=60.0, validator=number(at_least=0))
+    wait: bool = attrs.field(default=True, validator=instance_of(bool, "True or False"))
 
     @classmethod
     def never(cls) -> RetryPolicy:

@@ -46,14 +46,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from ._errors import MiniMaxError, SubmissionConflictError
+from ._errors import MiniMaxError, StoreError, SubmissionConflictError
 from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
+from ._redaction import describe
+from ._retry import RetryPolicy, retry_call
 from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
@@ -69,6 +71,14 @@ __all__ = [
 ]
 
 logger = logging.getLogger("minimax_s2v")
+
+T = TypeVar("T")
+
+#: How the tracker's own journal writes are retried: a store that fails for a few seconds
+#: (a full disk, a restarting worker or Redis) costs a delay, not a task.
+JOURNAL_RETRY = RetryPolicy(
+    on=(Exception,), attempts=12, timeout=8.0, wait_initial=0.05, wait_max=1.0, wait_jitter=0.05
+)
 
 
 class TrackerAPI(Protocol):
@@ -433,11 +443,18 @@ class _Callbacks(Protocol):
 class TaskTracker:
     """Follows tasks until they end: callbacks, confirmations, polls, the journal, resume.
 
+    Store failures: the tracker's own writes (submissions, confirmed snapshots) are retried
+    under ``journal_retry`` and then raise :class:`~minimax_s2v.StoreError`; a poll or a
+    confirmation whose answer could not be recorded is simply made again later, so a waiter
+    never hangs on a store that failed once. A callback that cannot be journaled is answered
+    503 at once (rule 4), not retried while the sender waits.
+
     Args:
         api: the authenticated calls (the client's).
         store: where submissions and updates are journaled.
         polling: how tasks are polled when no callback reports them.
         receiver: the callback receiver, if callbacks are used.
+        journal_retry: how the tracker's own journal writes are retried.
         telemetry: spans around callbacks and confirmations (none by default).
     """
 
@@ -447,10 +464,13 @@ class TaskTracker:
         store: TaskStore,
         polling: PollPolicy,
         receiver: _Callbacks | None = None,
+        *,
+        journal_retry: RetryPolicy = JOURNAL_RETRY,
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._api = api
         self._store = store
+        self._journal_retry = journal_retry
         self._receiver = receiver
         self._telemetry = telemetry
         self.counts = TrackerCounts()
@@ -473,11 +493,14 @@ class TaskTracker:
         """Open the store and, if it is shared, listen to the other replicas' updates."""
         if self._started:
             return
+        try:
+            await self._store.open()
+            subscribe = getattr(self._store, "subscribe", None)
+            if subscribe is not None:
+                await subscribe(self._on_remote_update)
+        except Exception as error:
+            raise StoreError("be opened", describe(error)) from error
         self._started = True
-        await self._store.open()
-        subscribe = getattr(self._store, "subscribe", None)
-        if subscribe is not None:
-            await subscribe(self._on_remote_update)
 
     async def close(self) -> None:
         """Stop following: polls and confirmations are cancelled, pending waits end."""
@@ -508,6 +531,22 @@ class TaskTracker:
         job.add_done_callback(self._jobs.discard)
         job.add_done_callback(lambda _: coroutine.close())  # cancelled before it started
 
+    async def _write(
+        self, operation: str, call: Callable[[], Awaitable[T]], *, task_id: str | None = None
+    ) -> T:
+        """A store call of the tracker's own, retried; a lasting failure is a StoreError."""
+        try:
+            return await retry_call(self._journal_retry, call, what=f"journal: {operation}")
+        except Exception as error:
+            raise StoreError(operation, describe(error), task_id=task_id) from error
+
+    async def _write_quietly(self, operation: str, call: Callable[[], Awaitable[None]]) -> None:
+        """A journal write whose failure only costs the journal's accuracy: logged."""
+        try:
+            await self._write(operation, call)
+        except StoreError as error:
+            logger.warning("%s", error)
+
     # -- submissions ------------------------------------------------------------------------
 
     def expect(self, nonce: str) -> str | None:
@@ -524,7 +563,7 @@ class TaskTracker:
     async def journal(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
         await self.start()
-        await self._store.save_submission(submission)
+        await self._write("record the submission", lambda: self._store.save_submission(submission))
 
     async def abandon(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
@@ -532,13 +571,15 @@ class TaskTracker:
         self._nonces.pop(nonce, None)
         if self._receiver is not None:
             self._receiver.discard(nonce)
-        await self._store.drop_submission(nonce)
+        await self._write_quietly("drop the submission", lambda: self._store.drop_submission(nonce))
 
     async def lost(self, nonce: str) -> None:
         """A submission's answer was lost: keep its nonce, so that a callback can claim it."""
         self.counts.uncertain += 1
         self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
-        await self._store.mark_uncertain(nonce)
+        await self._write_quietly(
+            "mark the submission uncertain", lambda: self._store.mark_uncertain(nonce)
+        )
 
     async def submitted(
         self, nonce: str, task_id: str, request: VideoRequest, label: str | None
@@ -551,7 +592,12 @@ class TaskTracker:
         entry = self._nonces.get(nonce)
         early = entry.early if entry is not None else ()
         self._hold(nonce, _Nonce(_Stage.BOUND, task_id))
-        await self._store.mark_submitted(nonce, task_id)
+        # From here on the task is followed, whatever the journal says.
+        await self._write(
+            "record the task it created",
+            lambda: self._store.mark_submitted(nonce, task_id),
+            task_id=task_id,
+        )
         for snapshot in early:
             if snapshot.task_id == task_id:
                 await self._take(record, snapshot, nonce, journal=False)
@@ -560,6 +606,8 @@ class TaskTracker:
         return Task(self, record)
 
     def _hold(self, nonce: str, entry: _Nonce) -> _Nonce:
+        if self._receiver is None:
+            return entry  # no callbacks come to this process: nothing to hold
         nonces = self._nonces
         nonces.pop(nonce, None)
         cutoff = time.monotonic() - self._nonce_ttl
@@ -620,7 +668,10 @@ class TaskTracker:
         """Journal an authenticated snapshot, then apply it (if it is news)."""
         if self.registry.get(snapshot.task_id) is None or not self.registry.is_news(snapshot):
             return
-        await self._store.save_event(snapshot, source, confirmed=True)
+        await self._write(
+            f"record task {snapshot.task_id}'s status",
+            lambda: self._store.save_event(snapshot, source, confirmed=True),
+        )
         self.registry.apply(snapshot, source)
 
     async def _apply_polled(self, snapshot: TaskSnapshot) -> None:
@@ -751,7 +802,10 @@ class TaskTracker:
                 except MiniMaxError as error:  # the download retrieves it again
                     logger.warning("could not retrieve file %s: %s", snapshot.file_id, error)
             source = EventSource.CALLBACK if snapshot.status is claimed.status else EventSource.POLL
-            await self._apply(snapshot, source)
+            try:
+                await self._apply(snapshot, source)
+            except StoreError as error:
+                logger.warning("%s; asking the API again later", error)
             if not record.finished:
                 # The API has not reached the status the callback claimed (or it was
                 # forged): poll soon rather than wait for the fallback.
@@ -816,6 +870,14 @@ class TaskTracker:
                 task_id,
                 error,
             )
+        except Exception as error:  # noqa: BLE001 - the journal could not be read: not adopted
+            logger.warning(
+                "could not check task %s claimed by uncertain submission %s (%s): not adopted",
+                task_id,
+                nonce,
+                describe(error),
+            )
+            shown = None
         entry.claims[task_id] = shown is not None
         await self._decide(nonce, entry, shown)
 
@@ -844,7 +906,9 @@ class TaskTracker:
         entry.stage, entry.task_id = _Stage.BOUND, task_id
         record = self.registry.track(task_id)
         record.nonce = nonce
-        await self._store.mark_submitted(nonce, task_id)
+        await self._write_quietly(
+            "record the adopted task", lambda: self._store.mark_submitted(nonce, task_id)
+        )
         await self._apply(shown, EventSource.POLL)
         early, entry.early = entry.early, ()
         for snapshot in early:
@@ -877,7 +941,7 @@ class TaskTracker:
         """Re-attach to every unfinished task in the store (see :meth:`Client.resume`)."""
         await self.start()
         tasks: list[Task] = []
-        for stored in await self._store.unfinished():
+        for stored in await self._write("read the unfinished tasks", self._store.unfinished):
             submission = stored.submission
             record = self.registry.track(
                 stored.task_id, None, submission.created_at if submission else None
@@ -889,7 +953,7 @@ class TaskTracker:
             if stored.snapshot is not None:
                 self.registry.apply(stored.snapshot, EventSource.STORE)
             tasks.append(Task(self, record))
-        uncertain = await self._store.uncertain()
+        uncertain = await self._write("read the uncertain submissions", self._store.uncertain)
         for submission in uncertain:
             self._route(submission.nonce, _Nonce(_Stage.UNCERTAIN))
         slots = asyncio.Semaphore(8)

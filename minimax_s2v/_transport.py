@@ -6,12 +6,13 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import attrs
+from aiohttp.abc import AbstractStreamWriter
 from yarl import URL
 
 from ._errors import (
@@ -24,7 +25,9 @@ from ._errors import (
     error_for_http_status,
 )
 from ._ratelimit import EndpointClass, RateLimiter
+from ._redaction import STRUCTURAL, Redactor, describe
 from ._telemetry import answered
+from ._validators import number
 from ._wire import api_error_in, is_mapping
 
 __all__ = [
@@ -41,6 +44,8 @@ logger = logging.getLogger("minimax_s2v")
 GLOBAL_BASE_URL = URL("https://api.minimax.io")
 CN_BASE_URL = URL("https://api.minimaxi.com")
 _MAX_API_BODY = 4 * 1024 * 1024  # API answers are small JSON; anything larger is not ours
+# A body larger than this is written a slice at a time (see _SlicedBody).
+_BODY_SLICE = 256 * 1024
 
 
 @attrs.frozen
@@ -53,9 +58,9 @@ class Timeouts:
         request: for a whole API call (not downloads, which may take long but never stall).
     """
 
-    connect: float = 10.0
-    read: float = 30.0
-    request: float = 60.0
+    connect: float = attrs.field(default=10.0, validator=number(above=0))
+    read: float = attrs.field(default=30.0, validator=number(above=0))
+    request: float = attrs.field(default=60.0, validator=number(above=0))
 
 
 @attrs.define  # not frozen: one is made per call, and a plain __init__ is the quicker
@@ -97,6 +102,8 @@ class Transport:
         user_agent: str,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": user_agent}
+        #: Scrubs the key from errors; downloads use it too (a host may echo what it saw).
+        self.redactor = Redactor(api_key)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.base_url = base_url
         self.session = session
@@ -117,10 +124,13 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> ApiResponse:
         """Make one call; return the JSON answer or raise the typed error it amounts to.
 
         ``body`` is a JSON document, already encoded (the caller may need its exact bytes).
+        ``before_send`` is awaited once the rate limiter lets the call go, just before the
+        request is made (a submission is journaled there, when it is about to leave).
 
         Raises:
             ConnectError: no connection could be made (the request was certainly not sent).
@@ -130,17 +140,20 @@ class Transport:
         bucket = self.limiter.bucket(endpoint)
         if bucket is not None:
             await bucket.acquire()
+        if before_send is not None:
+            await before_send()
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = self.base_url.join(URL(path))
         if params:
             url = url.with_query(params)
         started = time.perf_counter()
+        failure: BaseException | None = None
         try:
             async with self.session.request(
                 method,
                 url,
-                data=body,
+                data=body if body is None or len(body) <= _BODY_SLICE else _SlicedBody(body),
                 headers=self._headers if body is None else self._json_headers,
                 timeout=self._timeout,
             ) as response:
@@ -148,14 +161,13 @@ class Transport:
                 status = response.status
                 headers = response.headers
                 reason = response.reason or "error"
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise ConnectError(f"{method} {path}: could not connect in time ({exc})") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"{method} {path}: could not connect: {exc.os_error}") from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise RequestTimeoutError(f"{method} {path}: no complete answer in time") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            failure = exc
+        if failure is not None:
+            # Raised here, outside the except block, so that the foreign exception (which
+            # may hold the request headers) is not kept as __context__.
+            raise self.redactor.clean(_exchange_error(method, path, failure))
+        raw = self.redactor.raw(raw)  # a server echoing the key gets it back nowhere
         trace_id = headers.get("Trace-Id")
         answered(trace_id, status)
         if logger.isEnabledFor(logging.DEBUG):
@@ -164,15 +176,17 @@ class Transport:
                 "%s %s -> %d in %.1f ms (trace id %s)", method, path, status, elapsed, trace_id
             )
         data = _decode(raw)
+        if b"\\" in raw:  # JSON escapes could spell the key so that the bytes hid it
+            data = self.redactor.json(data)
         if status >= 400:
             error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
             self._note(endpoint, error)
-            raise error
+            raise self.redactor.clean(error)
         if not is_mapping(data):
             kind = headers.get("Content-Type", "").split(";")[0].strip() or "unknown content"
             # An HTML page on HTTP 200 is a gateway's error page, not MiniMax's answer.
             error_text = f"{path} answered with {kind}, not JSON (a gateway error page?)"
-            raise ServerError(error_text, trace_id=trace_id, http_status=status)
+            raise ServerError(error_text, trace_id=trace_id, http_status=status)  # no echo
         api_error = api_error_in(
             data,
             http_status=status,
@@ -181,7 +195,7 @@ class Transport:
         )
         if api_error is not None:
             self._note(endpoint, api_error)
-            raise api_error
+            raise self.redactor.clean(api_error)
         if bucket is not None:
             bucket.on_success()
         return ApiResponse(data, trace_id, status)
@@ -189,6 +203,23 @@ class Transport:
     def _note(self, endpoint: EndpointClass, error: Exception) -> None:
         if isinstance(error, RateLimitError):
             self.limiter.on_rate_limited(endpoint)
+
+
+def _exchange_error(method: str, path: str, exc: BaseException) -> TransportError:
+    """The typed error for an exchange that broke off; ``exc`` is kept as its cause, cleaned."""
+    error: TransportError
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error = ConnectError(f"{method} {path}: could not connect in time ({exc})")
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        error = ConnectError(f"{method} {path}: could not connect: {exc.os_error}")
+    elif isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        error = RequestTimeoutError(f"{method} {path}: no complete answer in time")
+    elif isinstance(exc, aiohttp.TooManyRedirects):
+        error = TransportError(f"{method} {path}: too many redirects")
+    else:
+        error = TransportError(f"{method} {path}: {describe(exc)}")
+    error.__cause__ = STRUCTURAL.cause(exc)
+    return error
 
 
 def _http_error(
@@ -223,6 +254,44 @@ def _decode(raw: bytes) -> object:
         return json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+class _SlicedBody(aiohttp.Payload):
+    """A large request body (a 19 MB inline face) written a slice at a time.
+
+    Given as plain bytes, aiohttp joins the headers and the whole body into one new buffer
+    and the socket transport copies what the socket did not take at once: about 50 ms of
+    the event loop per 19 MB body, several of them in one turn of the loop under a burst.
+    Slices of 256 KiB each wait for the socket's room, so the loop is never held for long.
+    The bytes are not copied; a retry writes them again.
+    """
+
+    _autoclose = True  # nothing to close: the bytes are in memory
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__(value, content_type="application/json")
+        self._value: bytes = value
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """The body as text (aiohttp's interface; not used to send it)."""
+        return self._value.decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        """The body itself."""
+        return self._value
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Write the whole body."""
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """Write the body (at most ``content_length`` bytes of it), a slice at a time."""
+        view = memoryview(self._value)[:content_length]
+        for start in range(0, len(view), _BODY_SLICE):
+            await writer.write(view[start : start + _BODY_SLICE])  # waits for the socket's room
 
 
 def in_band_rejection(error: BaseException) -> bool:

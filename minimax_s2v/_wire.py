@@ -22,6 +22,7 @@ from typing import Any, TypeGuard, TypeVar
 
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.v import format_exception
 from yarl import URL
 
 from ._errors import APIError, ResponseValidationError, error_for_code
@@ -37,9 +38,12 @@ from ._models import (
 
 __all__ = [
     "DOWNLOAD_URL_LIFETIME",
+    "MAX_ID_DIGITS",
     "api_error_in",
     "callback_ack",
     "file_payload",
+    "is_http_url",
+    "is_id",
     "is_mapping",
     "parse_callback",
     "parse_file",
@@ -54,6 +58,9 @@ __all__ = [
 DOWNLOAD_URL_LIFETIME = timedelta(hours=1)
 
 _EXCERPT = 500
+#: Ids are 15 to 18 digits in practice; more than this is no id of MiniMax's.
+MAX_ID_DIGITS = 40
+_ID_LIMIT = 10**MAX_ID_DIGITS
 T = TypeVar("T")
 
 
@@ -93,37 +100,44 @@ def _strict_str_tuple(value: object, _: object) -> tuple[str, ...]:
 
 
 def _digits(value: object, what: str) -> str:
-    """An id spelled as a string of digits or as a non-negative integer."""
+    """An id spelled as a string of digits or as a non-negative integer; else ``ValueError``.
+
+    Ids name files on disk (``<task id>.mp4``), so nothing but ASCII digits of a bounded
+    length gets past here: no path separator, dot or surrogate can reach a file name.
+    """
     if isinstance(value, bool):
         raise TypeError(f"expected a {what} (string or integer), got bool")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{what} must not be negative")
+        if value >= _ID_LIMIT:
+            raise ValueError(f"{what} has more than {MAX_ID_DIGITS} digits")
         return str(value)
-    if isinstance(value, str):
-        return _unicode(value)
-    raise TypeError(f"expected a {what} (string or integer), got {type(value).__name__}")
+    if not isinstance(value, str):
+        raise TypeError(f"expected a {what} (string or integer), got {type(value).__name__}")
+    if not is_id(value):
+        shown = value[:40].encode("ascii", "backslashreplace").decode()
+        raise ValueError(f"{what} {shown!r} is not a string of at most {MAX_ID_DIGITS} digits")
+    return value
+
+
+def is_id(text: str) -> bool:
+    """Whether ``text`` is a task or file id as MiniMax spells them: 1 to 40 ASCII digits."""
+    return 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()
 
 
 def _task_id(value: object, _: object) -> str:
-    text = _digits(value, "task id")
-    if not text:
-        raise ValueError("task id is empty")
-    return text
+    return _digits(value, "task id")
 
 
 def _optional_file_id(value: object, _: object) -> str | None:
-    if value is None:
-        return None
-    text = _digits(value, "file id")
-    return None if text in ("", "0") else text
+    if value is None or (type(value) in (str, int) and value in ("", "0", 0)):
+        return None  # the placeholders of an unfinished task
+    return _digits(value, "file id")
 
 
 def _file_id_int(value: object, _: object) -> int:
-    text = _digits(value, "file id").strip()
-    if not text.isdigit() or not text.isascii():
-        raise ValueError(f"file id {text[:40]!r} is not a number")
-    return int(text)
+    return int(_digits(value, "file id"))
 
 
 def _optional_dimension(value: object, _: object) -> int | None:
@@ -139,11 +153,22 @@ def _status(value: object, _: object) -> TaskStatus:
     return TaskStatus.parse(_strict_str(value, None))
 
 
+def is_http_url(value: object) -> bool:
+    """Whether ``value`` is an absolute http(s) URL with a host (the one URL rule)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        url = URL(value)
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
 def _url(value: object, _: object) -> URL:
-    url = URL(_strict_str(value, None))
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"expected an absolute http(s) URL, got {str(value)[:80]!r}")
-    return url
+    text = _strict_str(value, None)
+    if not is_http_url(text):
+        raise ValueError(f"expected an absolute http(s) URL, got {text[:80]!r}")
+    return URL(text)
 
 
 def _optional_url(value: object, _: object) -> URL | None:
@@ -233,6 +258,14 @@ def _excerpt(data: object) -> str:
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "…"
 
 
+def _reason(exc: BaseException, type_: type | None) -> str:
+    """Cattrs' description of a failure, with the reason our own hooks gave for a bad value."""
+    text = format_exception(exc, type_)
+    if isinstance(exc, ValueError) and str(exc):
+        text += f" ({exc})"
+    return text
+
+
 def _structure(what: str, data: object, build: Callable[[Any], T]) -> T:
     """Run ``build`` and turn anything it raises into a readable ResponseValidationError."""
     try:
@@ -241,7 +274,7 @@ def _structure(what: str, data: object, build: Callable[[Any], T]) -> T:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure to fit becomes one typed error
         try:
-            errors = cattrs.transform_error(exc, path="$")
+            errors = cattrs.transform_error(exc, path="$", format_exception=_reason)
         except Exception:  # noqa: BLE001 - a formatter failure must not hide the real one
             errors = [f"{type(exc).__name__}: {exc}"]
         raise ResponseValidationError(what, errors, _excerpt(data)) from None
@@ -323,7 +356,7 @@ def _direct_snapshot(
     """
     task_id = _ascii_id(data.get("task_id"))
     status_text = _ascii_id(data.get("status"))
-    if not task_id or status_text is None:
+    if task_id is None or not is_id(task_id) or status_text is None:
         return None
     status = STATUS_SPELLINGS.get(status_text.strip().lower())
     file_id = data.get("file_id")
@@ -333,6 +366,8 @@ def _direct_snapshot(
             return None
         if file_id in ("", "0"):
             file_id = None
+        elif not is_id(file_id):
+            return None
     width = _plain_dimension(data.get("video_width"))
     height = _plain_dimension(data.get("video_height"))
     if status is None or width == -1 or height == -1:

@@ -16,15 +16,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, ExitStack, asynccontextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 
@@ -36,6 +37,7 @@ from ._errors import (
     InvalidRequestError,
     MiniMaxError,
     ResponseValidationError,
+    StoreError,
     SubmissionUncertainError,
     TransportError,
 )
@@ -43,8 +45,9 @@ from ._models import SubjectReference, TaskStatus, VideoRequest
 from ._polling import PollPolicy
 from ._progress import Reporter, make_reporter
 from ._ratelimit import RateLimit
+from ._redaction import Redactor, describe
 from ._tasks import Task
-from ._wire import parse_request
+from ._wire import is_http_url, is_id, parse_request
 
 __all__ = ["EXIT", "main"]
 
@@ -58,6 +61,8 @@ EXIT = {
     "interrupted": 130,
 }
 JOURNAL = ".minimax-s2v-journal.db"
+T = TypeVar("T")
+_MIN_SECRET_BYTES = 16  # what CallbackReceiver requires
 
 DEMO_PROMPTS = (
     "A woman walks along a beach at sunset and turns to smile at the camera.",
@@ -72,6 +77,76 @@ class UsageError(Exception):
     """A problem with what was asked, reported in one line with exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become one ``error:`` line with exit code 2.
+
+    argparse quotes the values it refuses (``invalid choice: '<value>'``), so a key typed in
+    the wrong place would be printed back. The refused values are left out of the line
+    (option names stay), and ``main`` also scrubs every secret it knows of.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        message = _QUOTED_VALUE.sub("", message)
+        prefix, found, rest = message.partition(_UNRECOGNIZED)
+        if found:
+            shown = [word if word.startswith("-") else "…" for word in rest.split()]
+            message = f"{prefix}{found}{' '.join(shown)}"
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# argparse's "invalid choice: 'x' (...)" and "invalid float value: 'x'": the value goes.
+_QUOTED_VALUE = re.compile(r"""(?<=invalid choice)(: (?:'[^']*'|"[^"]*"))|(?<= value)(: .*$)""")
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+_SECRET_OPTIONS = ("--api-key", "--secret", "--callback-secret")
+_SECRET_VARIABLES = ("MINIMAX_API_KEY", "MINIMAX_CALLBACK_SECRET")
+
+
+def _secrets_in(arguments: Sequence[str]) -> Redactor:
+    """A redactor of every secret the command line or the environment gives."""
+    found: list[str] = [os.environ.get(name, "") for name in _SECRET_VARIABLES]
+    for index, argument in enumerate(arguments):
+        option, equals, value = argument.partition("=")
+        if option in _SECRET_OPTIONS:
+            if equals:
+                found.append(value)
+            elif index + 1 < len(arguments):
+                found.append(arguments[index + 1])
+    return Redactor(*found)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot work, naming the option (never quoting a secret)."""
+    base_url = getattr(args, "base_url", None) or os.environ.get("MINIMAX_BASE_URL")
+    if base_url and not is_http_url(base_url):
+        raise UsageError("--base-url (or MINIMAX_BASE_URL) must be an absolute http(s) URL")
+    for option in ("callback_url", "public_url"):
+        value = getattr(args, option, None)
+        # A receiver's URL carries its own query: one given here could not be kept.
+        if value is not None and (not is_http_url(value) or "?" in value or "#" in value):
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} must be an absolute http(s) URL without a query")
+    for option in ("secret", "callback_secret"):
+        value = getattr(args, option, None)
+        if value is not None and len(value.encode()) < _MIN_SECRET_BYTES:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(
+                f"{flag} (or MINIMAX_CALLBACK_SECRET) must be at least {_MIN_SECRET_BYTES} bytes"
+            )
+    for option in ("poll_interval", "timeout", "rpm"):
+        number = getattr(args, option, None)
+        if number is not None and not number > 0:  # NaN too
+            raise UsageError(f"--{option.replace('_', '-')} must be a positive number")
+    for option in ("task_id", "id"):
+        value = getattr(args, option, None)
+        if value is not None and not is_id(value):
+            raise UsageError("a task or file id is a string of digits")
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+
+
 def _exit_code(error: BaseException) -> int:
     if isinstance(error, AuthenticationError | ConfigurationError):
         return EXIT["auth"]
@@ -79,7 +154,7 @@ def _exit_code(error: BaseException) -> int:
         return EXIT["usage"]
     if isinstance(error, SubmissionUncertainError):
         return EXIT["uncertain"]
-    if isinstance(error, TransportError | ResponseValidationError) or (
+    if isinstance(error, TransportError | ResponseValidationError | StoreError) or (
         isinstance(error, APIError) and error.retryable
     ):
         return EXIT["unavailable"]
@@ -87,6 +162,8 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _hint(error: BaseException) -> str:
+    if isinstance(error, StoreError) and error.task_id is None:
+        return " (check that the journal's directory exists and is writable, and has room)"
     if isinstance(error, TransportError):
         return " (is the base URL right and reachable? --base-url or MINIMAX_BASE_URL)"
     if isinstance(error, SubmissionUncertainError):
@@ -94,42 +171,65 @@ def _hint(error: BaseException) -> str:
     return ""
 
 
-def _fail(error: BaseException) -> int:
-    print(f"error: {error}{_hint(error)}", file=sys.stderr)  # noqa: T201 - one line, then exit
+def _fail(error: BaseException, redactor: Redactor) -> int:
+    text = redactor.text(f"{error}{_hint(error)}")
+    print(f"error: {text}", file=sys.stderr)  # noqa: T201 - one line, then exit
     return _exit_code(error)
 
 
 # -- the parser ---------------------------------------------------------------------------
 
 
+def _number(*, above: float | None = None, at_least: float = 0.0) -> Any:
+    """An argparse type: a number ``> above`` (or ``>= at_least``), else a usage error.
+
+    The settings these options feed (PollPolicy, RateLimit) would refuse the value too, but
+    in their own names and as a configuration error: here it is a bad option (exit code 2).
+    """
+    bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > above if above is not None else value >= at_least):
+            raise argparse.ArgumentTypeError(f"must be a number {bound}, not {text!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``minimax-s2v``."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--api-key", help="MiniMax API key (default: MINIMAX_API_KEY)")
     common.add_argument(
         "--region",
         choices=("global", "cn"),
-        default="global",
-        help="api.minimax.io (global) or api.minimaxi.com (cn)",
+        default=None,
+        help="api.minimax.io (global) or api.minimaxi.com (cn); wins over MINIMAX_BASE_URL",
     )
     common.add_argument(
-        "--base-url", help="API base URL (default: MINIMAX_BASE_URL, else the region's)"
+        "--base-url",
+        help="API base URL (default: the --region's host, else MINIMAX_BASE_URL, else global)",
     )
     common.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     common.add_argument(
         "--poll-interval",
-        type=float,
+        type=_number(at_least=0),
         default=5.0,
         metavar="SECONDS",
         help="first poll interval when no callback reports a task (default 5)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minimax-s2v",
         description="Generate videos with MiniMax S2V-01 (subject reference).",
         epilog="Exit codes: 0 ok, 1 some failed, 2 usage/input, 3 key, 4 unreachable, "
         "5 uncertain submission, 130 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser(
@@ -141,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--image", required=True, help="face image: an http(s) URL or a local file"
     )
+    # A str, not a Path: Path("new/") drops the slash that makes "new/" a directory.
     generate.add_argument(
-        "--out", type=Path, default=None, help="output file (default: <task id>.mp4)"
+        "--out",
+        default=None,
+        help="output file, or a directory (existing, or ending in /) (default: <task id>.mp4)",
     )
     generate.add_argument("--no-optimize", action="store_true", help="send the prompt as it is")
     generate.add_argument("--timeout", type=float, default=None, help="stop waiting after SECONDS")
@@ -170,14 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--concurrency", type=int, default=8, help="generations in flight (default 8)"
     )
-    batch.add_argument("--rpm", type=float, default=None, help="submissions per minute at most")
+    batch.add_argument(
+        "--rpm", type=_number(above=0), default=None, help="submissions per minute at most"
+    )
 
     status = commands.add_parser("status", parents=[common], help="show a task's status")
     status.add_argument("task_id")
 
     download = commands.add_parser("download", parents=[common], help="save a finished video")
     download.add_argument("id", help="a task id or a file id")
-    download.add_argument("--out", type=Path, required=True, help="output file")
+    download.add_argument(
+        "--out", required=True, help="output file, or a directory (existing, or ending in /)"
+    )
 
     serve = commands.add_parser("serve", parents=[common], help="run the callback receiver")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
@@ -195,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--stats-every",
-        type=float,
+        type=_number(above=0),
         default=None,
         metavar="SECONDS",
         help="print a one-line summary of the receiver's counters every SECONDS",
@@ -211,16 +318,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=5, help="how many videos (default 5)")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
     demo.add_argument("--seed", type=int, default=None, help="make the emulator repeatable")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the videos of an earlier demo in --out (refused otherwise)",
+    )
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minimax-s2v")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
 def _client(args: argparse.Namespace, **options: Any) -> Client:
+    # The command line's own sources of a key, worded for its user (the library says
+    # Client(api_key=...) instead).
+    key = args.api_key if args.api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
+    if not key.strip():
+        raise ConfigurationError("no API key: pass --api-key or set MINIMAX_API_KEY")
     polling = PollPolicy(
         first_interval=args.poll_interval, max_interval=max(20.0, args.poll_interval)
     )
-    return Client(
-        args.api_key, region=args.region, base_url=args.base_url, polling=polling, **options
-    )
+    return Client(key, region=args.region, base_url=args.base_url, polling=polling, **options)
+
+
+async def _listening(
+    stack: AsyncExitStack,
+    server: AbstractAsyncContextManager[T],
+    host: str,
+    port: int,
+    option: str = "--port",
+) -> T:
+    """Enter ``server`` (an emulator or a receiver starting to listen) on ``stack``.
+
+    A socket that cannot be bound (a port in use) is a one-line usage error; the server has
+    cleaned up after itself by then, so nothing is left open.
+    """
+    from .emulator.__main__ import cannot_listen
+
+    try:
+        return await stack.enter_async_context(server)
+    except OSError as error:
+        raise UsageError(cannot_listen(host, port, error, option)) from None
 
 
 def _emit(args: argparse.Namespace, text: str, **fields: Any) -> None:
@@ -249,7 +393,9 @@ async def _callbacks(args: argparse.Namespace) -> AsyncIterator[Any]:
     host, _, port = args.serve_callbacks.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError("--serve-callbacks takes HOST:PORT")
-    async with receiver.serve(host, int(port)):
+    async with AsyncExitStack() as stack:
+        serving = receiver.serve(host, int(port))
+        await _listening(stack, serving, host, int(port), "--serve-callbacks")
         yield receiver
 
 
@@ -260,13 +406,31 @@ async def _generate(args: argparse.Namespace) -> int:
         prompt_optimizer=False if args.no_optimize else None,
     )
     async with _callbacks(args) as receiver, _client(args, receiver=receiver) as client:
-        task = await client.submit(request)
+        try:
+            task = await client.submit(request)
+        except asyncio.CancelledError:
+            print(  # noqa: T201
+                "interrupted while submitting: if the request had left, a task may exist and "
+                "be paid for; check the MiniMax task list before running this again (running "
+                "the same command creates a new task)",
+                file=sys.stderr,
+            )
+            raise
         print(f"submitted task {task.task_id}", file=sys.stderr)  # noqa: T201
         try:
             async with asyncio.timeout(args.timeout):
                 async for snapshot in task.updates():
                     if not args.json:
                         print(f"task {task.task_id}: {snapshot.status.value}", file=sys.stderr)  # noqa: T201
+        except asyncio.CancelledError:
+            print(  # noqa: T201
+                f"interrupted: task {task.task_id} goes on at MiniMax; follow it with "
+                f"`minimax-s2v status {task.task_id}`, then `minimax-s2v download "
+                f"{task.task_id} --out FILE` (running the same generate command again creates "
+                "and pays for a new task)",
+                file=sys.stderr,
+            )
+            raise
         except TimeoutError:
             print(  # noqa: T201
                 f"error: task {task.task_id} not finished after {args.timeout}s; it goes on: "
@@ -276,8 +440,7 @@ async def _generate(args: argparse.Namespace) -> int:
             )
             return EXIT["failed"]
         result = await task.wait()
-        out = args.out or Path(f"{task.task_id}.mp4")
-        path = await client.download(task, out)
+        path = await client.download(task, args.out or f"{task.task_id}.mp4")
         _emit(
             args, f"saved {path}", task_id=task.task_id, status=result.status.value, path=str(path)
         )
@@ -324,11 +487,23 @@ async def _download(args: argparse.Namespace) -> int:
 # -- batch --------------------------------------------------------------------------------
 
 
-def _read_batch(
-    path: Path, out: Path, reporter: Reporter
-) -> tuple[dict[str, tuple[VideoRequest, Path]], int]:
-    """Read the JSONL file: {label: (request, output file)}, and how many lines were bad."""
-    items: dict[str, tuple[VideoRequest, Path]] = {}
+@attrs.frozen
+class _BatchLine:
+    """One accepted line of a batch file."""
+
+    number: int
+    request: VideoRequest
+    out: Path
+
+
+def _skipped(path: Path, number: int, label: str | None, error: BaseException) -> str:
+    """How a skipped line is reported, wherever it was found wanting: ``FILE:LINE: …``."""
+    return f"{path}:{number}: skipped{f' {label}' if label else ''}: {error}"
+
+
+def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _BatchLine], int]:
+    """Read the JSONL file: {label: accepted line}, and how many lines were bad."""
+    items: dict[str, _BatchLine] = {}
     bad = 0
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -337,36 +512,45 @@ def _read_batch(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        label = None
         try:
-            label, request = _batch_line(line, number, path.parent)
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("a line must be a JSON object")  # noqa: TRY004, TRY301 - a bad line
+            label = _batch_label(data, number)
+            request = _batch_request(data, path.parent)
             if label in items:
                 raise ValueError(f"id {label!r} appears twice")  # noqa: TRY301 - same report
         except (ValueError, MiniMaxError) as error:
             bad += 1
-            reporter.line(f"{path}:{number}: skipped: {error}")
+            reporter.line(_skipped(path, number, label, error))
             continue
-        items[label] = (request, out / f"{label}.mp4")
+        items[label] = _BatchLine(number, request, out / f"{label}.mp4")
     return items, bad
 
 
-def _batch_line(line: str, number: int, base: Path) -> tuple[str, VideoRequest]:
-    """One JSONL line: its label and request (``ValueError`` says what is wrong)."""
-    data = json.loads(line)
-    if not isinstance(data, dict):
-        raise ValueError("a line must be a JSON object")  # noqa: TRY004 - a bad line, not a bad call
+def _batch_label(data: dict[str, Any], number: int) -> str:
+    """A line's id, safe as a file name (``ValueError`` says why not)."""
     label = str(data.get("id") or f"line-{number:06d}")
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", label):
-        raise ValueError(f"id {label!r}: use letters, digits, '.', '_' and '-'")
+    # A leading dot would make a hidden file, and "." and ".." name directories.
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", label):
+        raise ValueError(
+            f"id {label!r}: use up to 100 letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    return label
+
+
+def _batch_request(data: dict[str, Any], base: Path) -> VideoRequest:
+    """A line's request (``ValueError`` says what is wrong)."""
     if "subject_reference" in data:
-        return label, parse_request(data)
+        return parse_request(data)
     if not isinstance(data.get("image"), str):
         raise ValueError('"image" (a URL or a file path) is required')  # noqa: TRY004 - bad line
-    request = VideoRequest(
+    return VideoRequest(
         subject=SubjectReference(_resolve(data["image"], base)),
         prompt=data.get("prompt"),
         prompt_optimizer=data.get("prompt_optimizer"),
     )
-    return label, request
 
 
 def _resolve(image: str, base: Path) -> str:
@@ -381,7 +565,10 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"create {args.out}", error.strerror or str(error)) from None
     probe = Reporter(0, sys.stderr)
     items, bad = _read_batch(args.file, args.out, probe)
     store = SQLiteStore(args.out / JOURNAL)
@@ -390,14 +577,18 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
     try:
         async with _client(args, store=store, rate_limit=rate) as client:
             resumed = await client.resume()
-            journaled = {s.label: s for s in await store.submissions() if s.label is not None}
+            try:
+                submissions = await store.submissions()
+            except Exception as error:
+                raise StoreError("be read", describe(error)) from error
+            journaled = {s.label: s for s in submissions if s.label is not None}
             reporter = make_reporter(len(items), as_json=args.json)
             with reporter:
                 slots = asyncio.Semaphore(args.concurrency)
 
                 async def finish(label: str, task: Task) -> None:
                     nonlocal failed, saved
-                    _, out = items[label]
+                    out = items[label].out
                     try:
                         async for snapshot in task.updates():
                             reporter.status(label, snapshot.status.value)
@@ -414,10 +605,10 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
                 async def submit(label: str) -> None:
                     nonlocal failed, uncertain, bad
-                    request, _ = items[label]
+                    item = items[label]
                     async with slots:
                         try:
-                            task = await client.submit(request, label=label)
+                            task = await client.submit(item.request, label=label)
                         except AuthenticationError:
                             raise  # the whole batch stops: one line, exit code 3
                         except SubmissionUncertainError as error:
@@ -426,7 +617,8 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
                             return
                         except InvalidRequestError as error:
                             bad += 1  # found by preflight: nothing was sent
-                            reporter.done(label, False, f"{label}: {error}", error=str(error))
+                            text = _skipped(args.file, item.number, label, error)
+                            reporter.done(label, False, text, error=str(error), line=item.number)
                             return
                         except MiniMaxError as error:
                             failed += 1
@@ -437,7 +629,8 @@ async def _batch(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one comman
 
                 following = {t.label for t in resumed.tasks}
                 jobs = [finish(t.label, t) for t in resumed.tasks if t.label in items]
-                for label, (_, out) in items.items():
+                for label, item in items.items():
+                    out = item.out
                     if label in following:
                         continue
                     stored = journaled.get(label)
@@ -488,10 +681,9 @@ async def _serve(args: argparse.Namespace) -> int:
             "a receiver needs a secret shared with the submitting service: "
             "--secret or MINIMAX_CALLBACK_SECRET"
         )
-    if args.stats_every is not None and not args.stats_every > 0:
-        raise UsageError("--stats-every must be a number of seconds > 0")
     receiver = CallbackReceiver(args.public_url, secret=args.secret)
-    async with receiver.serve(args.host, args.port) as local:
+    async with AsyncExitStack() as stack:
+        local = await _listening(stack, receiver.serve(args.host, args.port), args.host, args.port)
         print(f"receiver listening on {local} for {args.public_url}", file=sys.stderr)  # noqa: T201
         if args.check:
             result = await receiver.self_check()
@@ -526,6 +718,12 @@ async def _demo(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if not args.overwrite and args.out.is_dir() and any(args.out.glob("*.mp4")):
+        # Videos are named by task id, and the same --seed makes the same ids again.
+        raise UsageError(
+            f"{args.out}/ already holds videos of an earlier demo: pick another --out, "
+            "remove them, or pass --overwrite"
+        )
     with ExitStack() as stack:
         face = stack.enter_context(as_file(files("minimax_s2v").joinpath("assets/sample_face.png")))
         requests = [
@@ -625,19 +823,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["emulate"]:
         from .emulator.__main__ import main as emulate
 
-        return emulate(arguments[1:])
+        return emulate(arguments[1:], prog="minimax-s2v emulate")
+    redactor = _secrets_in(arguments)
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)
-    except SystemExit as stop:
+        _check_options(args)
+    except SystemExit as stop:  # --help
         return int(stop.code or 0)
+    except UsageError as error:
+        return _fail(error, redactor)
     try:
         return asyncio.run(_COMMANDS[args.command](args))
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)  # noqa: T201
+        if args.command == "batch":  # its journal knows what was sent: nothing is sent twice
+            print("interrupted; run the same command again to resume", file=sys.stderr)  # noqa: T201
+        else:
+            print("interrupted", file=sys.stderr)  # noqa: T201
         return EXIT["interrupted"]
     except (MiniMaxError, UsageError) as error:
-        return _fail(error)
+        return _fail(redactor.clean(error), redactor)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,21 @@ from yarl import URL
 from minimax_s2v.emulator import Emulator
 
 pytest_plugins = ["pytester"]
+
+# An Authorization value in a log line, unless scrubbed.
+_BEARER = re.compile(r"Bearer (?!<redacted>)\S")
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test: the package's log lines (INFO and up) name no key and no Authorization."""
+    caplog.set_level(logging.INFO, logger="minimax_s2v")
+    yield
+    # At teardown caplog.text holds only the teardown's lines: read the earlier phases.
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    text = "\n".join(record.getMessage() for record in records)
+    assert not _BEARER.search(text), "a log line carries an Authorization header"
+    assert "emulator-key" not in text, "a log line carries the emulator's API key"
 
 
 @pytest.fixture

@@ -82,6 +82,21 @@ def test_one_line_errors_with_exit_codes(
     assert all(line.startswith("error: ") for line in errors)
 
 
+def test_unreachable_callback_url_is_one_line(
+    minimax_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --callback-url MiniMax cannot reach: one `error:` line naming it, with what to check."""
+    public = f"http://127.0.0.1:{free_port()}/hooks"
+    args = ["generate", *api(minimax_emulator), "--image", "https://e.com/f.jpg"]
+    args += ["--callback-url", public, "--callback-secret", "cli-test-secret-0123456789"]
+    assert main(args) == EXIT["usage"]
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: [2013] invalid params, fail to check callback url")
+    assert f"at {public} while creating the task" in line
+    assert "minimax-s2v serve --check" in line
+    assert minimax_emulator.state()["tasks_created"] == 0
+
+
 def write_batch(path: Path, face: Path, count: int) -> None:
     lines = [
         json.dumps({"id": f"clip-{i:03d}", "image": str(face), "prompt": f"batch line {i}"})

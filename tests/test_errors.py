@@ -9,6 +9,7 @@ import pytest
 from minimax_s2v import (
     APIError,
     AuthenticationError,
+    CallbackUnreachableError,
     ContentPolicyError,
     InsufficientBalanceError,
     InvalidRequestError,
@@ -77,6 +78,13 @@ def test_auth_error_hints_at_region() -> None:
     message = str(error_for_code(2049, "invalid api key"))
     assert "api.minimax.io" in message
     assert "api.minimaxi.com" in message
+
+
+def test_region_is_only_a_possibility() -> None:
+    """A typo gets the same 2049 as a key of the other region: the hint says "if", not "is"."""
+    message = str(error_for_code(2049, "invalid api key"))
+    assert "check the key; if it is from the other region" in message
+    assert "vice versa" not in message
 
 
 @pytest.mark.parametrize(
@@ -171,3 +179,19 @@ def test_disallowed_image_url_is_not_a_server_error() -> None:
     assert not error.retryable
     assert "public http(s) URL" in str(error)
     assert type(error_for_code(1000, "unknown error")) is ServerError
+
+
+def test_failed_callback_check_is_its_own_error() -> None:
+    """2013 "fail to check callback url" is a CallbackUnreachableError; other 2013s are not."""
+    error = error_for_code(2013, "invalid params, fail to check callback url", trace_id="t")
+    assert type(error) is CallbackUnreachableError
+    assert isinstance(error, InvalidRequestError)
+    assert not error.retryable
+    assert error.public_url is None
+    assert "self_check()" in str(error)
+    assert "(trace id t)" in str(error)
+    named = error.naming("https://hooks.example.com/minimax")
+    assert (named.code, named.trace_id) == (2013, "t")
+    assert "at https://hooks.example.com/minimax while creating the task" in str(named)
+    plain = error_for_code(2013, "invalid params, callback_url must be an http(s) URL")
+    assert type(plain) is InvalidRequestError

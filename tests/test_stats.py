@@ -57,6 +57,9 @@ async def test_stats_match_the_emulator_after_faults_and_forgeries(tmp_path: Pat
                 tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(count)))
                 results = await asyncio.gather(*(t.wait(timeout=30) for t in tasks))
                 await emu.callbacks.drain(10)
+                # A task whose file was retrieved when its success was confirmed is saved
+                # without another retrieve; one resolved by a poll retrieves it now.
+                retrieved_now = sum(1 for t in tasks[:3] if t.video is None)
                 saved = [
                     await client.download(t, tmp_path / f"{i}.mp4") for i, t in enumerate(tasks[:3])
                 ]
@@ -110,7 +113,7 @@ async def test_stats_match_the_emulator_after_faults_and_forgeries(tmp_path: Pat
     queries = sum(emu.counters.queries_by_task.values())
     assert queries == client_stats.confirmations + client_stats.fallback_polls
     assert client_stats.fallback_polls > 0  # some final callbacks were dropped
-    assert client_stats.retrievals + 3 == sum(requests["retrieve"].values())
+    assert client_stats.retrievals + retrieved_now == sum(requests["retrieve"].values())
     assert (client_stats.succeeded, client_stats.failed, client_stats.finished) == (count, 0, count)
     assert client_stats.following == 0
     assert client_stats.time_to_result.count == count

@@ -19,17 +19,22 @@ from ._config import (
 )
 from ._engine import Counters
 from ._server import Emulator
+from ._state import ChallengeLatency, CounterState, EmulatorState, TaskState
 from ._thread import EmulatorThread
 
 __all__ = [
     "CallbackFaults",
+    "ChallengeLatency",
+    "CounterState",
     "Counters",
     "Delivery",
     "Durations",
     "Emulator",
     "EmulatorConfig",
+    "EmulatorState",
     "EmulatorThread",
     "Endpoint",
     "EndpointFaults",
     "FaultPlan",
+    "TaskState",
 ]

@@ -1,4 +1,9 @@
-"""The emulator's callback sender: challenge first, then one POST per status change."""
+"""The emulator's callback sender: the challenge, then one POST per status change.
+
+By default the challenge is sent while the submission is being answered (the server awaits
+:meth:`CallbackSender.challenge` before it creates the task); with ``challenge_timing
+"after_create"`` it is the first POST of the task's background sequence instead.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,9 @@ class Delivery:
     """One callback POST as the emulator made it.
 
     Attributes:
+        task_id: the task; ``""`` for a challenge during a submission that failed (no task
+            was created).
+        url: where the POST went.
         kind: ``"challenge"`` or ``"status"``.
         status: the status text sent (``None`` for a challenge).
         sent_at: Unix time the POST started.
@@ -113,9 +121,9 @@ class CallbackSender:
         if self._jobs:
             await asyncio.wait(list(self._jobs), timeout=timeout)
 
-    def schedule(self, task: EmulatedTask) -> None:
-        """Start sending the callbacks of ``task``."""
-        job = asyncio.get_running_loop().create_task(self._run(task))
+    def schedule(self, task: EmulatedTask, *, challenged: bool = False) -> None:
+        """Start sending the callbacks of ``task`` (``challenged``: its URL passed already)."""
+        job = asyncio.get_running_loop().create_task(self._run(task, challenged))
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
@@ -149,14 +157,15 @@ class CallbackSender:
         sends.sort(key=lambda send: send.at)  # stable: reorders at one instant stay swapped
         return sends
 
-    async def _run(self, task: EmulatedTask) -> None:
+    async def _run(self, task: EmulatedTask, challenged: bool) -> None:
         url = task.callback_url
         if url is None:
             return
         config = self._config()
-        if config.challenge:
-            passed = await self._challenge(task, url)
-            if not passed and config.stop_after_failed_challenge:
+        if config.challenge and not challenged:
+            delivery = await self.challenge(url, task.task_id)
+            self.deliveries.append(delivery)
+            if delivery.error is not None and config.stop_after_failed_challenge:
                 return
         for send in self._plan(task):
             delay = send.at - self._clock()
@@ -166,23 +175,35 @@ class CallbackSender:
             body = task.body(send.status, text)
             self.deliveries.append(
                 await self._post(
-                    task, url=url, kind="status", status=text, body=body, fault=send.fault
+                    task.task_id, url=url, kind="status", status=text, body=body, fault=send.fault
                 )
             )
+
+    def record(self, delivery: Delivery) -> None:
+        """Keep ``delivery`` in the list of deliveries (bounded: the oldest go first)."""
+        self.deliveries.append(delivery)
 
     def _status_text(self, status: TaskStatus) -> str:
         if self._config().callback_casing == "lower":
             return _LOWER[status]
         return status.value
 
-    async def _challenge(self, task: EmulatedTask, url: str) -> bool:
+    async def challenge(self, url: str, task_id: str = "") -> Delivery:
+        """POST a ``challenge`` to ``url`` and check the echo; the delivery says how it went.
+
+        The delivery's ``error`` is set when the check failed: no connection, no answer
+        within ``challenge_timeout``, a non-2xx answer, or a body without the same challenge.
+        It is not recorded here: the caller records it once it knows the task's id.
+        """
         token = secrets.token_urlsafe(16)
         self._counters.callbacks["challenges_sent"] += 1
         delivery = await self._post(
-            task, url=url, kind="challenge", status=None, body={"challenge": token}, fault=None
+            task_id, url=url, kind="challenge", status=None, body={"challenge": token}, fault=None
         )
         timeout = self._config().challenge_timeout
         error = delivery.error
+        if error is None and not (delivery.http_status and 200 <= delivery.http_status < 300):
+            error = f"challenge answered with HTTP {delivery.http_status}"
         if error is None:
             try:
                 echoed = json.loads(delivery.response_body).get("challenge")
@@ -192,18 +213,17 @@ class CallbackSender:
                 error = "challenge not echoed"
             elif delivery.latency is None or delivery.latency > timeout:
                 error = f"challenge answered after {delivery.latency:.3f}s"
-        self.deliveries.append(attrs.evolve(delivery, error=error))
         if error is not None:
             self._counters.callbacks["challenges_failed"] += 1
-            return False
+            return attrs.evolve(delivery, error=error)
         self._counters.callbacks["challenges_passed"] += 1
         if delivery.latency is not None:
             self._counters.challenge_latencies.append(delivery.latency)
-        return True
+        return delivery
 
     async def _post(
         self,
-        task: EmulatedTask,
+        task_id: str,
         *,
         url: str,
         kind: Literal["challenge", "status"],
@@ -248,7 +268,7 @@ class CallbackSender:
         else:
             self._counters.callbacks["failed"] += 1
         return Delivery(
-            task_id=task.task_id,
+            task_id=task_id,
             url=url,
             kind=kind,
             status=status,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Mapping
-from typing import Literal
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, cast
 
 import attrs
+
+from .._errors import ConfigurationError
+from .._validators import instance_of, number, one_of, strings
 
 __all__ = [
     "CallbackFaults",
@@ -65,6 +70,31 @@ class Durations:
         """Like the real service: about one to five minutes in all."""
         return cls(preparing=(2, 8), queueing=(5, 60), processing=(50, 230))
 
+    @classmethod
+    def from_speed(cls, speed: str | float) -> Durations:
+        """The durations a speed names, as the command line's ``--speed`` takes it.
+
+        Args:
+            speed: ``"instant"``, ``"demo"``, ``"realistic"``, or a factor of realistic
+                (``0.01`` is a hundred times faster than the real service).
+
+        Raises:
+            ValueError: anything else (the message says what is accepted).
+        """
+        named = {"instant": cls.instant, "demo": cls.demo, "realistic": cls.realistic}
+        if isinstance(speed, str) and speed in named:
+            return named[speed]()
+        try:
+            factor = float(speed)
+        except (TypeError, ValueError):
+            factor = math.nan
+        if isinstance(speed, bool) or not factor >= 0:
+            raise ValueError(
+                "speed takes instant, demo, realistic or a factor of realistic (>= 0), "
+                f"not {speed!r}"
+            )
+        return cls.realistic().scaled(factor)
+
     def scaled(self, factor: float) -> Durations:
         """The same durations multiplied by ``factor``."""
         return Durations(
@@ -74,20 +104,16 @@ class Durations:
         )
 
 
-def _probability(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be a probability between 0 and 1, got {value}")
+_PROBABILITY = number(at_least=0, at_most=1, described="a probability between 0 and 1")
 
 
-def _positive_or_none(
-    _: object, attribute: attrs.Attribute[float | None], value: float | None
-) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be positive or None, got {value!r}")
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
 def _probability_field() -> float:
-    return attrs.field(default=0.0, validator=_probability)
+    return attrs.field(default=0.0, validator=_PROBABILITY)
 
 
 @attrs.frozen
@@ -192,6 +218,48 @@ class FaultPlan:
 
 
 _NO_FAULTS = EndpointFaults()
+_BOOL = instance_of(bool, "True or False")
+
+
+# The converters below take what reads naturally in a call or a pytest marker; anything
+# they cannot convert is passed on unchanged for the validator to refuse, naming the field.
+
+
+def _as_tuple(value: Sequence[str]) -> tuple[str, ...]:
+    # A list becomes a tuple; a lone string is not a list of one (the validator refuses it).
+    return tuple(value) if isinstance(value, list) else cast("tuple[str, ...]", value)
+
+
+def _as_durations(value: Durations | str | float) -> Durations:
+    # The command line's speed names and factors ("demo", 0.01).
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            return Durations.from_speed(value)
+    return cast("Durations", value)
+
+
+def _as_endpoint_keys(value: Mapping[Endpoint, int] | Mapping[str, int]) -> Mapping[Endpoint, int]:
+    # {"submit": 5} means {Endpoint.SUBMIT: 5}.
+    if not isinstance(value, Mapping):
+        return cast("Mapping[Endpoint, int]", value)
+    names: dict[object, Endpoint] = {endpoint.value: endpoint for endpoint in Endpoint}
+    return {names.get(key, cast("Endpoint", key)): rpm for key, rpm in value.items()}
+
+
+def _check_rate_limits(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    good = isinstance(value, Mapping) and all(
+        isinstance(key, Endpoint)
+        and isinstance(rpm, int)
+        and not isinstance(rpm, bool)
+        and rpm >= 1
+        for key, rpm in value.items()
+    )
+    if not good:
+        raise ConfigurationError(
+            f"{type(instance).__name__}.{attribute.name} must map endpoints "
+            f"({', '.join(e.value for e in Endpoint)}) to requests per minute (an integer >= 1), "
+            f"not {value!r}"
+        )
 
 
 @attrs.frozen
@@ -216,8 +284,15 @@ class EmulatorConfig:
         backup_download_url: add ``backup_download_url`` to retrieve answers.
         task_ttl: seconds after creation when a task is forgotten (query: error 2013).
         challenge: validate each callback URL with a ``challenge`` first.
+        challenge_timing: when the challenge is sent. ``"in_create"`` (the default, as two
+            field reports saw the real API do): during the submission, which answers only
+            after the echo; a refused connection, a timeout, a non-2xx answer or a wrong echo
+            answers ``2013 invalid params, fail to check callback url`` and creates nothing.
+            ``"after_create"`` (the older reading): after the task was created, in the
+            background; a failed challenge only stops the task's status callbacks.
         challenge_timeout: seconds the echo may take.
-        stop_after_failed_challenge: no status callbacks for a task whose challenge failed.
+        stop_after_failed_challenge: with ``"after_create"``, no status callbacks for a task
+            whose challenge failed.
         callback_casing: ``"lower"`` (``processing``/``success``/``failed``, as documented) or
             ``"query"`` (``Processing``/``Success``/``Fail``, as a sibling API sends).
         callback_timeout: seconds the emulator waits for a callback answer.
@@ -230,27 +305,56 @@ class EmulatorConfig:
         faults: the fault plan.
     """
 
-    api_keys: tuple[str, ...] = ("emulator-key",)
-    other_region_keys: tuple[str, ...] = ()
-    region: Literal["global", "cn"] = "global"
-    durations: Durations = attrs.field(factory=Durations)
-    seed: int | None = None
-    sensitive_marker: str = "[sensitive]"
-    late_fail_ratio: float = attrs.field(default=0.0, validator=_probability)
-    data_urls: Literal["accept", "reject"] = "accept"
-    download_ttl: float = 3600.0
-    file_size: int = 256 * 1024
-    download_rate: float | None = attrs.field(default=None, validator=_positive_or_none)
-    report_file_bytes: bool = True
-    backup_download_url: bool = False
-    task_ttl: float = 7 * 24 * 3600.0
-    challenge: bool = True
-    challenge_timeout: float = 3.0
-    stop_after_failed_challenge: bool = True
-    callback_casing: Literal["lower", "query"] = "lower"
-    callback_timeout: float = 10.0
-    submit_answer_delay: float = 0.0
-    callback_targets: tuple[str, ...] = ()
-    rate_limits: Mapping[Endpoint, int] = attrs.field(factory=dict)
-    rate_limit_mode: Literal["inband", "http"] = "inband"
-    faults: FaultPlan = attrs.field(factory=FaultPlan)
+    api_keys: tuple[str, ...] = attrs.field(
+        default=("emulator-key",), converter=_as_tuple, validator=strings
+    )
+    other_region_keys: tuple[str, ...] = attrs.field(
+        default=(), converter=_as_tuple, validator=strings
+    )
+    region: Literal["global", "cn"] = attrs.field(
+        default="global", validator=one_of(("global", "cn"))
+    )
+    durations: Durations = attrs.field(
+        factory=Durations,
+        converter=_as_durations,
+        validator=instance_of(
+            Durations, "a Durations or a speed (instant, demo, realistic or a factor)"
+        ),
+    )
+    seed: int | None = attrs.field(default=None, validator=number(integer=True, optional=True))
+    sensitive_marker: str = attrs.field(default="[sensitive]", validator=instance_of(str, "a str"))
+    late_fail_ratio: float = attrs.field(default=0.0, validator=_PROBABILITY)
+    data_urls: Literal["accept", "reject"] = attrs.field(
+        default="accept", validator=one_of(("accept", "reject"))
+    )
+    download_ttl: float = attrs.field(default=3600.0, validator=number(at_least=0))
+    file_size: int = attrs.field(default=256 * 1024, validator=number(at_least=1, integer=True))
+    download_rate: float | None = attrs.field(
+        default=None, validator=number(above=0, optional=True)
+    )
+    report_file_bytes: bool = attrs.field(default=True, validator=_BOOL)
+    backup_download_url: bool = attrs.field(default=False, validator=_BOOL)
+    task_ttl: float = attrs.field(default=7 * 24 * 3600.0, validator=number(at_least=0))
+    challenge: bool = attrs.field(default=True, validator=_BOOL)
+    challenge_timing: Literal["in_create", "after_create"] = attrs.field(
+        default="in_create", validator=one_of(("in_create", "after_create"))
+    )
+    challenge_timeout: float = attrs.field(default=3.0, validator=number(above=0))
+    stop_after_failed_challenge: bool = attrs.field(default=True, validator=_BOOL)
+    callback_casing: Literal["lower", "query"] = attrs.field(
+        default="lower", validator=one_of(("lower", "query"))
+    )
+    callback_timeout: float = attrs.field(default=10.0, validator=number(above=0))
+    submit_answer_delay: float = attrs.field(default=0.0, validator=number(at_least=0))
+    callback_targets: tuple[str, ...] = attrs.field(
+        default=(), converter=_as_tuple, validator=strings
+    )
+    rate_limits: Mapping[Endpoint, int] = attrs.field(
+        factory=dict, converter=_as_endpoint_keys, validator=_check_rate_limits
+    )
+    rate_limit_mode: Literal["inband", "http"] = attrs.field(
+        default="inband", validator=one_of(("inband", "http"))
+    )
+    faults: FaultPlan = attrs.field(
+        factory=FaultPlan, validator=instance_of(FaultPlan, "a FaultPlan")
+    )

@@ -13,6 +13,7 @@ import attrs
 
 from .._models import TaskStatus
 from ._config import Durations, EmulatorConfig
+from ._state import CounterState
 
 __all__ = ["Counters", "EmulatedFile", "EmulatedTask", "Outcome", "TaskEngine"]
 
@@ -121,7 +122,7 @@ class Counters:
         """All requests to ``endpoint``, whatever their outcome."""
         return sum(self.requests.get(endpoint, Counter()).values())
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> CounterState:
         """The counters as plain JSON."""
         latencies = sorted(self.challenge_latencies)
         return {

@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import random
 import secrets
 import time
@@ -22,12 +23,16 @@ from yarl import URL
 
 from .._images import read_image_info
 from .._models import TaskStatus
+from .._wire import is_http_url, is_id
 from ._callbacks import CallbackSender, Delivery
 from ._config import EmulatorConfig, Endpoint
 from ._engine import Counters, EmulatedTask, TaskEngine
+from ._state import EmulatorState
 from ._video import VideoBytes
 
 __all__ = ["Emulator"]
+
+logger = logging.getLogger("minimax_s2v.emulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,6 +48,7 @@ _FAULT_KINDS = (
     "non_json",
     "lost_response",
 )
+_CALLBACK_CHECK_FAILED = "invalid params, fail to check callback url"
 _MISSING_KEY = (
     "login fail: Please carry the API secret key in the 'Authorization' field of the request header"
 )
@@ -126,10 +132,18 @@ class Emulator:
         """Every callback POST made so far, in order."""
         return list(self.callbacks.deliveries)
 
-    def state(self, *, tasks: bool = False) -> dict[str, Any]:
+    def state(self, *, tasks: bool = False) -> EmulatorState:
         """The counters (and optionally every task) as JSON, as ``GET /_emulator/state``."""
-        state = self.counters.as_json()
-        state["pending_callback_tasks"] = self.callbacks.pending
+        counters = self.counters.as_json()
+        state: EmulatorState = {
+            "tasks_created": counters["tasks_created"],
+            "backup_downloads": counters["backup_downloads"],
+            "requests": counters["requests"],
+            "faults": counters["faults"],
+            "callbacks": counters["callbacks"],
+            "challenge_latency_ms": counters["challenge_latency_ms"],
+            "pending_callback_tasks": self.callbacks.pending,
+        }
         if tasks:
             now = self._clock()
             state["tasks"] = [
@@ -150,9 +164,15 @@ class Emulator:
             raise RuntimeError("the emulator is already running")
         await self.callbacks.start()
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            # e.g. the port is in use: leave no callback session or runner behind.
+            await runner.cleanup()
+            await self.callbacks.close()
+            raise
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self._url = URL.build(scheme="http", host=host, port=port)
@@ -193,6 +213,14 @@ class Emulator:
         except web.HTTPException as exc:
             exc.headers["Trace-Id"] = trace_id
             raise
+        except ConnectionError:
+            raise  # the client went away mid-answer: nothing to answer
+        except Exception:
+            # MiniMax answers what it cannot handle in band, never with a traceback; the
+            # counter lets the emulator's own tests see that it happened.
+            logger.exception("emulator: %s %s failed", request.method, request.path)
+            self.counters.count(_endpoint_name(request.path), "internal_error")
+            response = _inband(1000, "unknown error")
         if not response.prepared:
             response.headers["Trace-Id"] = trace_id
         return response
@@ -304,8 +332,8 @@ class Emulator:
             return guarded
         key, fault = guarded
         try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+            body = _parse_json(await request.read())
+        except ValueError:
             self.counters.count("submit", "invalid")
             return _inband(2013, "invalid params, request body is not valid JSON", task_id="")
         code, problem = self._check_submission(body)
@@ -313,17 +341,32 @@ class Emulator:
             self.counters.count("submit", "rejected" if code == 1000 else "invalid")
             response = _inband(code, problem, task_id="")
         else:
-            task = self.engine.create(key, body.get("prompt") or "", body.get("callback_url"))
-            if task.callback_url:
-                self.callbacks.schedule(task)
-            self.counters.count("submit", "lost_response" if fault == "lost_response" else "ok")
-            response = web.json_response(
-                {"task_id": task.task_id, "base_resp": _base(0, "success")}
-            )
-            if self._config.submit_answer_delay > 0:
-                await asyncio.sleep(self._config.submit_answer_delay)
+            response = await self._create(key, body, fault)
         if fault == "lost_response":
             return self._drop(request)
+        return response
+
+    async def _create(self, key: str, body: Mapping[str, Any], fault: str | None) -> web.Response:
+        """Create the task of a valid submission, its callback URL checked first by default."""
+        callback_url = body.get("callback_url")
+        check: Delivery | None = None
+        if callback_url and self._config.challenge and self._config.challenge_timing == "in_create":
+            # As the real API was seen to: the challenge during the create call, which
+            # answers only after the echo; no echo, no task.
+            check = await self.callbacks.challenge(callback_url)
+            if check.error is not None:
+                self.callbacks.record(check)
+                self.counters.count("submit", "callback_check_failed")
+                return _inband(2013, _CALLBACK_CHECK_FAILED, task_id="")
+        task = self.engine.create(key, body.get("prompt") or "", callback_url)
+        if check is not None:
+            self.callbacks.record(attrs.evolve(check, task_id=task.task_id))
+        if task.callback_url:
+            self.callbacks.schedule(task, challenged=check is not None)
+        self.counters.count("submit", "lost_response" if fault == "lost_response" else "ok")
+        response = web.json_response({"task_id": task.task_id, "base_resp": _base(0, "success")})
+        if self._config.submit_answer_delay > 0:
+            await asyncio.sleep(self._config.submit_answer_delay)
         return response
 
     def _check_submission(self, body: object) -> tuple[int, str]:
@@ -344,7 +387,7 @@ class Emulator:
             if flag in body and not isinstance(body[flag], bool):
                 return 2013, f"invalid params, {flag} must be a boolean"
         callback = body.get("callback_url")
-        if callback is not None and not _is_http_url(callback):
+        if callback is not None and not is_http_url(callback):
             return 2013, "invalid params, callback_url must be an http(s) URL"
         subjects = body.get("subject_reference")
         if not isinstance(subjects, list) or len(subjects) != 1:
@@ -362,7 +405,7 @@ class Emulator:
             if self._config.data_urls == "reject":
                 return 1000, "disallowed image url"
             return _check_data_url(image)
-        if not _is_http_url(image):
+        if not is_http_url(image):
             return 2013, "invalid params, image must be a public http(s) URL"
         return 0, ""
 
@@ -387,7 +430,7 @@ class Emulator:
             return guarded
         key, _ = guarded
         raw = request.query.get("file_id", "").strip()
-        file = self.engine.file(int(raw), key) if raw.isdigit() and raw.isascii() else None
+        file = self.engine.file(int(raw), key) if is_id(raw) else None
         if file is None:
             self.counters.count("retrieve", "not_found")
             return _inband(2013, "invalid params, file not found")
@@ -437,7 +480,7 @@ class Emulator:
         if expired:
             self.counters.count("download", "expired")
             return _access_denied("Request has expired")
-        file = self.engine.files.get(int(file_id)) if file_id.isdigit() else None
+        file = self.engine.files.get(int(file_id)) if is_id(file_id) else None
         if file is None:
             self.counters.count("download", "not_found")
             return web.Response(status=404, text="NoSuchKey")
@@ -509,22 +552,35 @@ class Emulator:
         return self.engine.tasks[task_id].status_at(self._clock())
 
 
+def _parse_json(raw: bytes) -> Any:
+    """The JSON document ``raw``; ``ValueError`` for anything else (too deep included)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+_ENDPOINT_NAMES = {
+    "/v1/video_generation": "submit",
+    "/v1/query/video_generation": "query",
+    "/v1/files/retrieve": "retrieve",
+}
+
+
+def _endpoint_name(path: str) -> str:
+    if path.startswith("/_emulator/files/"):
+        return "download"
+    return _ENDPOINT_NAMES.get(path, "other")
+
+
 def _access_denied(message: str) -> web.Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
     )
     return web.Response(status=403, text=body, content_type="application/xml")
-
-
-def _is_http_url(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        url = URL(value)
-    except ValueError:
-        return False
-    return url.scheme in ("http", "https") and bool(url.host)
 
 
 def _check_data_url(image: str) -> tuple[int, str]:

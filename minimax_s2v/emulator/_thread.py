@@ -11,6 +11,7 @@ from yarl import URL
 
 from ._config import EmulatorConfig
 from ._server import Emulator
+from ._state import EmulatorState
 
 __all__ = ["EmulatorThread"]
 
@@ -71,10 +72,10 @@ class EmulatorThread:
         """Change settings while running, from any thread."""
         self._loop.call_soon_threadsafe(lambda: self.emulator.configure(**changes))
 
-    def state(self, *, tasks: bool = False) -> dict[str, Any]:
+    def state(self, *, tasks: bool = False) -> EmulatorState:
         """The counters as JSON, read on the emulator's own loop."""
 
-        async def read() -> dict[str, Any]:
+        async def read() -> EmulatorState:
             return self.emulator.state(tasks=tasks)
 
         return self._call(read())

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestHandler
 from yarl import URL
 
@@ -34,12 +34,19 @@ async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> 
     declared = request.content_length
     if declared is not None and declared > max_body:
         return b"", True
-    body = bytearray()
+    content = request.content
+    if content.is_eof():  # the usual callback: all of it came with the headers
+        return await _read_all(content, max_body)
     async with asyncio.timeout(timeout):
-        while chunk := await request.content.readany():
-            body += chunk
-            if len(body) > max_body:
-                return b"", True
+        return await _read_all(content, max_body)
+
+
+async def _read_all(content: StreamReader, max_body: int) -> tuple[bytes, bool]:
+    body = bytearray()
+    while chunk := await content.readany():
+        body += chunk
+        if len(body) > max_body:
+            return b"", True
     return bytes(body), False
 
 
@@ -47,10 +54,10 @@ async def respond(
     receiver: ReceiverCore, request: web.BaseRequest, path: str, body_timeout: float
 ) -> web.Response:
     """Answer one aiohttp request for ``path`` (relative to the mount point)."""
-    status, payload = await receiver.process(
+    status, body = await receiver.process(
         request.method, path, lambda: read_body(request, receiver.max_body, body_timeout)
     )
-    return web.json_response(payload, status=status)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:
@@ -116,8 +123,8 @@ async def serve(
         # application, router or middleware stands between a callback and its answer.
         server.started.add(request.protocol)
         if not request.path.startswith(prefix):
-            status, payload = receiver.not_found()
-            return web.json_response(payload, status=status)
+            status, body = receiver.not_found()
+            return web.Response(body=body, status=status, content_type="application/json")
         return await respond(receiver, request, request.path[len(prefix) :], timeouts.body)
 
     server = _GuardedServer(

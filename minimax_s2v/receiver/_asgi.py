@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -49,8 +48,7 @@ def asgi_app(receiver: ReceiverCore) -> ASGIApp:
                     if not message.get("more_body", False):
                         return bytes(body), False
 
-        status, payload = await receiver.process(scope.get("method", "GET"), path, read_body)
-        data = json.dumps(payload).encode()
+        status, data = await receiver.process(scope.get("method", "GET"), path, read_body)
         await send(
             {
                 "type": "http.response.start",

@@ -58,7 +58,7 @@ _TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
 SELF_CHECK_PREFIX = "selfcheck-"  # nonces minted by self_check(): challenges only
 
 BodyReader = Callable[[], Awaitable[tuple[bytes, bool]]]
-Answer = tuple[int, dict[str, Any]]
+Answer = tuple[int, bytes]  # the HTTP status and the JSON body, encoded
 
 
 class CallbackVerdict(enum.Enum):
@@ -136,7 +136,15 @@ class _Route:
         self.created = time.monotonic()
 
 
-_ACK = callback_ack()
+_ACK = (200, json.dumps(callback_ack()).encode())  # the usual answer, encoded once
+
+
+def _answer(status: int, payload: dict[str, Any]) -> Answer:
+    return status, json.dumps(payload).encode()
+
+
+_NOT_FOUND = _answer(404, {"error": "not found"})
+
 
 RECEIVER_KEY: web.AppKey[ReceiverCore] = web.AppKey("minimax_s2v.receiver")
 
@@ -310,17 +318,17 @@ class ReceiverCore:
             raw, too_large = await read_body()
         except TimeoutError:
             self.counts.too_slow += 1
-            return 408, {"error": "the body did not arrive in time"}
+            return _answer(408, {"error": "the body did not arrive in time"})
         except Exception as error:  # noqa: BLE001 - a broken upload; the receiver still answers
             self.counts.malformed += 1
             logger.debug("a callback body could not be read: %r", error)
-            return 400, {"error": "the body could not be read"}
+            return _answer(400, {"error": "the body could not be read"})
         return await self.answer(nonce, raw, too_large, started=started)
 
     def not_found(self) -> Answer:
         """The answer to a path that is not a callback URL (counted)."""
         self.counts.not_found += 1
-        return 404, {"error": "not found"}
+        return _NOT_FOUND
 
     def route(self, method: str, path: str) -> tuple[str | None, Answer | None]:
         """The verified nonce of a request, or the answer that refuses it."""
@@ -329,7 +337,7 @@ class ReceiverCore:
             return None, self.not_found()
         if method.upper() != "POST":
             self.counts.wrong_method += 1
-            return None, (405, {"error": "method not allowed: callbacks are POSTed"})
+            return None, _answer(405, {"error": "method not allowed: callbacks are POSTed"})
         return nonce, None
 
     async def answer(
@@ -342,20 +350,20 @@ class ReceiverCore:
         """
         if too_large:
             self.counts.too_large += 1
-            return 413, {"error": f"body larger than {self.max_body} bytes"}
+            return _answer(413, {"error": f"body larger than {self.max_body} bytes"})
         try:
             data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
             message = parse_callback(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
             self.counts.malformed += 1
-            return 400, {"error": "body is not JSON"}
+            return _answer(400, {"error": "body is not JSON"})
         except ResponseValidationError as error:
             self.counts.malformed += 1
-            return 400, {"error": "; ".join(error.errors)[:300]}
+            return _answer(400, {"error": "; ".join(error.errors)[:300]})
         if isinstance(message, CallbackChallenge):
             now = time.perf_counter()
             self.counts.challenges.record(now - (now if started is None else started))
-            return 200, {"challenge": message.challenge}
+            return _answer(200, {"challenge": message.challenge})
         return await self._update(nonce, message)
 
     async def _update(self, nonce: str, snapshot: TaskSnapshot) -> Answer:
@@ -370,17 +378,17 @@ class ReceiverCore:
             verdict = CallbackVerdict.UNAVAILABLE
         if verdict is CallbackVerdict.RECORDED:
             self.counts.applied += 1
-            return 200, _ACK
+            return _ACK
         if verdict is CallbackVerdict.DUPLICATE:
             self.counts.duplicate += 1
-            return 200, _ACK
+            return _ACK
         if verdict is CallbackVerdict.UNKNOWN:
             return self.not_found()
         if verdict is CallbackVerdict.CONFLICT:
             self.counts.conflict += 1
-            return 409, {"error": "task_id does not match this callback URL"}
+            return _answer(409, {"error": "task_id does not match this callback URL"})
         self.counts.unavailable += 1
-        return 503, {"error": "the update could not be recorded now; send it again later"}
+        return _answer(503, {"error": "the update could not be recorded now; send it again later"})
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:

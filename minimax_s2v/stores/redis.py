@@ -9,6 +9,7 @@ it (and confirms a final status with the API) from its subscription.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -16,7 +17,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from yarl import URL
+
 from .._models import EventSource, TaskSnapshot
+from .._redaction import REDACTED, describe
 from .._wire import parse_snapshot, snapshot_payload
 from ._base import StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
@@ -30,6 +34,10 @@ _Pending = tuple[TaskSnapshot, EventSource, bool, "str | None", "asyncio.Future[
 
 #: ``on_update(nonce or None, snapshot, confirmed)``: an update another replica recorded.
 RemoteUpdate = Callable[[str | None, TaskSnapshot, bool], Awaitable[None]]
+
+# After a lost subscription, the journal is replayed from a little before the loss was
+# noticed: a publication may have been lost on the dying connection before the error came.
+_REPLAY_MARGIN = 10.0
 
 
 class RedisStore:
@@ -66,7 +74,7 @@ class RedisStore:
             url, max_connections=max_connections, timeout=30, decode_responses=True
         )
         self._redis: Any = aioredis.Redis(connection_pool=pool)
-        self._url_host = url.rsplit("@", maxsplit=1)[-1]  # never show a password
+        self._shown_url = _shown_url(url)
         self._prefix = prefix
         self._max_events = max_events
         self._channel = prefix + "updates"
@@ -78,7 +86,7 @@ class RedisStore:
         self._batches = Batcher(self._write)
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._url_host!r}, prefix={self._prefix!r})"
+        return f"RedisStore({self._shown_url!r}, prefix={self._prefix!r})"
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -99,39 +107,98 @@ class RedisStore:
     # -- pub/sub ----------------------------------------------------------------------------
 
     async def subscribe(self, on_update: RemoteUpdate) -> None:
-        """Call ``on_update`` for every update another replica records; returns once listening."""
+        """Call ``on_update`` for every update another replica records; returns once listening.
+
+        The subscription outlives Redis restarts: when the connection drops, the store
+        reconnects with backoff, subscribes again, then replays from the journal stream what
+        the other replicas recorded while it was away (the outage and the recovery are logged
+        once each). A subscriber sees an update at least once; the client ignores repeats.
+        """
         self._subscribers.append(on_update)
         if self._listener is not None:
             return
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._channel)
-        # Wait for the server's confirmation: from here on no publication is missed.
-        while (await pubsub.get_message(timeout=5.0)) is None:
-            pass
+        pubsub = await self._subscribed()
         self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
 
-    async def _listen(self, pubsub: Any) -> None:
+    async def _subscribed(self) -> Any:
+        pubsub = self._redis.pubsub()
         try:
-            async for message in pubsub.listen():
-                if message.get("type") != "message" or message["data"].startswith(self._origin):
-                    continue
-                try:
-                    _, _, body = message["data"].partition("\n")
-                    updates = [
-                        (nonce, parse_snapshot(snapshot), bool(confirmed))
-                        for nonce, snapshot, confirmed in json.loads(body)
-                    ]
-                except Exception:
-                    logger.exception("could not read an update from another replica")
-                    continue
-                for nonce, snapshot, confirmed in updates:
-                    for subscriber in self._subscribers:
-                        try:
-                            await subscriber(nonce, snapshot, confirmed)
-                        except Exception:
-                            logger.exception("could not apply an update from another replica")
-        finally:
+            await pubsub.subscribe(self._channel)
+            # Wait for the server's confirmation: from here on no publication is missed.
+            while (await pubsub.get_message(timeout=5.0)) is None:
+                pass
+        except BaseException:
             await pubsub.aclose()
+            raise
+        return pubsub
+
+    async def _listen(self, pubsub: Any) -> None:
+        while True:
+            try:
+                await self._receive(pubsub)
+                reason = "it ended"
+            except Exception as error:  # noqa: BLE001 - the connection dropped: reconnect
+                reason = describe(error)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            lost_at = time.time()
+            logger.warning("lost the subscription to Redis (%s); reconnecting", reason)
+            pubsub = await self._resubscribe()
+            replayed = await self._replay_since(lost_at - _REPLAY_MARGIN)
+            logger.warning(
+                "subscribed to Redis again after %.1f s; %d updates replayed from the journal",
+                time.time() - lost_at,
+                replayed,
+            )
+
+    async def _resubscribe(self) -> Any:
+        delay = 0.05
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                return await self._subscribed()
+            except Exception:  # noqa: BLE001 - still down: try again, a little later
+                delay = min(delay * 2, 2.0)
+
+    async def _replay_since(self, since: float) -> int:
+        """Hand subscribers what other replicas journaled from ``since`` (Unix seconds) on."""
+        rows = await self._redis.xrange(self._key("events"), min=f"{int(since * 1000)}-0")
+        count = 0
+        for _, fields in rows:
+            if fields.get("origin") == self._origin:
+                continue
+            try:
+                snapshot = parse_snapshot(json.loads(fields["snapshot"]))
+            except Exception:  # noqa: BLE001 - one unreadable entry must not stop the replay
+                logger.warning("could not read a journaled update while replaying")
+                continue
+            count += 1
+            await self._deliver(fields.get("nonce") or None, snapshot, fields["confirmed"] == "1")
+        return count
+
+    async def _receive(self, pubsub: Any) -> None:
+        async for message in pubsub.listen():
+            if message.get("type") != "message" or message["data"].startswith(self._origin):
+                continue
+            try:
+                _, _, body = message["data"].partition("\n")
+                updates = [
+                    (nonce, parse_snapshot(snapshot), bool(confirmed))
+                    for nonce, snapshot, confirmed in json.loads(body)
+                ]
+            except Exception:
+                logger.exception("could not read an update from another replica")
+                continue
+            for nonce, snapshot, confirmed in updates:
+                await self._deliver(nonce, snapshot, confirmed)
+
+    async def _deliver(self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
+        for subscriber in self._subscribers:
+            try:
+                await subscriber(nonce, snapshot, confirmed)
+            except Exception:
+                logger.exception("could not apply an update from another replica")
 
     # -- the store protocol -----------------------------------------------------------------
 
@@ -224,6 +291,8 @@ class RedisStore:
                         "snapshot": text,
                         "source": source.value,
                         "confirmed": int(confirmed),
+                        "nonce": nonce or "",
+                        "origin": self._origin,  # a replay skips this replica's own
                     },
                     maxlen=self._max_events,
                     approximate=True,
@@ -302,3 +371,23 @@ def _submission(nonce: str, fields: dict[str, str]) -> StoredSubmission:
         created_at=datetime.fromtimestamp(float(fields["created_at"]), tz=UTC),
         task_id=fields.get("task_id") or None,
     )
+
+
+_SECRET_QUERY_WORDS = ("pass", "secret", "token", "auth", "key")
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its password, in the authority or the query (``?password=``)."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "<unreadable URL>"
+    if parsed.password is not None:
+        parsed = parsed.with_password(REDACTED)
+    if parsed.query:
+        query = [
+            (name, REDACTED if any(w in name.lower() for w in _SECRET_QUERY_WORDS) else value)
+            for name, value in parsed.query.items()
+        ]
+        parsed = parsed.with_query(query)
+    return parsed.human_repr()

@@ -71,6 +71,23 @@ async def test_command_line_serves_and_reports(http: aiohttp.ClientSession) -> N
     assert process.returncode == 0
 
 
+async def test_command_line_chooses_the_challenge_timing(http: aiohttp.ClientSession) -> None:
+    """By default a dead callback URL fails the submission; --challenge-timing after_create not."""
+    dead = {**DOC_REQUEST, "callback_url": f"http://127.0.0.1:{free_port()}/cb"}
+    codes = []
+    for extra in ([], ["--challenge-timing", "after_create"]):
+        port = free_port()
+        args = ["-m", "minimax_s2v.emulator", "--port", str(port), "--speed", "instant", *extra]
+        with python_process(args, port):
+            async with http.post(
+                f"http://127.0.0.1:{port}/v1/video_generation",
+                json=dead,
+                headers=auth("emulator-key"),
+            ) as r:
+                codes.append((await r.json())["base_resp"]["status_code"])
+    assert codes == [2013, 0]
+
+
 def test_command_line_rejects_bad_speed() -> None:
     """A wrong --speed is a usage error, not a traceback."""
     with python_process(["-m", "minimax_s2v.emulator", "--speed", "warp"]) as process:

@@ -119,7 +119,7 @@ async def test_failed_callback_is_confirmed_by_query() -> None:
 
 
 async def test_unreachable_public_url_warns_and_polls(caplog: pytest.LogCaptureFixture) -> None:
-    """No challenge arriving: one clear warning, and polling takes over after the grace."""
+    """After-create reading, no challenge arriving: one warning, polling takes over."""
     from minimax_s2v import Client
     from minimax_s2v.receiver import CallbackReceiver
     from tests.client_setup import FAST_POLLS, NO_WAIT
@@ -129,7 +129,7 @@ async def test_unreachable_public_url_warns_and_polls(caplog: pytest.LogCaptureF
     receiver = CallbackReceiver(
         f"http://127.0.0.1:{free_port()}/cb", challenge_warning_after=0.2, fallback_after=0.5
     )
-    async with Emulator() as emu:
+    async with Emulator(challenge_timing="after_create") as emu:
         async with Client(
             emu.api_key, base_url=emu.url, receiver=receiver, polling=FAST_POLLS, retry=NO_WAIT
         ) as client:

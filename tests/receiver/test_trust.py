@@ -21,6 +21,7 @@ from yarl import URL
 
 from minimax_s2v import (
     Client,
+    ConfigurationError,
     EventSource,
     SubmissionConflictError,
     SubmissionUncertainError,
@@ -351,3 +352,17 @@ async def test_standalone_server_bounds_slow_and_silent_clients(
                 async with http.post(str(base) + "/" + token, json={"challenge": "c"}) as r:
                     assert r.status == 404, token
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
+
+
+async def test_submit_after_the_receiver_stopped_spends_no_call() -> None:
+    """A standalone receiver whose serve() has ended: submit() says so, nothing is sent."""
+    receiver = CallbackReceiver(secret=SECRET)
+    async with Emulator() as emu:
+        async with receiver.serve("127.0.0.1", 0):
+            pass
+        client = Client(emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING)
+        async with client:
+            with pytest.raises(ConfigurationError, match="not being served"):
+                await client.submit(face_request())
+            assert await client.store.submissions() == []
+    assert emu.counters.requests_to("submit") == 0

@@ -1,0 +1,290 @@
+"""A submission made ready to send, off the event loop: its exact body, fingerprint and journal.
+
+A local face of 14.5 MB becomes a body of about 19 MB. Built on the event loop as one string
+(the data URL, ``json.dumps`` of it, encoding, two hashes, the journal's copy), that held the
+loop for seconds in a burst, while MiniMax's callback challenge, which arrives *during* the
+create call and must be echoed within 3 s, waited behind it.
+
+Here the JSON is dumped with a short placeholder for each inline image, and the body is
+assembled as bytes around the image's base64 text, one submission's image at a time per
+event loop: the file is read in a worker thread; the base64 text is encoded on the loop, a
+1 MiB slice (about half a millisecond) per turn; hashing and the final join, which let go of
+the GIL, run in the worker thread again. So no other thread holds the GIL for more than a
+moment, and the loop never waits long for it or for a CPU. The body is the only copy an
+in-flight submission keeps; the journal gets each inline image's size and digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import json
+import secrets
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+import attrs
+from yarl import URL
+
+from ._models import VideoRequest
+from ._preflight import check_request
+from ._wire import request_payload
+
+T = TypeVar("T")
+
+__all__ = ["CallbackHost", "PreparedSubmission", "check_submission", "prepare_submission"]
+
+_SLICE = 768 * 1024  # raw bytes per base64 slice: 1 MiB of text, about 0.5 ms of the loop
+_TEXT_SLICE = 1024 * 1024  # characters per slice of a data URL given as text
+# One lane per event loop: the images of concurrent submissions are encoded one after the
+# other, so that a turn of the loop holds one slice, not one slice per submission.
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+# One thread reads, checks, hashes and joins for every submission: its work lets go of the
+# GIL, but several such threads at once take turns with it, and the event loop's thread,
+# which takes it back after every socket call, could wait up to the interpreter's switch
+# interval (5 ms) each time. Reading and hashing are not what limits the upload.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minimax-s2v-prepare")
+
+
+async def _in_worker(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_WORKER, function, *args)
+
+
+class CallbackHost(Protocol):
+    """What a submission needs of a callback receiver: its public URL and per-nonce URLs."""
+
+    @property
+    def public_url(self) -> URL | None:
+        """Where MiniMax reaches the receiver (``None`` until it is known)."""
+        ...
+
+    def callback_url(self, nonce: str) -> URL:
+        """The callback URL of ``nonce``."""
+        ...
+
+
+@attrs.frozen
+class PreparedSubmission:
+    """A submission ready to send.
+
+    Attributes:
+        body: the exact bytes POSTed (retries send the same ones).
+        fingerprint: a digest of ``body``, to find the submission again in a journal.
+        journal_payload: the request as journaled: inline images replaced by their size and
+            digest.
+        callback_shown: what an error may show of where callbacks go: the receiver's
+            ``public_url`` or the origin of the request's own callback URL, never the part
+            that holds a nonce or a token; ``None`` without callbacks.
+    """
+
+    body: bytes = attrs.field(repr=False)
+    fingerprint: str
+    journal_payload: dict[str, Any] = attrs.field(repr=False)
+    callback_shown: str | None = None
+
+
+async def check_submission(request: VideoRequest) -> None:
+    """Check ``request`` by every documented rule, reading local files off the event loop.
+
+    Raises:
+        InvalidRequestError: listing every problem found (nothing was sent).
+    """
+    if _all_remote(request):
+        check_request(request)  # nothing to read or decode: no thread needed
+    else:
+        await _in_worker(check_request, request)
+
+
+async def prepare_submission(
+    request: VideoRequest, receiver: CallbackHost | None, nonce: str
+) -> PreparedSubmission:
+    """Build the body of ``request``, with the callback URL of ``nonce`` when ``receiver``.
+
+    A request with inline images (local files, data URLs) waits for its turn in this event
+    loop's lane, has its files read (and checked again, so that what is sent is what passed
+    the checks) in a worker thread, is encoded a slice per turn of the loop, and is hashed
+    and joined in a worker thread.
+
+    Raises:
+        InvalidRequestError: a local file no longer passes the checks (nothing was sent).
+    """
+    callback_url = None if receiver is None else str(receiver.callback_url(nonce))
+    if receiver is not None:
+        shown: str | None = str(receiver.public_url)  # known: callback_url() needs it
+    elif request.callback_url is not None:
+        shown = str(URL(request.callback_url).origin())
+    else:
+        shown = None
+    if _all_remote(request):
+        return build_submission(request, callback_url, shown)  # small: quicker on the loop
+    async with _lane():
+        checked = await _in_worker(_check, request, callback_url)
+        pieces = []
+        for piece in _pieces(checked):
+            pieces.append(piece)
+            if piece.image is not None:
+                await asyncio.sleep(0)  # one slice per turn of the loop
+        body, fingerprint, journal = await _in_worker(_finish, checked, pieces)
+    return PreparedSubmission(body, fingerprint, journal, shown)
+
+
+def _lane() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lane = _LANES.get(loop)
+    if lane is None:
+        lane = _LANES[loop] = asyncio.Lock()
+    return lane
+
+
+@attrs.frozen
+class _Inline:
+    """An inline image: the data URL's header and the base64 text after it, in slices."""
+
+    header: str
+    raw: bytes | None = attrs.field(repr=False)  # a local file's bytes, encoded slice by slice
+    text: str | None = attrs.field(repr=False)  # or a data URL's base64 text, given as is
+
+    def slices(self) -> Iterator[bytes]:
+        """The base64 text, 1 MiB at a time (no escaping needed: base64's alphabet is JSON-safe)."""
+        if self.raw is not None:
+            view = memoryview(self.raw)
+            for start in range(0, len(view), _SLICE):
+                yield binascii.b2a_base64(view[start : start + _SLICE], newline=False)
+        elif self.text is not None:
+            text = self.text
+            for start in range(0, len(text), _TEXT_SLICE):
+                yield text[start : start + _TEXT_SLICE].encode("ascii")
+
+
+@attrs.frozen
+class _Checked:
+    """A checked request as JSON text with placeholders, its inline images, its journal."""
+
+    text: str
+    inline: dict[str, _Inline] = attrs.field(repr=False)
+    journal: dict[str, Any] = attrs.field(repr=False)
+
+
+def build_submission(
+    request: VideoRequest, callback_url: str | None, callback_shown: str | None = None
+) -> PreparedSubmission:
+    """Check ``request`` and build its body, fingerprint and journal entry, all at once.
+
+    The body equals ``json.dumps(payload, separators=(",", ":")).encode()`` of the request
+    with its local images as data URLs, byte for byte; it is never held as one string.
+    Blocking: :func:`prepare_submission` does the same without holding the event loop.
+
+    Raises:
+        InvalidRequestError: the request breaks a documented rule (nothing was sent).
+    """
+    checked = _check(request, callback_url)
+    body, fingerprint, journal = _finish(checked, list(_pieces(checked)))
+    return PreparedSubmission(body, fingerprint, journal, callback_shown)
+
+
+def _check(request: VideoRequest, callback_url: str | None) -> _Checked:
+    """Check ``request``, reading its local files (blocking), and dump its JSON text."""
+    mark = f"minimax-s2v-inline-{secrets.token_hex(8)}-"  # in no user's text
+    inline: dict[str, _Inline] = {}
+
+    def keep(_: str, mime: str, data: bytes) -> str:
+        placeholder = f"{mark}{len(inline)}"
+        inline[placeholder] = _Inline(f"data:{mime};base64,", data, None)
+        return placeholder
+
+    payload = request_payload(check_request(request, keep))
+    if callback_url is not None:
+        payload["callback_url"] = callback_url
+    journal = _mark_inline(payload, mark, inline)
+    return _Checked(json.dumps(payload, separators=(",", ":")), inline, journal)
+
+
+@attrs.frozen
+class _Piece:
+    """A piece of the body: JSON text, or part of an image's data URL (``image`` names it)."""
+
+    data: bytes = attrs.field(repr=False)
+    image: str | None = None
+    raw_header: str | None = None  # the data URL's header unescaped, for the journal's digest
+
+
+def _pieces(checked: _Checked) -> Iterator[_Piece]:
+    """The body in order, encoding each image's base64 text a slice at a time."""
+    text = checked.text
+    position = 0
+    for start, placeholder in sorted((text.index(p), p) for p in checked.inline):
+        yield _Piece(text[position:start].encode())
+        image = checked.inline[placeholder]
+        # The header as JSON escapes it (a data URL given as text may need it).
+        yield _Piece(json.dumps(image.header)[1:-1].encode(), placeholder, image.header)
+        for part in image.slices():
+            yield _Piece(part, placeholder)
+        position = start + len(placeholder)
+    yield _Piece(text[position:].encode())
+
+
+def _finish(checked: _Checked, pieces: list[_Piece]) -> tuple[bytes, str, dict[str, Any]]:
+    """The body, its fingerprint and the journal entry (hashing and joining let go of the GIL)."""
+    hasher = hashlib.sha256()
+    digests: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    for piece in pieces:
+        hasher.update(piece.data)
+        if piece.image is None:
+            continue
+        if piece.raw_header is not None:
+            digests[piece.image] = hashlib.sha256(piece.raw_header.encode())
+            lengths[piece.image] = len(piece.raw_header)
+        else:
+            digests[piece.image].update(piece.data)
+            lengths[piece.image] += len(piece.data)
+    summaries = {
+        placeholder: f"{checked.inline[placeholder].header[:-1]},<{lengths[placeholder]} "
+        f"characters, sha256 {digest.hexdigest()[:16]}>"
+        for placeholder, digest in digests.items()
+    }
+    body = b"".join([piece.data for piece in pieces])  # the one copy
+    return body, hasher.hexdigest()[:32], _journal(checked.journal, summaries)
+
+
+def _mark_inline(payload: dict[str, Any], mark: str, inline: dict[str, _Inline]) -> dict[str, Any]:
+    """Put placeholders for data URLs given as text too; returns the payload to journal.
+
+    The journal's copy shares everything but the image lists, which hold the placeholders
+    until :func:`_journal` puts each image's summary in.
+    """
+    subjects = []
+    for subject in payload.get("subject_reference", []):
+        images = subject.get("image", [])
+        for index, image in enumerate(images):
+            if image[:5].lower() == "data:":
+                header, _, encoded = image.partition(",")
+                placeholder = f"{mark}{len(inline)}"
+                inline[placeholder] = _Inline(f"{header},", None, encoded)
+                images[index] = placeholder
+        subjects.append({**subject, "image": list(images)})
+    return {**payload, "subject_reference": subjects}
+
+
+def _journal(payload: dict[str, Any], summaries: dict[str, str]) -> dict[str, Any]:
+    for subject in payload.get("subject_reference", []):
+        subject["image"] = [summaries.get(image, image) for image in subject["image"]]
+    return payload
+
+
+def _is_remote(image: str) -> bool:
+    return image[:8].lower().startswith(("http://", "https://"))
+
+
+def _all_remote(request: VideoRequest) -> bool:
+    """Whether every image of ``request`` is a URL (no file to read, no data to decode)."""
+    for subject in request.subject:
+        for image in subject.image:
+            if not _is_remote(image):
+                return False
+    return True

@@ -1,0 +1,176 @@
+"""A submission's body built in slices is the plain JSON body, byte for byte, and goes out whole."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from minimax_s2v import Client, InvalidRequestError, VideoRequest, validate_request
+from minimax_s2v._preflight import decode_base64
+from minimax_s2v._submission import build_submission
+from minimax_s2v._wire import request_payload
+from tests.client_setup import NO_WAIT
+
+
+def plain_body(request: VideoRequest, callback_url: str | None) -> bytes:
+    """The body as one string, the way submissions were built before (the reference)."""
+    payload = request_payload(validate_request(request))
+    if callback_url is not None:
+        payload["callback_url"] = callback_url
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def plain_journal(body: bytes) -> dict[str, Any]:
+    """The journal entry of ``body``: each data URL replaced by its size and digest."""
+    payload: dict[str, Any] = json.loads(body)
+    for subject in payload["subject_reference"]:
+        images = []
+        for image in subject["image"]:
+            if image[:5].lower() == "data:":
+                digest = hashlib.sha256(image.encode()).hexdigest()[:16]
+                head = image.split(",", 1)[0]
+                images.append(f"{head},<{len(image)} characters, sha256 {digest}>")
+            else:
+                images.append(image)
+        subject["image"] = images
+    return payload
+
+
+def noise_png(path: Path, width: int, height: int) -> Path:
+    """An incompressible PNG: its size is its pixels (3 bytes each)."""
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+        path, compress_level=1
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1.6 MB PNG face: its base64 text spans several slices."""
+    return noise_png(tmp_path_factory.mktemp("faces") / "face.png", 740, 740)
+
+
+# Data URL headers, one with characters JSON must escape.
+HEADERS = [
+    "data:image/png;base64,",
+    'data:image/png;name="a\\b\u00e9";base64,',
+    "DATA:image/png;BASE64,",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prompt=st.none() | st.text(max_size=40),
+    local=st.booleans(),
+    header=st.sampled_from(HEADERS),
+    callback=st.none() | st.just("https://hooks.example.com/cb/n0nce/t0ken"),
+    optimizer=st.none() | st.booleans(),
+)
+def test_sliced_body_is_the_plain_body(  # noqa: PLR0917 - one argument per strategy
+    face: Path,
+    prompt: str | None,
+    local: bool,
+    header: str,
+    callback: str | None,
+    optimizer: bool | None,
+) -> None:
+    """Local file or data URL, any prompt and header: same bytes, fingerprint and journal."""
+    image = str(face) if local else header + base64.b64encode(face.read_bytes()).decode()
+    request = VideoRequest(subject=image, prompt=prompt, prompt_optimizer=optimizer)
+    prepared = build_submission(request, callback)
+    expected = plain_body(request, callback)
+    assert prepared.body == expected
+    assert prepared.fingerprint == hashlib.sha256(expected).hexdigest()[:32]
+    assert prepared.journal_payload == plain_journal(expected)
+
+
+def test_remote_image_needs_no_slices() -> None:
+    """A request naming its face by URL is built the same way, with nothing inline."""
+    request = VideoRequest(subject="https://example.com/face.jpg", prompt='say "hi"')
+    prepared = build_submission(request, None)
+    assert prepared.body == plain_body(request, None)
+    assert prepared.journal_payload == json.loads(prepared.body)
+
+
+def test_journal_holds_no_copy_of_the_image(face: Path) -> None:
+    """The journal keeps a short summary of an inline image, never the image."""
+    prepared = build_submission(VideoRequest(subject=str(face)), None)
+    (image,) = prepared.journal_payload["subject_reference"][0]["image"]
+    assert len(image) < 100
+    assert "characters, sha256" in image
+    assert "body" not in repr(prepared)
+
+
+def test_a_file_changed_after_its_check_is_refused(face: Path, tmp_path: Path) -> None:
+    """The file is checked again when the body is built: a swapped file sends nothing."""
+    path = tmp_path / "swapped.png"
+    path.write_bytes(face.read_bytes())
+    request = VideoRequest(subject=str(path))
+    validate_request(request)
+    Image.new("RGB", (100, 100)).save(path)  # now too small
+    with pytest.raises(InvalidRequestError, match="short side"):
+        build_submission(request, None)
+
+
+async def test_large_body_arrives_whole(tmp_path: Path) -> None:
+    """A 14.5 MB face goes out in slices: the server receives exactly the body journaled."""
+    face = noise_png(tmp_path / "big.png", 2200, 2200)
+    received: list[bytes] = []
+
+    async def create(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/video_generation", create)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    request = VideoRequest(subject=str(face), prompt="smile")
+    try:
+        async with Client("k", base_url=f"http://{host}:{port}", retry=NO_WAIT) as client:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                task = await client.submit(request)
+            (stored,) = await client.store.unfinished()
+    finally:
+        await runner.cleanup()
+    (body,) = received
+    assert body == plain_body(request, None)
+    assert stored.submission is not None
+    assert stored.submission.fingerprint == hashlib.sha256(body).hexdigest()[:32]
+    assert task.task_id == "1234"
+    # aiohttp warns that a large body given as plain bytes "might lock the event loop".
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="ABCab+/09=-\n\u00e9", max_size=40)
+    | st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()),
+    slice_chars=st.sampled_from([4, 8, 12]),
+)
+def test_sliced_base64_decoding_is_the_plain_one(text: str, slice_chars: int) -> None:
+    """A data URL decoded a slice at a time: same bytes, same refusals, as in one call."""
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        got: bytes | None = decode_base64(text, slice_chars)
+    except (binascii.Error, ValueError):
+        got = None
+    assert got == expected
