@@ -259,8 +259,9 @@ class SubmissionStats:
 
     Attributes:
         created: MiniMax answered with a task id.
-        rejected: certainly created nothing (refused in-band, rate limited or not
-            connected after the retries allowed).
+        rejected: certainly created nothing: refused in-band, rate limited or not
+            connected after the retries allowed, or never sent (cancelled while waiting its
+            turn, or the journal refused it).
         uncertain: may or may not have created a task (:class:`SubmissionUncertainError`).
     """
 
