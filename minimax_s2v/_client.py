@@ -31,6 +31,7 @@ from ._errors import (
 from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
+from ._redaction import shown_url
 from ._retry import RetryPolicy, retry_call
 from ._stats import CallCounts, ClientStats, SubmissionStats
 from ._submission import check_submission, prepare_submission
@@ -38,7 +39,8 @@ from ._tasks import Task
 from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
 from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
-from ._wire import parse_file, parse_snapshot, parse_submit
+from ._validators import check_argument, number
+from ._wire import is_http_url, parse_file, parse_snapshot, parse_submit
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
@@ -190,7 +192,7 @@ class Client:
             url = _REGIONS[region]  # asked for in code: the environment does not override it
         else:
             url = URL(os.environ.get("MINIMAX_BASE_URL") or str(GLOBAL_BASE_URL))
-        if url.scheme not in ("http", "https") or not url.host:
+        if not is_http_url(str(url)):
             raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
         if trace_configs and session is not None:
             raise ConfigurationError(
@@ -204,6 +206,12 @@ class Client:
         self.retry = retry or RetryPolicy()
         self.rate_limit = rate_limit or RateLimit()
         self.polling = polling or PollPolicy()
+        check_argument(
+            self,
+            "max_download_bytes",
+            max_download_bytes,
+            number(at_least=1, integer=True, optional=True),
+        )
         self.max_download_bytes = max_download_bytes
         self.fsync_downloads = fsync_downloads
         self.receiver = receiver
@@ -234,7 +242,7 @@ class Client:
             telemetry.watch_receiver(receiver)
 
     def __repr__(self) -> str:
-        return f"Client(base_url={str(self.base_url)!r}, state={self._state.value})"
+        return f"Client(base_url={shown_url(self.base_url)!r}, state={self._state.value})"
 
     # -- life cycle -------------------------------------------------------------------------
 

@@ -108,6 +108,16 @@ async def download_video(
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
     state = _Progress(fd, on_progress, early_writeback=fsync)
+    closed = False
+
+    def finish() -> None:
+        nonlocal closed
+        if fsync:
+            os.fsync(fd)  # the bytes reach the disk before the name does
+        closed = True  # closed once, whatever close() says
+        os.close(fd)
+        temp.replace(dest)
+
     try:
         await _fetch_all(
             session,
@@ -119,25 +129,23 @@ async def download_video(
             max_bytes=max_bytes,
             on_retry=on_retry,
         )
-        await loop.run_in_executor(None, _finish, fd, temp, dest, fsync)
+        await loop.run_in_executor(None, finish)
     except BaseException as error:
         await state.flush_quietly()
-        os.close(fd)
+        if not closed:
+            os.close(fd)
         temp.unlink(missing_ok=True)
         if isinstance(error, MiniMaxError):
             redactor.clean(error)
-        raise
-    logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
-    return dest
-
-
-def _finish(fd: int, temp: Path, dest: Path, fsync: bool) -> None:
-    try:
-        if fsync:
-            os.fsync(fd)  # the bytes reach the disk before the name does
-    finally:
-        os.close(fd)
-    temp.replace(dest)
+        if not isinstance(error, OSError):
+            raise
+        failure = error
+    else:
+        logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
+        return dest
+    # Writing the file failed here (a full disk, a file size limit): a typed error.
+    reason = failure.strerror or type(failure).__name__
+    raise DownloadError(f"could not write the video to {dest}: {reason}")
 
 
 class _Progress:

@@ -14,6 +14,7 @@ from yarl import URL
 from ._errors import InvalidRequestError, Problem
 from ._images import MIME_TYPES, ImageInfo, read_image_info
 from ._models import MODEL_S2V_01, SubjectReference, VideoRequest
+from ._wire import is_http_url
 
 T = TypeVar("T")
 
@@ -97,7 +98,7 @@ def check_request(request: VideoRequest, inline: Inline = _as_given) -> VideoReq
         return _check_subject(subject, field, problems, check_image)
 
     subjects = _check_each(request.subject, check_subject, "subject_reference", problems)
-    if request.callback_url is not None and not _is_http_url(request.callback_url):
+    if request.callback_url is not None and not is_http_url(request.callback_url):
         problems.append(Problem("callback_url", "must be an absolute http(s) URL"))
     if problems:
         raise InvalidRequestError.from_problems(problems)
@@ -141,19 +142,11 @@ def _check_subject(
     return subject if images is None else attrs.evolve(subject, image=images)
 
 
-def _is_http_url(text: str) -> bool:
-    try:
-        url = URL(text)
-    except (ValueError, TypeError):
-        return False
-    return url.scheme in ("http", "https") and bool(url.host)
-
-
 def _check_image(image: str, field: str, problems: list[Problem], inline: Inline) -> str:
     """Check one image reference; returns what to send (a data URL for a local file)."""
     lowered = image[:8].lower()
     if lowered.startswith(("http://", "https://")):
-        if not _is_http_url(image):
+        if not is_http_url(image):
             problems.append(Problem(field, "not a valid http(s) URL"))
         return image
     if lowered.startswith("data:"):

@@ -8,7 +8,21 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-__all__ = ["Reporter", "make_reporter"]
+__all__ = ["Reporter", "make_reporter", "terminal_safe"]
+
+_LONGEST_LINE = 2000  # characters of one message shown at most
+
+
+def terminal_safe(text: str, limit: int = _LONGEST_LINE) -> str:
+    """``text`` as one printable line: control characters escaped, cut to ``limit``.
+
+    What a server says (a ``status_msg``) reaches the terminal through error messages; its
+    escape sequences must not move the cursor, retitle the window or fake another line.
+    """
+    if text.isprintable() and len(text) <= limit:
+        return text
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 class Reporter:
@@ -34,7 +48,7 @@ class Reporter:
 
     def line(self, text: str) -> None:
         """Say something."""
-        print(text, file=self.stream, flush=True)
+        print(terminal_safe(text), file=self.stream, flush=True)
 
     def status(self, key: str, status: str) -> None:
         """``key`` moved to ``status`` (Preparing, Processing, …)."""
@@ -66,7 +80,7 @@ class JsonReporter(Reporter):
 
     def line(self, text: str) -> None:
         """Messages go to stderr: stdout carries JSON only."""
-        print(text, file=sys.stderr, flush=True)  # noqa: T201
+        print(terminal_safe(text), file=sys.stderr, flush=True)  # noqa: T201
 
     def status(self, key: str, status: str) -> None:
         """Report a status change."""
@@ -118,7 +132,7 @@ class LiveReporter(Reporter):
 
     def line(self, text: str) -> None:
         """Print above the live display."""
-        self._console.print(text, highlight=False, markup=False)
+        self._console.print(terminal_safe(text), highlight=False, markup=False)
 
     def _refresh(self) -> None:
         per_minute, _ = self.eta()

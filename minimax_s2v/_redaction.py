@@ -20,13 +20,20 @@ from __future__ import annotations
 from typing import TypeVar
 
 import aiohttp
+from yarl import URL
 
-__all__ = ["REDACTED", "STRUCTURAL", "RedactedError", "Redactor", "describe"]
+__all__ = ["REDACTED", "STRUCTURAL", "RedactedError", "Redactor", "describe", "shown_url"]
 
 REDACTED = "<redacted>"
 E = TypeVar("E", bound=BaseException)
 _MIN_SECRET = 4  # shorter strings would scrub ordinary words; no real key or secret is this short
 _MAX_DESCRIPTION = 300  # aiohttp quotes whole received buffers in some messages
+
+
+def shown_url(url: URL | str) -> str:
+    """``url`` as messages and reprs show it: without the user and password it may carry."""
+    parsed = URL(str(url))
+    return str(parsed.with_user(None)) if parsed.user or parsed.password else str(parsed)
 
 
 def describe(error: BaseException) -> str:

@@ -31,6 +31,7 @@ from yarl import URL
 
 from ._models import VideoRequest
 from ._preflight import check_request
+from ._redaction import shown_url
 from ._wire import request_payload
 
 T = TypeVar("T")
@@ -115,9 +116,9 @@ async def prepare_submission(
     """
     callback_url = None if receiver is None else str(receiver.callback_url(nonce))
     if receiver is not None:
-        shown: str | None = str(receiver.public_url)  # known: callback_url() needs it
+        shown: str | None = shown_url(str(receiver.public_url))  # known: callback_url() needs it
     elif request.callback_url is not None:
-        shown = str(URL(request.callback_url).origin())
+        shown = shown_url(URL(request.callback_url).origin())
     else:
         shown = None
     if _all_remote(request):

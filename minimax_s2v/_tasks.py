@@ -42,6 +42,7 @@ class TaskRecord:
     __slots__ = (
         "_done",
         "confirming",
+        "doubted_until",
         "error",
         "finished",
         "history",
@@ -77,6 +78,7 @@ class TaskRecord:
         self.rich: tuple[TaskSnapshot, ...] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
+        self.doubted_until = 0.0  # loop time before which final callbacks wait for a poll
         self.label: str | None = None
         self.nonce: str | None = None  # the callback nonce of the submission that created it
         # A callback's progress being journaled: applied only once recorded, and an update

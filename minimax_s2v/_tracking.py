@@ -21,16 +21,22 @@ So a callback is a hint, and only MiniMax's authenticated API is believed.
    API's file id wins when they differ, and the difference is logged); then the file is
    retrieved. A ``failed`` resolves it only after a query answers ``Fail``. At most one
    confirmation runs per task at a time; a confirmation is counted apart from fallback polls.
-   A file that exists in the account proves nothing: it may belong to another task.
+   A file that exists in the account proves nothing: it may belong to another task. Once the
+   API has refuted a final callback, the next ones for that task only hint at a poll (due
+   within ``PollPolicy.first_interval``): forged callbacks cannot buy a query each.
 3. **An uncertain submission adopts a task only after the API shows it.** When the answer to a
    submission was lost, the first callbacks on its URL *claim* a task id. A claim is adopted
-   only after a query shows that the task exists and no other nonce holds it. When two task
+   only after a query shows that the task exists, has not ended (a task that has already
+   ended is as likely another of the account's), and no other nonce holds it. When two task
    ids claim one nonce, neither is adopted silently: the conflict is logged and
-   :meth:`TaskTracker.recover` raises :class:`~minimax_s2v.SubmissionConflictError`.
-4. **Acknowledged means recorded.** An update is acknowledged (200) only after the store has
-   journaled it. After :meth:`TaskTracker.close`, or when the store cannot record it, the
-   receiver answers 503 (MiniMax or a proxy may try again) and nothing changes; never 200 for
-   an update that was not recorded, and never a 4xx for a failure on our side.
+   :meth:`TaskTracker.recover` raises :class:`~minimax_s2v.SubmissionConflictError`. Claims
+   the API disproved do not count against the real task; at most 32 are checked per nonce.
+4. **Acknowledged means recorded.** An update that changes something is acknowledged (200)
+   only after the store has journaled it; one that changes nothing (a duplicate, an older
+   status, anything after the end) is acknowledged without a write, so that a URL's holder
+   cannot grow the journal. After :meth:`TaskTracker.close`, or when the store cannot record
+   an update, the receiver answers 503 (MiniMax or a proxy may try again) and nothing
+   changes; never 200 for an update that was not recorded, never a 4xx for our failure.
 """
 
 from __future__ import annotations
@@ -43,13 +49,13 @@ import heapq
 import itertools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ._bounded import BoundedMap
 from ._errors import MiniMaxError, StoreError, SubmissionConflictError
 from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
 from ._polling import PollPolicy
@@ -394,18 +400,19 @@ class _Stage(enum.Enum):
     JOURNALED = "journaled"  # known from the store only (another replica's, or a restart's)
 
 
-_MAX_CLAIMS = 4  # distinct task ids one uncertain nonce may claim before 409s
+_MAX_CLAIMS = 4  # task ids one uncertain nonce may claim at once (not disproved) before 409s
+_CONFLICT_LOG_EVERY = 10.0  # seconds between two warnings about rejected callbacks
+_MAX_CHECKS = 32  # task ids the API is asked about for one uncertain nonce, at most
 
 
 class _Nonce:
     """What the tracker knows of one callback nonce."""
 
-    __slots__ = ("claims", "conflict", "created", "early", "stage", "task_id")
+    __slots__ = ("claims", "conflict", "early", "stage", "task_id")
 
     def __init__(self, stage: _Stage, task_id: str | None = None) -> None:
         self.stage = stage
         self.task_id = task_id
-        self.created = time.monotonic()
         self.early: tuple[TaskSnapshot, ...] = ()  # kept until the task id is known
         # Uncertain nonces only: task id -> True (the API shows it), False (disproved), or
         # None (being checked).
@@ -477,13 +484,17 @@ class TaskTracker:
         self.sink = telemetry.sink(self)  # what the receiver is handed: this tracker, traced
         self.registry = TaskRegistry(counts=self.counts)
         self._poller = Poller(self._poll_once, self.registry, polling, self._apply_polled)
-        self._nonces: OrderedDict[str, _Nonce] = OrderedDict()
-        self._max_nonces = receiver.max_bindings if receiver is not None else 100_000
-        self._nonce_ttl = receiver.binding_ttl if receiver is not None else 24 * 3600.0
+        self._nonces: BoundedMap[str, _Nonce] = BoundedMap(
+            receiver.max_bindings if receiver is not None else 1,
+            receiver.binding_ttl if receiver is not None else 1.0,
+        )
         self._early_limit = receiver.early_limit if receiver is not None else 16
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
+        self._shared = bool(getattr(store, "shared", False))
+        self._quiet_until = 0.0  # no conflict warning is logged before then
+        self._doubt = polling.first_interval  # seconds a refuted final callback is not re-asked
         if receiver is not None:
             receiver.attach(self.sink)
 
@@ -568,7 +579,7 @@ class TaskTracker:
     async def abandon(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
         self.counts.rejected += 1
-        self._nonces.pop(nonce, None)
+        self._nonces.pop(nonce)
         if self._receiver is not None:
             self._receiver.discard(nonce)
         await self._write_quietly("drop the submission", lambda: self._store.drop_submission(nonce))
@@ -608,16 +619,7 @@ class TaskTracker:
     def _hold(self, nonce: str, entry: _Nonce) -> _Nonce:
         if self._receiver is None:
             return entry  # no callbacks come to this process: nothing to hold
-        nonces = self._nonces
-        nonces.pop(nonce, None)
-        cutoff = time.monotonic() - self._nonce_ttl
-        while nonces:
-            oldest = next(iter(nonces.values()))
-            if len(nonces) < self._max_nonces and oldest.created > cutoff:
-                break
-            nonces.popitem(last=False)
-        nonces[nonce] = entry
-        return entry
+        return self._nonces.put(nonce, entry)
 
     def recover(self, nonce: str) -> Task | None:
         """The task an uncertain submission created, once the API has shown it (rule 3).
@@ -721,13 +723,17 @@ class TaskTracker:
                 if await self._take(record, snapshot, nonce, journal=journal):
                     return CallbackVerdict.RECORDED
                 return CallbackVerdict.DUPLICATE
-        # Its task is not followed here (yet): journaled (a shared store hands it to the
-        # replica that follows it), and kept until this process's submit answer binds it.
-        if journal:
+        # Its task is not followed here (yet). Another replica may follow it: a shared store
+        # hands it over. This process's own submission may not have its answer yet: kept
+        # (and journaled) until the answer binds it, up to early_limit. Anything else
+        # changes nothing here (a restart's resume() asks the API anyway): not journaled,
+        # so that a URL's holder cannot grow the journal.
+        early = stage is _Stage.SENDING and len(entry.early) < self._early_limit
+        if journal and (early or self._shared):
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
-        if stage is _Stage.SENDING and len(entry.early) < self._early_limit:
+        if early:
             entry.early = (*entry.early, snapshot)
         return CallbackVerdict.RECORDED
 
@@ -736,7 +742,8 @@ class TaskTracker:
     ) -> bool:
         """A callback for a followed task: progress applied, a final status confirmed.
 
-        Returns whether it was news (else a duplicate: known, stale, or being confirmed).
+        Returns whether it was news (else a duplicate: known, stale, being confirmed, or a
+        final status the API refuted a moment ago).
         """
         news = self.registry.is_news(snapshot, record)
         terminal = snapshot.status.is_terminal
@@ -754,20 +761,24 @@ class TaskTracker:
                         record.pending = None
             self.registry.apply(snapshot, EventSource.CALLBACK, record=record)
             return True
+        if not news or record.confirming:
+            return False  # a duplicate, an older status, or a final one being confirmed
+        if asyncio.get_running_loop().time() < record.doubted_until:
+            # The API refuted a final callback of this task a moment ago: a poll is due soon;
+            # forged callbacks must not buy one query each (rule 2).
+            return False
         if journal:
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
-        if news and terminal and not record.confirming and not record.finished:
-            record.confirming = True  # one confirmation per task at a time (rule 2)
-            self._spawn(
-                self._telemetry.traced(
-                    "minimax.confirm", record.task_id, lambda: self._confirm(record, snapshot)
-                ),
-                f"confirming task {record.task_id}",
-            )
-            return True
-        return False
+        record.confirming = True  # one confirmation per task at a time (rule 2)
+        self._spawn(
+            self._telemetry.traced(
+                "minimax.confirm", record.task_id, lambda: self._confirm(record, snapshot)
+            ),
+            f"confirming task {record.task_id}",
+        )
+        return True
 
     async def _confirm(self, record: TaskRecord, claimed: TaskSnapshot) -> None:
         """Believe a callback's final status only once the API says it (rule 2)."""
@@ -808,18 +819,28 @@ class TaskTracker:
                 logger.warning("%s; asking the API again later", error)
             if not record.finished:
                 # The API has not reached the status the callback claimed (or it was
-                # forged): poll soon rather than wait for the fallback.
-                self._poller.follow(record)
+                # forged): poll soon rather than wait for the fallback, and take the next
+                # final callbacks as hints for that poll only.
+                record.doubted_until = asyncio.get_running_loop().time() + self._doubt
+                self._poller.follow(record, self._doubt)
         finally:
             record.confirming = False
 
     def _conflict(self, nonce: str, named: str, owner: str) -> None:
         self.counts.conflicts += 1
-        logger.warning(
-            "a callback for nonce %s named task %s, but the nonce belongs to task %s: rejected",
+        # At most one warning every few seconds: forged callbacks must not flood the log.
+        now = time.monotonic()
+        level = logging.WARNING if now >= self._quiet_until else logging.DEBUG
+        if level == logging.WARNING:
+            self._quiet_until = now + _CONFLICT_LOG_EVERY
+        logger.log(
+            level,
+            "a callback for nonce %s named task %s, but the nonce belongs to task %s: rejected "
+            "(%d such callbacks so far; client.stats().conflicts)",
             nonce,
             named,
             owner,
+            self.counts.conflicts,
         )
 
     # -- uncertain submissions (rule 3) -----------------------------------------------------
@@ -829,8 +850,11 @@ class TaskTracker:
     ) -> CallbackVerdict:
         task_id = snapshot.task_id
         if task_id not in entry.claims:
-            if len(entry.claims) >= _MAX_CLAIMS:
-                self._conflict(nonce, task_id, "/".join(entry.claims))
+            live = [t for t, shown in entry.claims.items() if shown is not False]
+            if len(live) >= _MAX_CLAIMS or len(entry.claims) >= _MAX_CHECKS:
+                # Claims the API disproved do not count against the real task (which may
+                # still come), but each costs a query: a URL's holder cannot buy many.
+                self._conflict(nonce, task_id, "/".join(live) or "nothing yet")
                 return CallbackVerdict.CONFLICT
             entry.claims[task_id] = None
             self._spawn(self._check_claim(nonce, entry, task_id), f"checking task {task_id}")
@@ -860,6 +884,18 @@ class TaskTracker:
                     nonce,
                     task_id,
                     held_by,
+                )
+                shown = None
+            elif shown.is_terminal:
+                # A task that has already ended is as likely another task of the account as
+                # ours (a generation takes minutes): never adopted on a callback's word.
+                logger.warning(
+                    "a callback for uncertain submission %s named task %s, which had already "
+                    "ended when checked: not adopted; if it is the submission's, follow it "
+                    "with client.task(%r)",
+                    nonce,
+                    task_id,
+                    task_id,
                 )
                 shown = None
         except MiniMaxError as error:

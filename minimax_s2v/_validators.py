@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
 from ._errors import ConfigurationError
 
-__all__ = ["instance_of", "number", "one_of", "strings"]
+__all__ = ["check_argument", "instance_of", "number", "one_of", "strings"]
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -110,3 +110,19 @@ def strings(instance: object, attribute: attrs.Attribute[Any], value: object) ->
     """A tuple of strings (a lone string is refused: it is not a list of one)."""
     if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
         _refuse(instance, attribute, "a tuple of strings", value)
+
+
+class _Argument:
+    """Stands in for an attrs field: the name a refusal gives (``Class.name``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def check_argument(owner: object, name: str, value: object, validator: Validator) -> None:
+    """Check a constructor argument of a plain class with one of these validators.
+
+    Raises:
+        ConfigurationError: ``value`` is refused; the message names ``Owner.name``.
+    """
+    validator(owner, cast("attrs.Attribute[Any]", _Argument(name)), value)

@@ -159,9 +159,9 @@ def is_http_url(value: object) -> bool:
         return False
     try:
         url = URL(value)
-    except ValueError:
+        return url.scheme in ("http", "https") and bool(url.host)  # .host decodes IDNA
+    except ValueError:  # UnicodeError included: a host that is not valid IDNA
         return False
-    return url.scheme in ("http", "https") and bool(url.host)
 
 
 def _url(value: object, _: object) -> URL:

@@ -43,7 +43,7 @@ from ._errors import (
 )
 from ._models import SubjectReference, TaskStatus, VideoRequest
 from ._polling import PollPolicy
-from ._progress import Reporter, make_reporter
+from ._progress import Reporter, make_reporter, terminal_safe
 from ._ratelimit import RateLimit
 from ._redaction import Redactor, describe
 from ._tasks import Task
@@ -172,7 +172,7 @@ def _hint(error: BaseException) -> str:
 
 
 def _fail(error: BaseException, redactor: Redactor) -> int:
-    text = redactor.text(f"{error}{_hint(error)}")
+    text = terminal_safe(redactor.text(f"{error}{_hint(error)}"))
     print(f"error: {text}", file=sys.stderr)  # noqa: T201 - one line, then exit
     return _exit_code(error)
 
@@ -371,7 +371,7 @@ def _emit(args: argparse.Namespace, text: str, **fields: Any) -> None:
     if args.json:
         print(json.dumps(fields, default=str))  # noqa: T201
     else:
-        print(text)  # noqa: T201
+        print(terminal_safe(text))  # noqa: T201
 
 
 # -- generate, status, download -------------------------------------------------------------

@@ -54,6 +54,10 @@ async def respond(
     receiver: ReceiverCore, request: web.BaseRequest, path: str, body_timeout: float
 ) -> web.Response:
     """Answer one aiohttp request for ``path`` (relative to the mount point)."""
+    if "%" in request.raw_path.partition("?")[0]:
+        # aiohttp decodes the path: a callback URL is never %-encoded (rule 1), so a
+        # request that spells one that way is refused before decoding can matter.
+        path = "%"
     status, body = await receiver.process(
         request.method, path, lambda: read_body(request, receiver.max_body, body_timeout)
     )

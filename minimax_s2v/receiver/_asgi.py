@@ -30,6 +30,9 @@ def asgi_app(receiver: ReceiverCore) -> ASGIApp:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
+        raw: bytes = scope.get("raw_path") or b""
+        if b"%" in raw:  # a callback URL is never %-encoded: refused before decoding matters
+            path = "%"
 
         async def read_body() -> tuple[bytes, bool]:
             for name, value in scope.get("headers", ()):

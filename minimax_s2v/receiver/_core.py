@@ -27,7 +27,6 @@ import logging
 import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -36,10 +35,13 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
+from .._bounded import BoundedMap
 from .._errors import ConfigurationError, ResponseValidationError
 from .._models import CallbackChallenge, TaskSnapshot
+from .._redaction import shown_url
 from .._stats import ReceiverCounts, ReceiverStats
-from .._wire import callback_ack, parse_callback
+from .._validators import check_argument, number
+from .._wire import callback_ack, is_http_url, parse_callback
 
 __all__ = [
     "RECEIVER_KEY",
@@ -128,12 +130,11 @@ class SelfCheckResult:
 class _Route:
     """Where a nonce's updates go, and its token (to verify its callbacks without an HMAC)."""
 
-    __slots__ = ("created", "sink", "token")
+    __slots__ = ("sink", "token")
 
     def __init__(self, token: str, sink: CallbackSink) -> None:
         self.token = token
         self.sink = sink
-        self.created = time.monotonic()
 
 
 _ACK = (200, json.dumps(callback_ack()).encode())  # the usual answer, encoded once
@@ -196,21 +197,20 @@ class ReceiverCore:
         self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
         if len(self._secret) < 16:
             raise ConfigurationError("secret must be at least 16 bytes long")
-        for name, value in (("max_body", max_body), ("max_bindings", max_bindings)):
-            if value < 1:
-                raise ConfigurationError(f"{name} must be at least 1, not {value!r}")
-        for name, number in (("fallback_after", fallback_after), ("binding_ttl", binding_ttl)):
-            if not number > 0:
-                raise ConfigurationError(f"{name} must be > 0, not {number!r}")
-        if early_limit < 0:
-            raise ConfigurationError(f"early_limit must be at least 0, not {early_limit!r}")
+        count, duration = number(at_least=1, integer=True), number(above=0)
+        check_argument(self, "max_body", max_body, count)
+        check_argument(self, "max_bindings", max_bindings, count)
+        check_argument(self, "early_limit", early_limit, number(at_least=0, integer=True))
+        check_argument(self, "fallback_after", fallback_after, duration)
+        check_argument(self, "binding_ttl", binding_ttl, duration)
+        check_argument(self, "challenge_warning_after", challenge_warning_after, duration)
         self.max_body = max_body
         self.fallback_after = fallback_after
         self.challenge_warning_after = challenge_warning_after
         self.max_bindings = max_bindings
         self.binding_ttl = binding_ttl
         self.early_limit = early_limit
-        self._routes: OrderedDict[str, _Route] = OrderedDict()
+        self._routes: BoundedMap[str, _Route] = BoundedMap(max_bindings, binding_ttl)
         self._default_sink: CallbackSink | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._warned = False
@@ -221,7 +221,7 @@ class ReceiverCore:
         self.counts = ReceiverCounts()
 
     def __repr__(self) -> str:
-        url = str(self.public_url) if self.public_url is not None else None
+        url = shown_url(self.public_url) if self.public_url is not None else None
         return f"{type(self).__name__}(public_url={url!r})"
 
     def stats(self) -> ReceiverStats:
@@ -285,21 +285,13 @@ class ReceiverCore:
         """Route ``nonce``'s updates to ``sink`` (before its submission is sent); its URL."""
         self.check_ready()
         url = self.callback_url(nonce)
-        routes = self._routes
-        routes.pop(nonce, None)
-        cutoff = time.monotonic() - self.binding_ttl
-        while routes:
-            oldest = next(iter(routes.values()))
-            if len(routes) < self.max_bindings and oldest.created > cutoff:
-                break
-            routes.popitem(last=False)
-        routes[nonce] = _Route(url.name, sink)
+        self._routes.put(nonce, _Route(url.name, sink))
         self._watch_challenges()
         return url
 
     def discard(self, nonce: str) -> None:
         """Stop routing ``nonce``: its submission certainly created nothing."""
-        self._routes.pop(nonce, None)
+        self._routes.pop(nonce)
 
     # -- the protocol, without I/O ----------------------------------------------------------
 
@@ -425,7 +417,7 @@ class ReceiverCore:
                 "and the mount path; receiver.self_check() tests the round trip); tasks fall "
                 "back to polling after %.0fs",
                 self.challenge_warning_after,
-                self.public_url,
+                shown_url(self.public_url or ""),
                 self.fallback_after,
             )
 
@@ -439,7 +431,7 @@ class ReceiverCore:
 
 def _public_url(value: str | URL) -> URL:
     url = URL(str(value))
-    if url.scheme not in ("http", "https") or not url.host:
+    if not is_http_url(str(url)):
         raise ConfigurationError(f"public_url must be an absolute http(s) URL, not {str(url)!r}")
     if url.query_string or url.fragment:
         raise ConfigurationError("public_url must not carry a query or a fragment")

@@ -133,8 +133,18 @@ class RedisStore:
         return pubsub
 
     async def _listen(self, pubsub: Any) -> None:
+        lost_at: float | None = None
         while True:
             try:
+                if lost_at is not None:
+                    replayed = await self._replay_since(lost_at - _REPLAY_MARGIN)
+                    logger.warning(
+                        "subscribed to Redis again after %.1f s; %d updates replayed from "
+                        "the journal",
+                        time.time() - lost_at,
+                        replayed,
+                    )
+                    lost_at = None
                 await self._receive(pubsub)
                 reason = "it ended"
             except Exception as error:  # noqa: BLE001 - the connection dropped: reconnect
@@ -142,15 +152,10 @@ class RedisStore:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            lost_at = time.time()
-            logger.warning("lost the subscription to Redis (%s); reconnecting", reason)
+            if lost_at is None:  # logged once per outage, however many tries it takes
+                lost_at = time.time()
+                logger.warning("lost the subscription to Redis (%s); reconnecting", reason)
             pubsub = await self._resubscribe()
-            replayed = await self._replay_since(lost_at - _REPLAY_MARGIN)
-            logger.warning(
-                "subscribed to Redis again after %.1f s; %d updates replayed from the journal",
-                time.time() - lost_at,
-                replayed,
-            )
 
     async def _resubscribe(self) -> Any:
         delay = 0.05
@@ -384,6 +389,8 @@ def _shown_url(url: str) -> str:
         return "<unreadable URL>"
     if parsed.password is not None:
         parsed = parsed.with_password(REDACTED)
+    elif parsed.user:  # redis://SECRET@host reads as a user name; often it is a password
+        parsed = parsed.with_user(REDACTED)
     if parsed.query:
         query = [
             (name, REDACTED if any(w in name.lower() for w in _SECRET_QUERY_WORDS) else value)

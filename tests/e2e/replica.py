@@ -3,14 +3,18 @@
 ``python -m tests.e2e.replica receiver PORT REDIS PREFIX``: serves callbacks only.
 ``python -m tests.e2e.replica submitter EMULATOR REDIS PREFIX PUBLIC_URL COUNT``: submits
 COUNT generations and awaits them; it serves no callbacks itself.
+``python -m tests.e2e.replica emulator PORT TARGET...``: an emulator whose tasks take 5 to
+7 seconds, delivering callbacks to the TARGET origins in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from minimax_s2v import Client, PollPolicy, RetryPolicy, VideoRequest
+from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.receiver import CallbackReceiver
 from minimax_s2v.stores.redis import RedisStore
 
@@ -54,6 +58,7 @@ async def submitter(
                 for i in range(count)
             )
         )
+        say(f"SUBMITTED {len(tasks)}")
         results = await asyncio.gather(*(t.wait(timeout=60) for t in tasks))
         for task, snapshot in zip(tasks, results, strict=True):
             say(f"done {task.task_id} {snapshot.status.value} video={task.video is not None}")
@@ -61,9 +66,19 @@ async def submitter(
     await store.close()
 
 
+async def slow_emulator(port: int, targets: list[str]) -> None:
+    durations = Durations(preparing=0.3, queueing=0.3, processing=(4.5, 6.5))
+    async with Emulator(port=port, seed=5, durations=durations, callback_targets=tuple(targets)):
+        say(f"emulator listening on {port}")
+        await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     role = sys.argv[1]
-    if role == "receiver":
+    if role == "emulator":
+        asyncio.run(slow_emulator(int(sys.argv[2]), sys.argv[3:]))
+    elif role == "receiver":
         asyncio.run(receiver_replica(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
     else:
         emulator_url, redis, key_prefix, public, number = sys.argv[2:7]

@@ -259,7 +259,7 @@ async def test_uncertain_submission_adopts_only_a_task_the_api_shows() -> None:
     """A forged claim naming a task that does not exist is dropped; the real one is adopted."""
     faults = FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(lost_response=1.0)})
     receiver = CallbackReceiver(secret=SECRET)
-    async with Emulator(faults=faults, durations=Durations(preparing=0.3)) as emu:
+    async with Emulator(faults=faults, durations=Durations(preparing=0.3, processing=1.0)) as emu:
         async with receiver.serve("127.0.0.1", 0):
             client = Client(
                 emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT

@@ -1,0 +1,58 @@
+"""A mapping with a limit: what the receiver and the tracker remember of each nonce."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+__all__ = ["BoundedMap"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedMap(Generic[K, V]):
+    """A dict that forgets its oldest entries once it holds ``max_items`` or they are too old.
+
+    At the limit, putting a new entry forgets the oldest one first; an entry older than
+    ``ttl`` seconds is forgotten when the next one is put. Putting a key again makes it the
+    newest. A forgotten entry is simply missing: callers fall back on what is durable.
+    """
+
+    __slots__ = ("_items", "_max_items", "_ttl")
+
+    def __init__(self, max_items: int, ttl: float) -> None:
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._max_items = max_items
+        self._ttl = ttl
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: K) -> V | None:
+        """The value of ``key``, if still remembered."""
+        item = self._items.get(key)
+        return item[1] if item is not None else None
+
+    def put(self, key: K, value: V) -> V:
+        """Remember ``value`` under ``key`` as the newest entry; returns ``value``."""
+        items = self._items
+        items.pop(key, None)
+        now = time.monotonic()
+        cutoff = now - self._ttl
+        while items:
+            created, _ = next(iter(items.values()))
+            if len(items) < self._max_items and created > cutoff:
+                break
+            items.popitem(last=False)
+        items[key] = (now, value)
+        return value
+
+    def pop(self, key: K) -> V | None:
+        """Forget ``key``; its value, if it was remembered."""
+        item = self._items.pop(key, None)
+        return item[1] if item is not None else None

@@ -1,0 +1,219 @@
+"""A journal that fails: no created task is hidden, none is paid twice, no wait hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minimax_s2v import (
+    Client,
+    EventSource,
+    MiniMaxError,
+    RetryPolicy,
+    StoreError,
+    TaskSnapshot,
+    TaskStatus,
+)
+from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.stores import MemoryStore, SQLiteStore
+from tests.client_setup import FAST_POLLS, NO_WAIT, face_request
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose chosen calls fail a given number of times (then work)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: dict[str, int] = {}
+        self.failed: list[str] = []
+
+    def _maybe_fail(self, name: str) -> None:
+        if self.failures.get(name, 0) > 0:
+            self.failures[name] -= 1
+            self.failed.append(name)
+            raise sqlite3.OperationalError("database or disk is full")
+
+    async def mark_submitted(self, nonce: str, task_id: str) -> None:
+        self._maybe_fail("mark_submitted")
+        await super().mark_submitted(nonce, task_id)
+
+    async def save_submission(self, submission: Any) -> None:
+        self._maybe_fail("save_submission")
+        await super().save_submission(submission)
+
+    async def save_event(
+        self,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        *,
+        confirmed: bool,
+        nonce: str | None = None,
+    ) -> None:
+        if confirmed:
+            self._maybe_fail("save_event")
+        await super().save_event(snapshot, source, confirmed=confirmed, nonce=nonce)
+
+
+async def test_a_journal_failing_for_a_while_costs_a_delay_not_a_task() -> None:
+    """Recording the created task fails three times: submit() still returns the task."""
+    store = FlakyStore()
+    store.failures["mark_submitted"] = 3
+    async with (
+        Emulator() as emu,
+        Client(
+            emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS, retry=NO_WAIT
+        ) as client,
+    ):
+        task = await client.submit(face_request())
+        assert (await task.wait(timeout=10)).status is TaskStatus.SUCCESS
+        (stored,) = await store.submissions()
+    assert store.failed == ["mark_submitted"] * 3
+    assert stored.task_id == task.task_id
+    assert emu.counters.tasks_created == 1
+
+
+async def test_a_journal_failing_for_good_names_the_task_it_created() -> None:
+    """The task exists but cannot be journaled: a StoreError with its id; it is followed."""
+    store = FlakyStore()
+    store.failures["mark_submitted"] = 10**6
+    async with (
+        Emulator() as emu,
+        Client(
+            emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS, retry=NO_WAIT
+        ) as client,
+    ):
+        with pytest.raises(StoreError) as info:
+            await client.submit(face_request())
+        error = info.value
+        (created,) = [t["task_id"] for t in emu.state(tasks=True)["tasks"]]
+        assert error.task_id == created
+        assert "do not submit it again" in str(error)
+        assert not isinstance(error.__cause__, StoreError)
+        snapshot = await client.task(created).wait(timeout=10)  # still followed
+    assert snapshot.status is TaskStatus.SUCCESS
+    assert emu.counters.tasks_created == 1
+
+
+async def test_a_submission_the_journal_refuses_is_not_sent() -> None:
+    """save_submission fails for good: a StoreError without a task id, and no request."""
+    store = FlakyStore()
+    store.failures["save_submission"] = 10**6
+    async with (
+        Emulator() as emu,
+        Client(emu.api_key, base_url=emu.url, store=store, retry=NO_WAIT) as client,
+    ):
+        with pytest.raises(StoreError) as info:
+            await client.submit(face_request())
+    assert info.value.task_id is None
+    assert emu.counters.requests_to("submit") == 0
+
+
+async def test_polling_survives_a_store_failure() -> None:
+    """Recording two polled answers fails: polling goes on and the wait ends."""
+    store = FlakyStore()
+    async with (
+        Emulator(durations=Durations(processing=0.3)) as emu,
+        Client(
+            emu.api_key,
+            base_url=emu.url,
+            store=store,
+            polling=FAST_POLLS,
+            retry=RetryPolicy.never(),
+        ) as client,
+    ):
+        task = await client.submit(face_request())
+        store.failures["save_event"] = 2
+        snapshot = await task.wait(timeout=10)
+    assert snapshot.status is TaskStatus.SUCCESS
+    assert store.failed == ["save_event"] * 2
+
+
+async def test_store_that_cannot_open_leaks_nothing() -> None:
+    """A store that fails to open: a StoreError, and the client's session is closed."""
+
+    class Unopenable(MemoryStore):
+        async def open(self) -> None:
+            raise OSError(13, "Permission denied")
+
+    client = Client("key", base_url="http://127.0.0.1:9", store=Unopenable())
+    with pytest.raises(StoreError, match="be opened"):
+        await client.__aenter__()
+    assert client.closed
+
+
+async def test_killing_the_sqlite_worker_during_a_burst(tmp_path: Path) -> None:
+    """Kill -9 the journal's worker mid-burst: every created task is followed or named."""
+    store = SQLiteStore(tmp_path / "j.db")
+    async with (
+        Emulator(durations=Durations(processing=0.2)) as emu,
+        Client(emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS) as client,
+    ):
+
+        async def kill_when_busy() -> None:
+            while emu.counters.requests_to("submit") < 20:
+                await asyncio.sleep(0.001)
+            pid = store.worker_pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        killed: list[int] = []
+        killer = asyncio.create_task(kill_when_busy())
+        outcomes = await asyncio.gather(
+            *(client.submit(face_request(f"burst {i}")) for i in range(80)),
+            return_exceptions=True,
+        )
+        await killer
+        followed = {o.task_id for o in outcomes if not isinstance(o, BaseException)}
+        named = {o.task_id for o in outcomes if isinstance(o, StoreError) and o.task_id}
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert all(isinstance(e, MiniMaxError) for e in errors), errors  # no raw sqlite3
+        results = await asyncio.gather(*(client.task(t).wait(timeout=20) for t in followed | named))
+        created = [t["task_id"] for t in emu.state(tasks=True)["tasks"]]
+        assert store.worker_pid not in (None, *killed)  # a new worker took over
+    await store.close()
+    assert {r.status for r in results} == {TaskStatus.SUCCESS}
+    assert followed | named == set(created)  # every created task reached the caller
+    assert len(created) == len({t["prompt"] for t in emu.state(tasks=True)["tasks"]})
+
+
+CHATTR = shutil.which("chattr") or "/usr/bin/chattr"  # e2fsprogs, on every Debian
+
+
+@contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """``chattr +i``: not even root may write the file until it is lifted."""
+    subprocess.run([CHATTR, "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([CHATTR, "-i", str(path)], check=True)
+
+
+async def test_an_unwritable_journal_file_is_a_store_error(tmp_path: Path) -> None:
+    """A real journal file that cannot be written: StoreError, nothing sent."""
+    path = tmp_path / "j.db"
+    first = SQLiteStore(path)
+    await first.open()
+    await first.close()
+    for extra in (tmp_path / "j.db-wal", tmp_path / "j.db-shm"):
+        extra.unlink(missing_ok=True)
+    with immutable(path):
+        async with Emulator() as emu:
+            client = Client(emu.api_key, base_url=emu.url, store=SQLiteStore(path), retry=NO_WAIT)
+            with pytest.raises(StoreError) as info:
+                async with client:
+                    await client.submit(face_request())
+    assert info.value.task_id is None
+    assert not isinstance(info.value, sqlite3.Error)
+    assert emu.counters.requests_to("submit") == 0
