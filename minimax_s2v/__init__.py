@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging as _logging
 
-from ._client import Client, ClientStats, Generation, GenerationOutcome, Resumed
+from ._client import Client, Generation, GenerationOutcome, Resumed
 from ._download import ProgressCallback
 from ._errors import (
     APIError,
@@ -47,6 +47,14 @@ from ._polling import PollPolicy
 from ._preflight import validate_request
 from ._ratelimit import RateLimit
 from ._retry import RetryPolicy
+from ._stats import (
+    CallbackStats,
+    ClientStats,
+    Histogram,
+    ReceiverStats,
+    RetryStats,
+    SubmissionStats,
+)
 from ._tasks import Task
 from ._transport import Timeouts
 from .receiver import CallbackReceiver, SelfCheckResult
@@ -57,6 +65,7 @@ __all__ = [
     "AuthenticationError",
     "CallbackChallenge",
     "CallbackReceiver",
+    "CallbackStats",
     "CallbackUnreachableError",
     "Client",
     "ClientStats",
@@ -67,6 +76,7 @@ __all__ = [
     "EventSource",
     "Generation",
     "GenerationOutcome",
+    "Histogram",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "MiniMaxError",
@@ -76,16 +86,19 @@ __all__ = [
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
+    "ReceiverStats",
     "RequestTimeoutError",
     "ResponseValidationError",
     "Resumed",
     "RetryPolicy",
+    "RetryStats",
     "SelfCheckResult",
     "ServerError",
     "StatusEvent",
     "StoreError",
     "SubjectReference",
     "SubmissionConflictError",
+    "SubmissionStats",
     "SubmissionUncertainError",
     "Task",
     "TaskFailedError",

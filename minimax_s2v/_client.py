@@ -7,7 +7,7 @@ import enum
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -33,8 +33,10 @@ from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._redaction import shown_url
 from ._retry import RetryPolicy, retry_call
+from ._stats import CallCounts, ClientStats, SubmissionStats
 from ._submission import check_submission, prepare_submission
 from ._tasks import Task
+from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
 from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._validators import check_argument, number
@@ -63,31 +65,6 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-@attrs.frozen
-class ClientStats:
-    """What a client has done so far: :meth:`Client.stats`.
-
-    Attributes:
-        confirmations: queries made to confirm a callback's final status (one per task
-            resolved by callbacks).
-        fallback_polls: queries made because no callback reported a task in time.
-        reconciliations: queries made by :meth:`Client.resume` and to check that a task a
-            callback named for an uncertain submission exists.
-        retrievals: file retrievals made after a confirmed success.
-        adopted: uncertain submissions whose task was adopted.
-        conflicts: callbacks that named another task than the one bound to their URL.
-        following: tasks followed now (not finished).
-    """
-
-    confirmations: int
-    fallback_polls: int
-    reconciliations: int
-    retrievals: int
-    adopted: int
-    conflicts: int
-    following: int
 
 
 @attrs.frozen
@@ -180,6 +157,15 @@ class Client:
         store: where submissions and updates are journaled (default: a
             :class:`~minimax_s2v.stores.MemoryStore`). The client opens it; it closes only
             one it made.
+        trace_configs: :class:`aiohttp.TraceConfig` objects for the session the client
+            makes (e.g. ``opentelemetry-instrumentation-aiohttp-client``'s). With your own
+            ``session``, give them to that session instead: passing both is refused.
+        tracing: OpenTelemetry spans and metrics (needs ``minimax-s2v[otel]``); by default
+            on when the environment variable ``MINIMAX_S2V_TRACING`` is ``1``.
+
+    Raises:
+        ConfigurationError: no key, an unknown region, a bad URL, ``trace_configs`` with a
+            ``session``, or tracing without OpenTelemetry installed.
     """
 
     def __init__(
@@ -197,6 +183,8 @@ class Client:
         fsync_downloads: bool = True,
         receiver: CallbackReceiver | None = None,
         store: TaskStore | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
+        tracing: bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
         if not key.strip():
@@ -211,6 +199,12 @@ class Client:
             url = URL(os.environ.get("MINIMAX_BASE_URL") or str(GLOBAL_BASE_URL))
         if not is_http_url(str(url)):
             raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {str(url)!r}")
+        if trace_configs and session is not None:
+            raise ConfigurationError(
+                "trace_configs apply to the session the client makes; with your own session, "
+                "give them to it: aiohttp.ClientSession(trace_configs=[...])"
+            )
+        telemetry = _telemetry(tracing)
         self._api_key = key.strip()
         self.base_url = url
         self.timeouts = timeouts or Timeouts()
@@ -229,17 +223,28 @@ class Client:
         self._own_store = store is None
         self.store: TaskStore = store if store is not None else MemoryStore()
         self._given_session = session
+        self._trace_configs = list(trace_configs or ())
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._state = _State.UNOPENED
+        self._telemetry = telemetry
+        self._call_counts = CallCounts()
+        self._limiter = RateLimiter(self.rate_limit)  # kept across opens: it counts 1002s
+        self._on_retry = {
+            e: self._call_counts.retry_of(e) for e in ("submit", "query", "retrieve", "download")
+        }
         self._tracker = TaskTracker(
             _Calls(self),
             self.store,
             self.polling,
             receiver,
             journal_retry=attrs.evolve(JOURNAL_RETRY, wait=self.retry.wait),
+            telemetry=telemetry,
         )
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
+        telemetry.watch(self.stats, self._tracker.counts.time_to_result)
+        if receiver is not None:
+            telemetry.watch_receiver(receiver)
 
     def __repr__(self) -> str:
         return f"Client(base_url={shown_url(self.base_url)!r}, state={self._state.value})"
@@ -265,7 +270,7 @@ class Client:
             return self._transport
         loop = asyncio.get_running_loop()
         # Everything that can refuse comes before the session, so that nothing leaks.
-        limiter = RateLimiter(self.rate_limit)
+        limiter = self._limiter
         session = self._given_session
         if session is not None:
             if session.closed:
@@ -278,7 +283,8 @@ class Client:
                 )
         else:
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=_POOL_SIZE, ttl_dns_cache=300)
+                connector=aiohttp.TCPConnector(limit=_POOL_SIZE, ttl_dns_cache=300),
+                trace_configs=self._trace_configs or None,
             )
         self._session = session
         self._transport = Transport(
@@ -303,6 +309,7 @@ class Client:
         if self._own_store:
             await self.store.close()
         self._transport = None
+        self._telemetry.retire()
 
     @property
     def closed(self) -> bool:
@@ -335,7 +342,18 @@ class Client:
         transport = self._open()
         await check_submission(request)
         async with self._submit_slots:
-            return await self._send_submission(transport, request, request, label)
+            with self._telemetry.span("minimax.submit", model=request.model) as span:
+                try:
+                    task = await self._send_submission(transport, request, request, label)
+                except SubmissionUncertainError:
+                    span.outcome("uncertain")
+                    raise
+                except MiniMaxError:
+                    span.outcome("rejected")
+                    raise
+                span.task(task.task_id, request.model)
+                span.outcome("created")
+                return task
 
     async def _send_submission(
         self, transport: Transport, request: VideoRequest, prepared: VideoRequest, label: str | None
@@ -393,6 +411,7 @@ class Client:
                 attempt,
                 what="submission",
                 should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
+                on_retry=self._on_retry["submit"],
             )
         except asyncio.CancelledError:
             if stage == "sent":
@@ -440,8 +459,9 @@ class Client:
         return await self._tracker.resume()
 
     def stats(self) -> ClientStats:
-        """What this client has done so far (a snapshot of counters)."""
+        """What this client has done so far (a snapshot of counters; always available)."""
         counts: TrackerCounts = self._tracker.counts
+        calls = self._call_counts
         return ClientStats(
             confirmations=counts.confirmations,
             fallback_polls=counts.fallback_polls,
@@ -450,19 +470,38 @@ class Client:
             adopted=counts.adopted,
             conflicts=counts.conflicts,
             following=self._tracker.registry.following(),
+            succeeded=counts.succeeded,
+            failed=counts.failed,
+            time_to_result=counts.time_to_result.snapshot(),
+            submissions=SubmissionStats(
+                created=counts.created, rejected=counts.rejected, uncertain=counts.uncertain
+            ),
+            retries=calls.retries(),
+            rate_limited=self._limiter.rate_limited,
+            downloads=calls.downloads,
+            download_bytes=calls.download_bytes,
         )
 
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
-        response = await transport.call(
-            "GET", "/v1/query/video_generation", EndpointClass.QUERY, params={"task_id": task_id}
-        )
-        return parse_snapshot(response.data)
+        with self._telemetry.span("minimax.query", task_id=task_id) as span:
+            response = await transport.call(
+                "GET",
+                "/v1/query/video_generation",
+                EndpointClass.QUERY,
+                params={"task_id": task_id},
+            )
+            snapshot = parse_snapshot(response.data)
+            span.outcome(snapshot.status.value.lower())
+        return snapshot
 
     async def _query(self, task_id: str) -> TaskSnapshot:
         self._open()
         return await retry_call(
-            self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
+            self.retry,
+            lambda: self._query_once(task_id),
+            what=f"query of task {task_id}",
+            on_retry=self._on_retry["query"],
         )
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
@@ -479,15 +518,24 @@ class Client:
         transport = self._open()
 
         async def attempt() -> VideoFile:
-            response = await transport.call(
-                "GET",
-                "/v1/files/retrieve",
-                EndpointClass.RETRIEVE,
-                params={"file_id": str(file_id)},
-            )
-            return parse_file(response.data, datetime.now(UTC))
+            with self._telemetry.span("minimax.retrieve") as span:
+                span.set("minimax.file_id", str(file_id))
+                response = await transport.call(
+                    "GET",
+                    "/v1/files/retrieve",
+                    EndpointClass.RETRIEVE,
+                    params={"file_id": str(file_id)},
+                )
+                video = parse_file(response.data, datetime.now(UTC))
+                span.outcome("ok")
+            return video
 
-        return await retry_call(self.retry, attempt, what=f"retrieval of file {file_id}")
+        return await retry_call(
+            self.retry,
+            attempt,
+            what=f"retrieval of file {file_id}",
+            on_retry=self._on_retry["retrieve"],
+        )
 
     def task(self, task_id: str) -> Task:
         """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`."""
@@ -538,20 +586,33 @@ class Client:
         transport = self._open()
         session = self._session
         assert session is not None  # noqa: S101 - _open() set it
-        video, name = await self._video_for(target)
-        path = await asyncio.to_thread(_target_path, dest, name)
-        return await download_video(
-            session,
-            video,
-            path,
-            refresh=self.get_file,
-            timeouts=self.timeouts,
-            retry=self.retry,
-            max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
-            on_progress=on_progress,
-            fsync=self.fsync_downloads,
-            redactor=transport.redactor,
-        )
+        task_id = target.task_id if isinstance(target, Task | TaskSnapshot) else None
+        with self._telemetry.span("minimax.download", task_id=task_id) as span:
+            video, name = await self._video_for(target)
+            span.set("minimax.file_id", str(video.file_id))
+            # The host and path only: the query of a download URL is its signature.
+            span.set("url.full", str(video.download_url.with_query(None).with_fragment(None)))
+            span.set("server.address", video.download_url.host)
+            path = await asyncio.to_thread(_target_path, dest, name)
+            saved = await download_video(
+                session,
+                video,
+                path,
+                refresh=self.get_file,
+                timeouts=self.timeouts,
+                retry=self.retry,
+                max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
+                on_progress=on_progress,
+                fsync=self.fsync_downloads,
+                redactor=transport.redactor,
+                on_retry=self._on_retry["download"],
+            )
+            size = (await asyncio.to_thread(saved.stat)).st_size
+            self._call_counts.downloads += 1
+            self._call_counts.download_bytes += size
+            span.set("minimax.download.bytes", size)
+            span.outcome("saved")
+        return saved
 
     # -- whole generations ------------------------------------------------------------------
 
@@ -569,8 +630,12 @@ class Client:
             TaskFailedError, TaskTimeoutError, SubmissionUncertainError, APIError,
             DownloadError: as the steps they come from.
         """
-        task = await self.submit(request)
-        return await self._complete(task, dest, timeout=timeout, on_progress=on_progress)
+        with self._telemetry.span("minimax.generate", model=request.model) as span:
+            task = await self.submit(request)
+            span.task(task.task_id, request.model)
+            generation = await self._complete(task, dest, timeout=timeout, on_progress=on_progress)
+            span.outcome("success")
+        return generation
 
     async def _complete(
         self,
@@ -648,6 +713,26 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+
+def _telemetry(tracing: bool | None) -> Telemetry:
+    """OpenTelemetry when ``tracing`` (or, when it is ``None``, its env var) says so.
+
+    Raises:
+        ConfigurationError: tracing is asked for, but ``opentelemetry-api`` is not installed.
+    """
+    if tracing is None:
+        tracing = os.environ.get(TRACING_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if not tracing:
+        return NO_TELEMETRY
+    try:
+        from ._otel import OpenTelemetry
+    except ImportError as error:
+        raise ConfigurationError(
+            "tracing needs OpenTelemetry's API: pip install 'minimax-s2v[otel]' "
+            f"(or unset {TRACING_ENV})"
+        ) from error
+    return OpenTelemetry()
 
 
 async def _aiter(

@@ -78,6 +78,7 @@ async def download_video(
     on_progress: ProgressCallback | None = None,
     fsync: bool = True,
     redactor: Redactor = STRUCTURAL,
+    on_retry: Callable[[], object] | None = None,
 ) -> Path:
     """Stream ``video`` into ``dest`` atomically; return ``dest``.
 
@@ -86,7 +87,8 @@ async def download_video(
     Range request; an expired URL (HTTP 403, or past ``expires_at``) is replaced by calling
     ``refresh`` (``/v1/files/retrieve``); the backup URL is tried when the main one fails.
     With ``fsync`` the data is flushed to disk before the rename, so a crash never leaves
-    ``dest`` naming a truncated file.
+    ``dest`` naming a truncated file. ``on_retry`` is called before each resumption after
+    a broken connection (to count it).
 
     Trust rules (a download host may be hostile or broken): a 206 is taken only as the answer
     to our own Range request with the expected start, total and validator; a resume names the
@@ -125,6 +127,7 @@ async def download_video(
             timeouts=timeouts,
             retry=retry,
             max_bytes=max_bytes,
+            on_retry=on_retry,
         )
         await loop.run_in_executor(None, finish)
     except BaseException as error:
@@ -247,6 +250,7 @@ async def _fetch_all(
     timeouts: Timeouts,
     retry: RetryPolicy,
     max_bytes: int | None,
+    on_retry: Callable[[], object] | None = None,
 ) -> None:
     """Fetch until the file is complete; every answer that does not fit counts as a failure."""
     timeout = aiohttp.ClientTimeout(
@@ -294,6 +298,8 @@ async def _fetch_all(
                 delay,
             )
             await state.flush()
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(delay)
             continue
         else:

@@ -130,6 +130,7 @@ class RateLimiter:
 
     def __init__(self, config: RateLimit) -> None:
         self.config = config
+        self.rate_limited = 0  # 1002/429 answers reported, all endpoints
         self._buckets: dict[EndpointClass, TokenBucket] = {}
         for endpoint in EndpointClass:
             rpm = config.rpm_for(endpoint)
@@ -146,6 +147,7 @@ class RateLimiter:
 
     def on_rate_limited(self, endpoint: EndpointClass) -> None:
         """Report a 1002/429."""
+        self.rate_limited += 1
         bucket = self._buckets.get(endpoint)
         if bucket is not None:
             bucket.on_rate_limited()

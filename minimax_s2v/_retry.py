@@ -99,8 +99,12 @@ async def retry_call(
     *,
     what: str,
     should_retry: Callable[[BaseException], bool] | None = None,
+    on_retry: Callable[[], object] | None = None,
 ) -> T:
-    """Run ``call`` under ``policy``; ``should_retry`` narrows which errors are retried."""
+    """Run ``call`` under ``policy``; ``should_retry`` narrows which errors are retried.
+
+    ``on_retry`` is called before each retry (to count it).
+    """
     started = time.monotonic()
     attempt = 0
     while True:
@@ -125,4 +129,6 @@ async def retry_call(
                 policy.attempts - 1,
                 delay,
             )
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(delay)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import heapq
 import itertools
@@ -61,7 +62,9 @@ from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
 from ._redaction import describe
 from ._retry import RetryPolicy, retry_call
+from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskRecord
+from ._telemetry import NO_TELEMETRY, Telemetry
 from .receiver import CallbackVerdict
 from .stores import StoredSubmission, TaskStore
 
@@ -118,6 +121,25 @@ class TrackerCounts:
     retrievals: int = 0  # file retrievals made after a confirmed success
     adopted: int = 0  # uncertain submissions whose task was adopted
     conflicts: int = 0  # callbacks that named another task than their nonce's
+    created: int = 0  # submissions answered with a task id
+    rejected: int = 0  # submissions that certainly created nothing
+    uncertain: int = 0  # submissions of unknown outcome
+    succeeded: int = 0  # tasks that ended in Success
+    failed: int = 0  # tasks that ended in Fail, or could not be followed (expired, key refused)
+    # Submission to final status, for the tasks whose submission time is known.
+    time_to_result: HistogramRecorder = attrs.field(
+        factory=lambda: HistogramRecorder(RESULT_BUCKETS)
+    )
+
+    def ended(self, record: TaskRecord, succeeded: bool) -> None:
+        """Count a task that ended (not one whose waits a close ended)."""
+        if succeeded:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        if record.submitted_at is not None:
+            elapsed = (datetime.now(UTC) - record.submitted_at).total_seconds()
+            self.time_to_result.record(max(0.0, elapsed))
 
 
 class TaskRegistry:
@@ -127,7 +149,8 @@ class TaskRegistry:
     duplicate is a no-op and a regression (an update older than what is known) is ignored.
     """
 
-    def __init__(self, finished_ttl: float = 600.0) -> None:
+    def __init__(self, finished_ttl: float = 600.0, counts: TrackerCounts | None = None) -> None:
+        self._counts = counts
         self._records: dict[str, TaskRecord] = {}
         # Finished tasks are forgotten after finished_ttl seconds (handles keep their
         # record), so a long-running service does not grow without bound.
@@ -218,6 +241,8 @@ class TaskRegistry:
         for queue in record.listeners:
             queue.put_nowait(snapshot)
         if snapshot.status.is_terminal:
+            if self._counts is not None:
+                self._counts.ended(record, snapshot.status is TaskStatus.SUCCESS)
             self._finish(record)
         return True
 
@@ -249,6 +274,8 @@ class TaskRegistry:
         if record.finished:
             return
         record.error = error
+        if self._counts is not None:
+            self._counts.ended(record, succeeded=False)
         self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:
@@ -300,7 +327,11 @@ class Poller:
         heapq.heappush(self._heap, (when, next(self._order), record.task_id))
         self._wake.set()
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = loop.create_task(self._run(), name="minimax-s2v-poller")
+            # A context of its own: the poller serves every task, not whichever caller
+            # happened to start it (its context variables, its tracing span).
+            self._loop_task = loop.create_task(
+                self._run(), name="minimax-s2v-poller", context=contextvars.Context()
+            )
 
     def unfollow(self, task_id: str) -> None:
         """Stop polling ``task_id`` (its heap entry is skipped when reached)."""
@@ -431,6 +462,7 @@ class TaskTracker:
         polling: how tasks are polled when no callback reports them.
         receiver: the callback receiver, if callbacks are used.
         journal_retry: how the tracker's own journal writes are retried.
+        telemetry: spans around callbacks and confirmations (none by default).
     """
 
     def __init__(
@@ -441,12 +473,16 @@ class TaskTracker:
         receiver: _Callbacks | None = None,
         *,
         journal_retry: RetryPolicy = JOURNAL_RETRY,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._api = api
         self._store = store
         self._journal_retry = journal_retry
         self._receiver = receiver
-        self.registry = TaskRegistry()
+        self._telemetry = telemetry
+        self.counts = TrackerCounts()
+        self.sink = telemetry.sink(self)  # what the receiver is handed: this tracker, traced
+        self.registry = TaskRegistry(counts=self.counts)
         self._poller = Poller(self._poll_once, self.registry, polling, self._apply_polled)
         self._nonces: BoundedMap[str, _Nonce] = BoundedMap(
             receiver.max_bindings if receiver is not None else 1,
@@ -459,9 +495,8 @@ class TaskTracker:
         self._shared = bool(getattr(store, "shared", False))
         self._quiet_until = 0.0  # no conflict warning is logged before then
         self._doubt = polling.first_interval  # seconds a refuted final callback is not re-asked
-        self.counts = TrackerCounts()
         if receiver is not None:
-            receiver.attach(self)
+            receiver.attach(self.sink)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -534,7 +569,7 @@ class TaskTracker:
         self._hold(nonce, _Nonce(_Stage.SENDING))
         if self._receiver is None:
             return None
-        return str(self._receiver.expect(nonce, self))
+        return str(self._receiver.expect(nonce, self.sink))
 
     async def journal(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
@@ -543,6 +578,7 @@ class TaskTracker:
 
     async def abandon(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
+        self.counts.rejected += 1
         self._nonces.pop(nonce)
         if self._receiver is not None:
             self._receiver.discard(nonce)
@@ -550,6 +586,7 @@ class TaskTracker:
 
     async def lost(self, nonce: str) -> None:
         """A submission's answer was lost: keep its nonce, so that a callback can claim it."""
+        self.counts.uncertain += 1
         self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
         await self._write_quietly(
             "mark the submission uncertain", lambda: self._store.mark_uncertain(nonce)
@@ -559,6 +596,7 @@ class TaskTracker:
         self, nonce: str, task_id: str, request: VideoRequest, label: str | None
     ) -> Task:
         """Follow the task a submission created; apply what its callbacks said first."""
+        self.counts.created += 1
         record = self.registry.track(task_id, request, datetime.now(UTC))
         record.label = label
         record.nonce = nonce
@@ -682,8 +720,9 @@ class TaskTracker:
                 return CallbackVerdict.CONFLICT
             record = self.registry.get(entry.task_id)
             if record is not None:
-                await self._take(record, snapshot, nonce, journal=journal)
-                return CallbackVerdict.RECORDED
+                if await self._take(record, snapshot, nonce, journal=journal):
+                    return CallbackVerdict.RECORDED
+                return CallbackVerdict.DUPLICATE
         # Its task is not followed here (yet). Another replica may follow it: a shared store
         # hands it over. This process's own submission may not have its answer yet: kept
         # (and journaled) until the answer binds it, up to early_limit. Anything else
@@ -700,8 +739,12 @@ class TaskTracker:
 
     async def _take(
         self, record: TaskRecord, snapshot: TaskSnapshot, nonce: str | None, *, journal: bool
-    ) -> None:
-        """A callback for a followed task: progress applied, a final status confirmed."""
+    ) -> bool:
+        """A callback for a followed task: progress applied, a final status confirmed.
+
+        Returns whether it was news (else a duplicate: known, stale, being confirmed, or a
+        final status the API refuted a moment ago).
+        """
         news = self.registry.is_news(snapshot, record)
         terminal = snapshot.status.is_terminal
         if news and not terminal:
@@ -717,19 +760,25 @@ class TaskTracker:
                     if record.pending is snapshot.status:
                         record.pending = None
             self.registry.apply(snapshot, EventSource.CALLBACK, record=record)
-            return
+            return True
         if not news or record.confirming:
-            return  # a duplicate, an older status, or a final one being confirmed: no news
+            return False  # a duplicate, an older status, or a final one being confirmed
         if asyncio.get_running_loop().time() < record.doubted_until:
             # The API refuted a final callback of this task a moment ago: a poll is due soon;
             # forged callbacks must not buy one query each (rule 2).
-            return
+            return False
         if journal:
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
         record.confirming = True  # one confirmation per task at a time (rule 2)
-        self._spawn(self._confirm(record, snapshot), f"confirming task {record.task_id}")
+        self._spawn(
+            self._telemetry.traced(
+                "minimax.confirm", record.task_id, lambda: self._confirm(record, snapshot)
+            ),
+            f"confirming task {record.task_id}",
+        )
+        return True
 
     async def _confirm(self, record: TaskRecord, claimed: TaskSnapshot) -> None:
         """Believe a callback's final status only once the API says it (rule 2)."""
@@ -966,7 +1015,7 @@ class TaskTracker:
     def _route(self, nonce: str, entry: _Nonce) -> None:
         self._hold(nonce, entry)
         if self._receiver is not None:
-            self._receiver.expect(nonce, self)
+            self._receiver.expect(nonce, self.sink)
 
     def _record_of(self, task: Task) -> TaskRecord:
         record = self.registry.get(task.task_id)

@@ -26,6 +26,7 @@ from ._errors import (
 )
 from ._ratelimit import EndpointClass, RateLimiter
 from ._redaction import STRUCTURAL, Redactor, describe
+from ._telemetry import answered
 from ._validators import number
 from ._wire import api_error_in, is_mapping
 
@@ -168,6 +169,7 @@ class Transport:
             raise self.redactor.clean(_exchange_error(method, path, failure))
         raw = self.redactor.raw(raw)  # a server echoing the key gets it back nowhere
         trace_id = headers.get("Trace-Id")
+        answered(trace_id, status)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             logger.debug(

@@ -300,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--check", action="store_true", help="run self_check() once listening, then exit"
     )
+    serve.add_argument(
+        "--stats-every",
+        type=_number(above=0),
+        default=None,
+        metavar="SECONDS",
+        help="print a one-line summary of the receiver's counters every SECONDS",
+    )
 
     commands.add_parser(
         "emulate", help="run the MiniMax emulator (see emulate --help)", add_help=False
@@ -690,7 +697,18 @@ async def _serve(args: argparse.Namespace) -> int:
                 url=result.url,
             )
             return EXIT["ok"] if result.ok else EXIT["unavailable"]
-        await asyncio.Event().wait()
+        if args.stats_every is None:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(args.stats_every)
+            stats = receiver.stats()
+            challenges = stats.challenges
+            _emit(
+                args,
+                stats.summary(),
+                callbacks=attrs.asdict(stats.callbacks),
+                challenges={"count": challenges.count, "max": challenges.max},
+            )
     return EXIT["ok"]
 
 
@@ -767,7 +785,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
                         await asyncio.gather(*(follow(t) for t in tasks))
                     stats = client.stats()
-                    challenges = receiver.stats["challenges"]
+                    challenges = receiver.stats().challenges.count
                     reporter.summary(
                         f"done in {_elapsed(reporter):.1f}s: {succeeded} succeeded, "
                         f"{failed} failed, {total_bytes / 1024:.0f} KiB of MP4 in {args.out}/; "

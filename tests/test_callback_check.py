@@ -179,4 +179,4 @@ async def test_own_receiver_passes_the_check_in_every_mount(mount: Mount) -> Non
     assert counters.tasks_created == CONCURRENT
     assert counters.callbacks["challenges_passed"] == CONCURRENT
     assert counters.callbacks["challenges_failed"] == 0
-    assert receiver.stats["challenges"] == CONCURRENT
+    assert receiver.stats().challenges.count == CONCURRENT

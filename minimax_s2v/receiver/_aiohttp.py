@@ -127,8 +127,8 @@ async def serve(
         # application, router or middleware stands between a callback and its answer.
         server.started.add(request.protocol)
         if not request.path.startswith(prefix):
-            receiver.stats["rejected_path"] += 1
-            return web.json_response({"error": "not found"}, status=404)
+            status, body = receiver.not_found()
+            return web.Response(body=body, status=status, content_type="application/json")
         return await respond(receiver, request, request.path[len(prefix) :], timeouts.body)
 
     server = _GuardedServer(

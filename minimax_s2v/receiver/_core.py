@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import secrets
-from collections import Counter
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ from .._bounded import BoundedMap
 from .._errors import ConfigurationError, ResponseValidationError
 from .._models import CallbackChallenge, TaskSnapshot
 from .._redaction import shown_url
+from .._stats import ReceiverCounts, ReceiverStats
 from .._validators import check_argument, number
 from .._wire import callback_ack, is_http_url, parse_callback
 
@@ -63,12 +64,27 @@ Answer = tuple[int, bytes]  # the HTTP status and the JSON body, encoded
 
 
 class CallbackVerdict(enum.Enum):
-    """What became of a verified status callback; the receiver answers with its HTTP status."""
+    """What became of a verified status callback; the receiver answers :attr:`http_status`."""
 
-    RECORDED = 200  # journaled (and applied, or kept until its task is known)
-    UNKNOWN = 404  # the nonce is not held and the journal does not know it
-    CONFLICT = 409  # the nonce is bound to another task
-    UNAVAILABLE = 503  # closed, or the store could not record it: nothing changed
+    RECORDED = "recorded"  # journaled, and news (applied, or kept until its task is known)
+    DUPLICATE = "duplicate"  # journaled, and changed nothing (known, stale, being confirmed)
+    UNKNOWN = "unknown"  # the nonce is not held and the journal does not know it
+    CONFLICT = "conflict"  # the nonce is bound to another task
+    UNAVAILABLE = "unavailable"  # closed, or the store could not record it: nothing changed
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status the receiver answers with."""
+        return _VERDICT_STATUS[self]
+
+
+_VERDICT_STATUS = {
+    CallbackVerdict.RECORDED: 200,
+    CallbackVerdict.DUPLICATE: 200,
+    CallbackVerdict.UNKNOWN: 404,
+    CallbackVerdict.CONFLICT: 409,
+    CallbackVerdict.UNAVAILABLE: 503,
+}
 
 
 class CallbackSink(Protocol):
@@ -126,6 +142,9 @@ _ACK = (200, json.dumps(callback_ack()).encode())  # the usual answer, encoded o
 
 def _answer(status: int, payload: dict[str, Any]) -> Answer:
     return status, json.dumps(payload).encode()
+
+
+_NOT_FOUND = _answer(404, {"error": "not found"})
 
 
 RECEIVER_KEY: web.AppKey[ReceiverCore] = web.AppKey("minimax_s2v.receiver")
@@ -198,12 +217,16 @@ class ReceiverCore:
         self._watching_challenges = False
         self._served = 0  # standalone servers running now
         self._stopped = False  # a standalone server ran and has stopped
-        #: What the receiver has answered: challenges, updates, rejections by reason, …
-        self.stats: Counter[str] = Counter()
+        # What the receiver has answered; stats() copies it (plain attributes: the hot path).
+        self.counts = ReceiverCounts()
 
     def __repr__(self) -> str:
         url = shown_url(self.public_url) if self.public_url is not None else None
         return f"{type(self).__name__}(public_url={url!r})"
+
+    def stats(self) -> ReceiverStats:
+        """What the receiver has answered so far: callbacks by outcome, challenges and latency."""
+        return self.counts.snapshot()
 
     # -- URLs and nonces --------------------------------------------------------------------
 
@@ -278,6 +301,7 @@ class ReceiverCore:
         ``read_body`` is awaited only for a verified path; it returns ``(bytes, too_large)``
         and may raise :class:`TimeoutError` (408). No input raises; none makes it answer 500.
         """
+        started = time.perf_counter()
         nonce, refusal = self.route(method, path)
         if refusal is not None:
             return refusal
@@ -285,41 +309,52 @@ class ReceiverCore:
         try:
             raw, too_large = await read_body()
         except TimeoutError:
-            self.stats["rejected_slow_body"] += 1
+            self.counts.too_slow += 1
             return _answer(408, {"error": "the body did not arrive in time"})
         except Exception as error:  # noqa: BLE001 - a broken upload; the receiver still answers
-            self.stats["rejected_body"] += 1
+            self.counts.malformed += 1
             logger.debug("a callback body could not be read: %r", error)
             return _answer(400, {"error": "the body could not be read"})
-        return await self.answer(nonce, raw, too_large)
+        return await self.answer(nonce, raw, too_large, started=started)
+
+    def not_found(self) -> Answer:
+        """The answer to a path that is not a callback URL (counted)."""
+        self.counts.not_found += 1
+        return _NOT_FOUND
 
     def route(self, method: str, path: str) -> tuple[str | None, Answer | None]:
         """The verified nonce of a request, or the answer that refuses it."""
         nonce = self.verified_nonce(path)
         if nonce is None:
-            self.stats["rejected_path"] += 1
-            return None, _answer(404, {"error": "not found"})
+            return None, self.not_found()
         if method.upper() != "POST":
-            self.stats["rejected_method"] += 1
+            self.counts.wrong_method += 1
             return None, _answer(405, {"error": "method not allowed: callbacks are POSTed"})
         return nonce, None
 
-    async def answer(self, nonce: str, raw: bytes, too_large: bool) -> Answer:
-        """Answer a verified callback's body: the challenge at once, an update once recorded."""
+    async def answer(
+        self, nonce: str, raw: bytes, too_large: bool, *, started: float | None = None
+    ) -> Answer:
+        """Answer a verified callback's body: the challenge at once, an update once recorded.
+
+        ``started`` is the :func:`time.perf_counter` reading when the request's handling
+        began: a challenge's latency is counted from it (from now when omitted).
+        """
         if too_large:
-            self.stats["rejected_too_large"] += 1
+            self.counts.too_large += 1
             return _answer(413, {"error": f"body larger than {self.max_body} bytes"})
         try:
             data = json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
             message = parse_callback(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            self.stats["rejected_body"] += 1
+            self.counts.malformed += 1
             return _answer(400, {"error": "body is not JSON"})
         except ResponseValidationError as error:
-            self.stats["rejected_body"] += 1
+            self.counts.malformed += 1
             return _answer(400, {"error": "; ".join(error.errors)[:300]})
         if isinstance(message, CallbackChallenge):
-            self.stats["challenges"] += 1
+            now = time.perf_counter()
+            self.counts.challenges.record(now - (now if started is None else started))
             return _answer(200, {"challenge": message.challenge})
         return await self._update(nonce, message)
 
@@ -327,23 +362,24 @@ class ReceiverCore:
         route = self._routes.get(nonce)
         sink = route.sink if route is not None else self._default_sink
         if sink is None or nonce.startswith(SELF_CHECK_PREFIX):
-            self.stats["rejected_unknown"] += 1
-            return _answer(404, {"error": "not found"})
+            return self.not_found()
         try:
             verdict = await sink.deliver(nonce, snapshot)
         except Exception as error:  # noqa: BLE001 - not recorded: the sender may try again
             logger.warning("a callback for task %s was not recorded: %r", snapshot.task_id, error)
             verdict = CallbackVerdict.UNAVAILABLE
         if verdict is CallbackVerdict.RECORDED:
-            self.stats["updates"] += 1
+            self.counts.applied += 1
+            return _ACK
+        if verdict is CallbackVerdict.DUPLICATE:
+            self.counts.duplicate += 1
             return _ACK
         if verdict is CallbackVerdict.UNKNOWN:
-            self.stats["rejected_unknown"] += 1
-            return _answer(404, {"error": "not found"})
+            return self.not_found()
         if verdict is CallbackVerdict.CONFLICT:
-            self.stats["conflicts"] += 1
+            self.counts.conflict += 1
             return _answer(409, {"error": "task_id does not match this callback URL"})
-        self.stats["unavailable"] += 1
+        self.counts.unavailable += 1
         return _answer(503, {"error": "the update could not be recorded now; send it again later"})
 
     @asynccontextmanager
@@ -373,7 +409,7 @@ class ReceiverCore:
     async def _warn_if_unreachable(self) -> None:
         await asyncio.sleep(self.challenge_warning_after)
         self._watching_challenges = False
-        if self.stats["challenges"] == 0 and not self._warned:
+        if self.counts.challenges.count == 0 and not self._warned:
             self._warned = True
             logger.warning(
                 "no callback challenge has arrived %.0fs after submitting with callbacks: "

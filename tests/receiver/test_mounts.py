@@ -53,7 +53,7 @@ async def test_aiohttp_sub_app() -> None:
     assert statuses == [TaskStatus.SUCCESS] * 5
     # By callbacks alone: one confirming query per task, no poll.
     assert emu.state()["requests"]["query"] == {"success": 5}
-    assert receiver.stats["challenges"] == 5
+    assert receiver.stats().challenges.count == 5
 
 
 async def test_fastapi_mount_under_uvicorn() -> None:

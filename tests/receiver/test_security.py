@@ -57,8 +57,8 @@ async def test_forgeries_change_nothing() -> None:
             )  # ...but not believed: retrieve refused it, the query said Processing
             assert task.status in (TaskStatus.PREPARING, TaskStatus.QUEUEING, TaskStatus.PROCESSING)
             # All three forged paths were counted, the bare mount path included.
-            assert receiver.stats["rejected_path"] == 3
-            assert receiver.stats["conflicts"] == 1
+            assert receiver.stats().callbacks.not_found == 3
+            assert receiver.stats().callbacks.conflict == 1
             final = await task.wait(timeout=10)
     assert final.status is TaskStatus.SUCCESS
     assert final.file_id == str(emu.task(task.task_id).file_id)
