@@ -313,10 +313,11 @@ class Poller:
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._loop_task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def follow(self, record: TaskRecord, delay: float | None = None) -> None:
         """Poll ``record``'s task after ``delay`` seconds (default: the first interval)."""
-        if record.finished:
+        if record.finished or self._closed:
             return
         loop = asyncio.get_running_loop()
         when = loop.time() + (self.policy.interval(0) if delay is None else delay)
@@ -340,6 +341,7 @@ class Poller:
 
     async def close(self) -> None:
         """Stop polling; in-flight polls are cancelled."""
+        self._closed = True
         tasks = [t for t in (self._loop_task, *self._in_flight) if t is not None]
         for task in tasks:
             task.cancel()
@@ -356,8 +358,11 @@ class Poller:
             delay = when - loop.time()
             if delay > 0:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives as the event is set, and close() never returned.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 continue  # an earlier entry may have arrived
             heapq.heappop(self._heap)
             del self._due[task_id]

@@ -217,3 +217,26 @@ async def test_an_unwritable_journal_file_is_a_store_error(tmp_path: Path) -> No
     assert info.value.task_id is None
     assert not isinstance(info.value, sqlite3.Error)
     assert emu.counters.requests_to("submit") == 0
+
+
+async def test_close_returns_after_resuming_many_tasks_of_an_unreachable_api() -> None:
+    """Nine tasks resumed while the API is down: close() still returns (it once hung)."""
+    from datetime import UTC, datetime
+
+    from minimax_s2v.stores import StoredSubmission, SubmissionState
+
+    store = MemoryStore()
+    client = Client("key", base_url="http://127.0.0.1:9", store=store, retry=RetryPolicy.never())
+    async with asyncio.timeout(20):
+        async with client:
+            for i in range(9):
+                nonce = f"resumenonce{i:04d}"
+                await store.save_submission(
+                    StoredSubmission(
+                        nonce, "f", {}, None, SubmissionState.SENDING, datetime.now(UTC)
+                    )
+                )
+                await store.mark_submitted(nonce, str(10**14 + i))
+            resumed = await client.resume()
+            assert len(resumed.tasks) == 9
+    assert client.closed
