@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ._errors import TaskFailedError, TaskTimeoutError
+from ._errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
 from ._models import (
     STATUS_SPELLINGS,
     EventSource,
@@ -129,6 +129,7 @@ class TaskRecord:
             and snapshot.height is None
             and snapshot.error_code is None
             and snapshot.error_message is None
+            and snapshot.video_url is None
             and snapshot.task_id == self.task_id
             and text.isalpha()  # no separator inside, nothing lost by lower()
             and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
@@ -218,6 +219,8 @@ class Task:
             raise RuntimeError(f"task {record.task_id} ended without a snapshot")
         if snapshot.status is TaskStatus.FAIL:
             raise TaskFailedError(snapshot)
+        if snapshot.status is TaskStatus.CANCELLED:
+            raise TaskCancelledError(snapshot)
         return snapshot
 
     async def wait(self, timeout: float | None = None) -> TaskSnapshot:
@@ -232,6 +235,7 @@ class Task:
 
         Raises:
             TaskFailedError: the task ended with ``Fail``.
+            TaskCancelledError: the task was cancelled (a :class:`TaskFailedError`).
             TaskTimeoutError: ``timeout`` passed first.
             APIError: the task can no longer be followed (expired, unknown, key refused).
         """

@@ -27,7 +27,7 @@ from ._errors import (
 from ._ratelimit import EndpointClass, RateLimiter
 from ._redaction import STRUCTURAL, Redactor, describe
 from ._validators import number
-from ._wire import api_error_in, is_mapping
+from ._wire import api_error_in, is_mapping, v2_error_in
 
 __all__ = [
     "CN_BASE_URL",
@@ -218,11 +218,15 @@ def _exchange_error(method: str, path: str, exc: BaseException) -> TransportErro
 def _http_error(
     data: object, status: int, what: str, headers: Mapping[str, str], trace_id: str | None
 ) -> APIError:
-    """The typed error an HTTP error status amounts to (its body's ``base_resp`` first)."""
+    """The typed error an HTTP error status amounts to (its body's ``base_resp`` or V2 envelope)."""
     retry_after = _retry_after(headers.get("Retry-After"))
     error = None
     if is_mapping(data):
         error = api_error_in(data, http_status=status, trace_id=trace_id, retry_after=retry_after)
+        if error is None:
+            error = v2_error_in(
+                data, http_status=status, trace_id=trace_id, retry_after=retry_after
+            )
     if error is None:
         error = error_for_http_status(status, what, trace_id=trace_id, retry_after=retry_after)
     return error
@@ -288,5 +292,8 @@ class _SlicedBody(aiohttp.Payload):
 
 
 def in_band_rejection(error: BaseException) -> bool:
-    """Whether ``error`` is a complete answer refusing the call (so nothing was created)."""
-    return isinstance(error, APIError) and error.code is not None
+    """Whether ``error`` is a complete answer refusing the call (so nothing was created).
+
+    That is an in-band ``base_resp`` code, or a V2 error envelope (it carries a request id).
+    """
+    return isinstance(error, APIError) and (error.code is not None or error.request_id is not None)
