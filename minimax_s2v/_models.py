@@ -281,7 +281,7 @@ class H3Task:
     modality: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-    usage: tuple[tuple[str, int], ...] | None = None
+    usage: tuple[tuple[str, int | float], ...] | None = None
 
     @property
     def snapshot(self) -> TaskSnapshot:
