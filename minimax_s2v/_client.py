@@ -1,4 +1,4 @@
-"""The async Client: submit, follow, retrieve and download S2V-01 generations."""
+"""The async Client: submit, follow, retrieve and download S2V-01 and MiniMax-H3 generations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -20,14 +20,24 @@ from ._download import ProgressCallback, download_video
 from ._download import target_path as _target_path
 from ._errors import (
     CallbackUnreachableError,
+    CancelRefusedError,
     ConfigurationError,
     ConnectError,
+    InvalidRequestError,
     MiniMaxError,
     RateLimitError,
     ResponseValidationError,
     SubmissionUncertainError,
+    TaskExpiredError,
 )
-from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._models import (
+    AnyRequest,
+    Dialect,
+    H3Request,
+    TaskSnapshot,
+    TaskStatus,
+    VideoFile,
+)
 from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
@@ -35,7 +45,14 @@ from ._submission import check_submission, prepare_submission
 from ._tasks import Task
 from ._tracking import Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
-from ._wire import parse_file, parse_snapshot, parse_submit
+from ._wire import (
+    DOWNLOAD_URL_LIFETIME,
+    parse_file,
+    parse_h3_cancel,
+    parse_h3_snapshot,
+    parse_snapshot,
+    parse_submit,
+)
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
@@ -54,6 +71,10 @@ _POOL_SIZE = 100  # connections the client's own session keeps at most
 # ten thousand gathered at once would hold the loop for seconds in one stretch, answers to
 # MiniMax's challenges included. The others wait their turn without costing the loop.
 _SUBMITS_AT_ONCE = _POOL_SIZE
+#: V2 tasks can be queried for 7 days only ("window [T-7d, T)").
+V2_QUERY_WINDOW = timedelta(days=7)
+_PATHS = {Dialect.V1: "/v1/video_generation", Dialect.V2: "/v2/video_generation"}
+_SUBMIT_CLASS = {Dialect.V1: EndpointClass.SUBMIT, Dialect.V2: EndpointClass.V2_SUBMIT}
 
 
 class _State(enum.Enum):
@@ -109,7 +130,7 @@ class GenerationOutcome:
     """
 
     index: int
-    request: VideoRequest
+    request: AnyRequest
     generation: Generation | None = None
     error: BaseException | None = None
 
@@ -138,21 +159,31 @@ class _Calls:
     async def query_once(self, task_id: str) -> TaskSnapshot:
         return await self._client._query_once(task_id)  # noqa: SLF001 - the client's own helper
 
-    async def query(self, task_id: str) -> TaskSnapshot:
+    async def query(self, task_id: str, *, nonce: str | None = None) -> TaskSnapshot:
+        if nonce is not None:
+            self._client._dialect_from_nonce(task_id, nonce)  # noqa: SLF001 - the client's own
         return await self._client._query(task_id)  # noqa: SLF001 - the client's own helper
 
     async def retrieve(self, file_id: str) -> VideoFile:
         return await self._client.get_file(file_id)
 
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        return await self._client._cancel(task_id)  # noqa: SLF001 - the client's own helper
+
 
 class Client:
-    """An async client of MiniMax's S2V-01 API.
+    """An async client of MiniMax's video APIs: S2V-01 (V1) and MiniMax-H3 (V2).
 
     Use it as an async context manager (or call :meth:`close`)::
 
         async with Client() as client:
             result = await client.generate(VideoRequest(subject="face.jpg", prompt="..."),
                                            dest="out.mp4")
+            result = await client.generate(H3Request("...", references=["face.jpg"]),
+                                           dest="out.mp4")
+
+    A :class:`VideoRequest` goes to the V1 API, an :class:`H3Request` to the V2 API; the
+    task handle, callbacks, polling, journal and downloads work the same for both.
 
     Args:
         api_key: the key; ``MINIMAX_API_KEY`` when not given.
@@ -220,6 +251,12 @@ class Client:
         self._state = _State.UNOPENED
         self._tracker = TaskTracker(_Calls(self), self.store, self.polling, receiver)
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
+        # Which API each V2 task (and each V2 submission's nonce) lives on: V1 otherwise.
+        self._v2_tasks: set[str] = set()
+        self._v2_nonces: set[str] = set()
+        in_flight = self.rate_limit.v2_max_in_flight
+        self._v2_slots = None if in_flight is None else asyncio.Semaphore(in_flight)
+        self._slot_watchers: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"Client(base_url={str(self.base_url)!r}, state={self._state.value})"
@@ -273,6 +310,10 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        watchers = list(self._slot_watchers)
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         await self._tracker.close()
         if self._session is not None and self._given_session is None:
             await self._session.close()
@@ -287,12 +328,16 @@ class Client:
 
     # -- single calls -----------------------------------------------------------------------
 
-    async def submit(self, request: VideoRequest, *, label: str | None = None) -> Task:
+    async def submit(self, request: AnyRequest, *, label: str | None = None) -> Task:
         """Validate ``request``, create the task, and return a handle on it.
 
-        A local image is read and sent as a data URL. The submission is journaled in the
-        store before it is sent. The call is retried only when the failed attempt certainly
-        created no task (connection refused, rate limited, an in-band rejection); anything
+        A :class:`VideoRequest` creates an S2V-01 task on the V1 API, an :class:`H3Request` a
+        MiniMax-H3 task on the V2 API. A V2 submission waits while the client has
+        ``rate_limit.v2_max_in_flight`` V2 tasks queued or running (30 by default, as the V2
+        page lists); a slot frees when a task ends. A local file is read and sent as a data
+        URL. The submission is journaled in the store before it is sent. The call is retried
+        only when the failed attempt certainly created no task (connection refused, rate
+        limited, an in-band rejection, a V2 error envelope); anything
         ambiguous raises :class:`SubmissionUncertainError`. Once validated, at most 100
         submissions are prepared and sent at a time; more calls at once wait their turn, so
         that a burst of them never holds the event loop.
@@ -310,15 +355,47 @@ class Client:
         """
         transport = self._open()
         await check_submission(request)
-        async with self._submit_slots:
-            return await self._send_submission(transport, request, request, label)
+        slots = self._v2_slots if isinstance(request, H3Request) else None
+        if slots is None:
+            async with self._submit_slots:
+                return await self._send_submission(transport, request, request, label)
+        await slots.acquire()
+        try:
+            async with self._submit_slots:
+                task = await self._send_submission(transport, request, request, label)
+        except BaseException:
+            slots.release()  # nothing created (or not known to be): the slot is free again
+            raise
+        self._release_when_done(task, slots)
+        return task
+
+    def _release_when_done(self, task: Task, slots: asyncio.Semaphore) -> None:
+        """Free a V2 in-flight slot once ``task`` ends (it is followed until then)."""
+        record = self._tracker.registry.get(task.task_id)
+        if record is None or record.finished:
+            slots.release()
+            return
+        self._tracker.watch(record)  # someone must report its end, waited on or not
+
+        async def release() -> None:
+            try:
+                await record.wait_finished()
+            finally:
+                slots.release()
+
+        watcher = asyncio.get_running_loop().create_task(release())
+        self._slot_watchers.add(watcher)
+        watcher.add_done_callback(self._slot_watchers.discard)
 
     async def _send_submission(
-        self, transport: Transport, request: VideoRequest, prepared: VideoRequest, label: str | None
+        self, transport: Transport, request: AnyRequest, prepared: AnyRequest, label: str | None
     ) -> Task:
         """Journal a validated request, POST it, and follow the task it created."""
         tracker = self._tracker
         nonce = secrets.token_urlsafe(12)
+        dialect = Dialect.V2 if isinstance(request, H3Request) else Dialect.V1
+        if dialect is Dialect.V2:
+            self._v2_nonces.add(nonce)
         receiver = self.receiver if prepared.callback_url is None else None
         submission = await prepare_submission(prepared, receiver, nonce)
         if receiver is not None:
@@ -337,7 +414,7 @@ class Client:
 
         async def attempt() -> str:
             response = await transport.call(
-                "POST", "/v1/video_generation", EndpointClass.SUBMIT, body=body
+                "POST", _PATHS[dialect], _SUBMIT_CLASS[dialect], body=body
             )
             return parse_submit(response.data)
 
@@ -350,6 +427,7 @@ class Client:
             )
         except MiniMaxError as error:
             if _certainly_not_created(error):
+                self._v2_nonces.discard(nonce)
                 await tracker.abandon(nonce)
                 if isinstance(error, CallbackUnreachableError):
                     raise error.naming(submission.callback_shown) from None
@@ -361,6 +439,8 @@ class Client:
                 reason = f"the answer had no readable task id: {error}"
             raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
         logger.info("submitted task %s", task_id)
+        if dialect is Dialect.V2:
+            self._v2_tasks.add(task_id)
         return await tracker.submitted(nonce, task_id, request, label)
 
     def recover(self, error: SubmissionUncertainError) -> Task | None:
@@ -382,6 +462,15 @@ class Client:
         (once the API shows that task exists).
         """
         self._open()
+        await self._tracker.start()
+        # The journal says which API each submission went to (its payload's model).
+        for stored in await self.store.unfinished():
+            if stored.submission is not None and _is_v2_payload(stored.submission.payload):
+                self._v2_tasks.add(stored.task_id)
+                self._v2_nonces.add(stored.submission.nonce)
+        for submission in await self.store.uncertain():
+            if _is_v2_payload(submission.payload):
+                self._v2_nonces.add(submission.nonce)
         return await self._tracker.resume()
 
     def stats(self) -> ClientStats:
@@ -397,12 +486,37 @@ class Client:
             following=self._tracker.registry.following(),
         )
 
+    def _dialect_from_nonce(self, task_id: str, nonce: str) -> None:
+        """A task claimed on a V2 submission's URL is looked up on the V2 API."""
+        if nonce in self._v2_nonces:
+            self._v2_tasks.add(task_id)
+
+    def dialect_of(self, task_id: str) -> Dialect:
+        """The API ``task_id`` is followed on (V1 unless it was submitted, resumed or named V2)."""
+        return Dialect.V2 if task_id in self._v2_tasks else Dialect.V1
+
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
-        response = await transport.call(
-            "GET", "/v1/query/video_generation", EndpointClass.QUERY, params={"task_id": task_id}
-        )
-        return parse_snapshot(response.data)
+        if task_id not in self._v2_tasks:
+            response = await transport.call(
+                "GET",
+                "/v1/query/video_generation",
+                EndpointClass.QUERY,
+                params={"task_id": task_id},
+            )
+            return parse_snapshot(response.data)
+        record = self._tracker.registry.get(task_id)
+        submitted = record.submitted_at if record is not None else None
+        if submitted is not None and datetime.now(UTC) - submitted >= V2_QUERY_WINDOW:
+            raise TaskExpiredError(task_id)  # asking cannot help: never an endless poll
+        try:
+            response = await transport.call(
+                "GET", f"/v2/query/video_generation/{task_id}", EndpointClass.V2_QUERY
+            )
+        except InvalidRequestError as error:
+            # "invalid task_id": outside the 7-day window, or never this account's.
+            raise TaskExpiredError(task_id, error) from None
+        return parse_h3_snapshot(response.data)
 
     async def _query(self, task_id: str) -> TaskSnapshot:
         self._open()
@@ -434,12 +548,94 @@ class Client:
 
         return await retry_call(self.retry, attempt, what=f"retrieval of file {file_id}")
 
-    def task(self, task_id: str) -> Task:
-        """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`."""
+    def task(self, task_id: str, *, model: str | None = None) -> Task:
+        """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`.
+
+        Args:
+            task_id: the task.
+            model: its model, for a task this client did not submit: a MiniMax-H3 task is
+                followed on the V2 API (one it submitted or resumed is known already).
+        """
         self._open()
+        if Dialect.of_model(model) is Dialect.V2:
+            self._v2_tasks.add(str(task_id))
         return self._tracker.handle(str(task_id))
 
+    async def _cancel(self, task_id: str) -> TaskSnapshot | None:
+        """``DELETE`` a queued V2 task: its cancelled snapshot; ``None`` if it had ended.
+
+        The task is queried first: MiniMax's ``DELETE`` of a finished task deletes it (and
+        its video), which a cancel must never do.
+
+        Raises:
+            CancelRefusedError: a V1 task, or one the API refuses to cancel (running).
+        """
+        transport = self._open()
+        if task_id not in self._v2_tasks:
+            raise CancelRefusedError(
+                f"task {task_id} is an S2V-01 (V1) task: only V2 (MiniMax-H3) tasks can be "
+                "cancelled"
+            )
+        current = await self._query(task_id)
+        if current.is_terminal:
+            return None
+        if current.status is TaskStatus.PROCESSING:
+            raise CancelRefusedError(
+                f"task {task_id} is running: MiniMax cancels only queued tasks"
+            )
+
+        async def attempt() -> TaskSnapshot | None:
+            response = await transport.call(
+                "DELETE", f"/v2/video_generation/{task_id}", EndpointClass.V2_QUERY
+            )
+            answer = parse_h3_cancel(response.data)
+            if answer.action != "cancelled":
+                return None
+            return TaskSnapshot(task_id, TaskStatus.CANCELLED, status_text="cancelled")
+
+        try:
+            return await retry_call(self.retry, attempt, what=f"cancel of task {task_id}")
+        except InvalidRequestError as error:
+            # A retry after a lost answer is refused too: the task says what happened.
+            snapshot = await self._query(task_id)
+            if snapshot.status is TaskStatus.CANCELLED:
+                return snapshot
+            raise CancelRefusedError(
+                f"task {task_id} is {snapshot.status_text}: {error.message}",
+                code=error.code,
+                trace_id=error.trace_id,
+                http_status=error.http_status,
+            ) from None
+
     # -- files ------------------------------------------------------------------------------
+
+    async def _v2_video(self, snapshot: TaskSnapshot) -> VideoFile:
+        """A V2 task's video as a :class:`VideoFile`: its ``content.url``, queried if unknown.
+
+        V2 has no file retrieve: the file id stands for the task, and a fresh URL comes from
+        querying the task again.
+        """
+        url = snapshot.video_url
+        if url is None:
+            snapshot = await self._query(snapshot.task_id)
+            url = snapshot.video_url
+        if snapshot.status is not TaskStatus.SUCCESS or url is None:
+            raise ValueError(
+                f"task {snapshot.task_id} has no video (status {snapshot.status.value})"
+            )
+        now = datetime.now(UTC)
+        return VideoFile(
+            file_id=int(snapshot.task_id),
+            bytes=0,
+            created_at=now,
+            filename="output.mp4",
+            purpose="video_generation",
+            download_url=URL(url),
+            expires_at=now + DOWNLOAD_URL_LIFETIME,  # not stated for V2: refreshed on a 403
+        )
+
+    async def _fresh_v2_video(self, task_id: int) -> VideoFile:
+        return await self._v2_video(await self._query(str(task_id)))
 
     async def _video_for(self, target: DownloadTarget) -> tuple[VideoFile, str]:
         if isinstance(target, VideoFile):
@@ -452,6 +648,8 @@ class Client:
             if video is not None and video.expires_at > datetime.now(UTC):
                 return video, target.task_id  # retrieved when its success was confirmed
             target = snapshot
+        if isinstance(target, TaskSnapshot) and target.task_id in self._v2_tasks:
+            return await self._v2_video(target), target.task_id
         if isinstance(target, TaskSnapshot):
             if target.status is not TaskStatus.SUCCESS or target.file_id is None:
                 raise ValueError(
@@ -470,6 +668,9 @@ class Client:
     ) -> Path:
         """Save a video to ``dest`` (a file, or a directory to put ``<id>.mp4`` in).
 
+        A V2 (MiniMax-H3) task's video is fetched from its ``content.url``; when that has
+        expired the task is queried again for a fresh one.
+
         Args:
             target: a :class:`VideoFile`, a finished :class:`Task` or snapshot, or a file id.
             dest: the file to write, or an existing directory (or a path ending in ``/``).
@@ -485,11 +686,12 @@ class Client:
         assert session is not None  # noqa: S101 - _open() set it
         video, name = await self._video_for(target)
         path = await asyncio.to_thread(_target_path, dest, name)
+        v2 = name in self._v2_tasks
         return await download_video(
             session,
             video,
             path,
-            refresh=self.get_file,
+            refresh=self._fresh_v2_video if v2 else self.get_file,
             timeouts=self.timeouts,
             retry=self.retry,
             max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
@@ -502,7 +704,7 @@ class Client:
 
     async def generate(
         self,
-        request: VideoRequest,
+        request: AnyRequest,
         dest: str | os.PathLike[str] | None = None,
         *,
         timeout: float | None = None,
@@ -516,8 +718,11 @@ class Client:
         """
         task = await self.submit(request)
         snapshot = await task.wait(timeout)
-        assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
-        video = task.video or await self.get_file(snapshot.file_id)
+        if task.task_id in self._v2_tasks:
+            video = await self._v2_video(snapshot)
+        else:
+            assert snapshot.file_id is not None  # noqa: S101 - a V1 Success always has a file
+            video = task.video or await self.get_file(snapshot.file_id)
         path = None
         if dest is not None:
             target = await asyncio.to_thread(_target_path, dest, task.task_id)
@@ -526,7 +731,7 @@ class Client:
 
     async def generate_many(
         self,
-        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        requests: Iterable[AnyRequest] | AsyncIterable[AnyRequest],
         *,
         concurrency: int = 16,
         dest_dir: str | os.PathLike[str] | None = None,
@@ -549,7 +754,7 @@ class Client:
             await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         running: set[asyncio.Task[GenerationOutcome]] = set()
 
-        async def one(index: int, request: VideoRequest) -> GenerationOutcome:
+        async def one(index: int, request: AnyRequest) -> GenerationOutcome:
             try:
                 generation = await self.generate(request, directory, timeout=timeout)
             except Exception as error:  # noqa: BLE001 - every failure becomes an outcome
@@ -579,9 +784,14 @@ class Client:
                 await asyncio.gather(*running, return_exceptions=True)
 
 
+def _is_v2_payload(payload: object) -> bool:
+    """Whether a journaled request body went to the V2 API (its model says so)."""
+    return isinstance(payload, dict) and Dialect.of_model(payload.get("model")) is Dialect.V2
+
+
 async def _aiter(
-    items: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
-) -> AsyncIterator[VideoRequest]:
+    items: Iterable[AnyRequest] | AsyncIterable[AnyRequest],
+) -> AsyncIterator[AnyRequest]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item

@@ -16,12 +16,12 @@ from typing import Any, Protocol
 from ._errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
 from ._models import (
     STATUS_SPELLINGS,
+    AnyRequest,
     EventSource,
     StatusEvent,
     TaskSnapshot,
     TaskStatus,
     VideoFile,
-    VideoRequest,
 )
 
 __all__ = ["Task", "TaskFollower", "TaskRecord"]
@@ -58,7 +58,7 @@ class TaskRecord:
     )
 
     def __init__(
-        self, task_id: str, request: VideoRequest | None, submitted_at: datetime | None
+        self, task_id: str, request: AnyRequest | None, submitted_at: datetime | None
     ) -> None:
         self.task_id = task_id
         self.request = request
@@ -150,6 +150,10 @@ class TaskFollower(Protocol):
         """Query the task once now and apply the answer."""
         ...
 
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Cancel the task (V2, while queued) and apply the answer."""
+        ...
+
 
 class Task:
     """A handle on one MiniMax task: await it, stream its updates, or read its last state.
@@ -171,7 +175,7 @@ class Task:
         return self._record.task_id
 
     @property
-    def request(self) -> VideoRequest | None:
+    def request(self) -> AnyRequest | None:
         """The request that created the task, when this process submitted it."""
         return self._record.request
 
@@ -284,3 +288,15 @@ class Task:
         """Query the task once now and apply the answer."""
         snapshot = await self._follower.refresh(self.task_id)
         return self._record.snapshot or snapshot
+
+    async def cancel(self) -> bool:
+        """Cancel a queued MiniMax-H3 (V2) task: it ends as ``CANCELLED``, and is not charged.
+
+        Returns:
+            ``True`` when it was cancelled; ``False`` when it had already ended (MiniMax
+            then deletes it instead).
+
+        Raises:
+            CancelRefusedError: it is running (MiniMax cannot stop it) or an S2V-01 task.
+        """
+        return await self._follower.cancel(self.task_id) is not None

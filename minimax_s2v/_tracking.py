@@ -50,7 +50,7 @@ from typing import Any, Protocol
 import attrs
 
 from ._errors import MiniMaxError, SubmissionConflictError
-from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._models import AnyRequest, EventSource, TaskSnapshot, TaskStatus, VideoFile
 from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
 from ._tasks import Task, TaskRecord
@@ -75,12 +75,19 @@ class TrackerAPI(Protocol):
         """One query of a task, not retried (polls are simply made again later)."""
         ...
 
-    async def query(self, task_id: str) -> TaskSnapshot:
-        """A query of a task, retried on transient errors."""
+    async def query(self, task_id: str, *, nonce: str | None = None) -> TaskSnapshot:
+        """A query of a task, retried on transient errors.
+
+        ``nonce``: the submission whose callbacks named the task (its API is the one asked).
+        """
         ...
 
     async def retrieve(self, file_id: str) -> VideoFile:
         """The file's details, with a fresh download URL."""
+        ...
+
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Cancel a queued V2 task: its cancelled snapshot, ``None`` if it had ended."""
         ...
 
 
@@ -133,7 +140,7 @@ class TaskRegistry:
     def track(
         self,
         task_id: str,
-        request: VideoRequest | None = None,
+        request: AnyRequest | None = None,
         submitted_at: datetime | None = None,
     ) -> TaskRecord:
         """The record of ``task_id``, created if new."""
@@ -504,7 +511,7 @@ class TaskTracker:
         await self._store.mark_uncertain(nonce)
 
     async def submitted(
-        self, nonce: str, task_id: str, request: VideoRequest, label: str | None
+        self, nonce: str, task_id: str, request: AnyRequest, label: str | None
     ) -> Task:
         """Follow the task a submission created; apply what its callbacks said first."""
         record = self.registry.track(task_id, request, datetime.now(UTC))
@@ -574,6 +581,13 @@ class TaskTracker:
         """Query a task now (retried on transient errors) and apply the answer."""
         snapshot = await self._api.query(task_id)
         await self._apply(snapshot, EventSource.POLL)
+        return snapshot
+
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Cancel ``task_id`` (V2, queued); the API's answer is applied like a query's."""
+        snapshot = await self._api.cancel(task_id)
+        if snapshot is not None:
+            await self._apply(snapshot, EventSource.POLL)
         return snapshot
 
     async def _poll_once(self, task_id: str) -> TaskSnapshot:
@@ -746,7 +760,7 @@ class TaskTracker:
         shown: TaskSnapshot | None = None
         try:
             self.counts.reconciliations += 1
-            shown = await self._api.query(task_id)
+            shown = await self._api.query(task_id, nonce=nonce)
             record = self.registry.get(task_id)
             held_by = record.nonce if record is not None else None
             if held_by is None:
