@@ -66,7 +66,7 @@ async def test_expired_content_url_is_refreshed_by_a_query(tmp_path: Path) -> No
             await asyncio.sleep(0.5)  # the URL the wait saw has expired
             before = emu.counters.queries_by_task[task.task_id]
             path = await client.download(task, tmp_path)
-        assert emu.counters.requests.get("download", {}).get("expired") == 1
+        assert emu.counters.requests["download"]["expired"] == 1
         assert emu.counters.queries_by_task[task.task_id] == before + 1
     assert path.read_bytes()[4:8] == b"ftyp"
 
