@@ -39,7 +39,7 @@ from ._models import (
     VideoFile,
 )
 from ._polling import PollPolicy
-from ._ratelimit import EndpointClass, RateLimit, RateLimiter
+from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
 from ._retry import RetryPolicy, retry_call
 from ._submission import check_submission, prepare_submission
 from ._tasks import Task
@@ -255,7 +255,7 @@ class Client:
         self._v2_tasks: set[str] = set()
         self._v2_nonces: set[str] = set()
         in_flight = self.rate_limit.v2_max_in_flight
-        self._v2_slots = None if in_flight is None else asyncio.Semaphore(in_flight)
+        self._v2_slots = None if in_flight is None else InFlightCap(in_flight)
         self._slot_watchers: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -359,7 +359,7 @@ class Client:
         if slots is None:
             async with self._submit_slots:
                 return await self._send_submission(transport, request, request, label)
-        await slots.acquire()
+        await slots.take()
         try:
             async with self._submit_slots:
                 task = await self._send_submission(transport, request, request, label)
@@ -369,7 +369,7 @@ class Client:
         self._release_when_done(task, slots)
         return task
 
-    def _release_when_done(self, task: Task, slots: asyncio.Semaphore) -> None:
+    def _release_when_done(self, task: Task, slots: InFlightCap) -> None:
         """Free a V2 in-flight slot once ``task`` ends (it is followed until then)."""
         record = self._tracker.registry.get(task.task_id)
         if record is None or record.finished:
@@ -471,7 +471,14 @@ class Client:
         for submission in await self.store.uncertain():
             if _is_v2_payload(submission.payload):
                 self._v2_nonces.add(submission.nonce)
-        return await self._tracker.resume()
+        resumed = await self._tracker.resume()
+        slots = self._v2_slots
+        if slots is not None:
+            for task in resumed.tasks:
+                if task.task_id in self._v2_tasks and not task.done:
+                    slots.force()  # in flight already: new V2 submissions wait for room
+                    self._release_when_done(task, slots)
+        return resumed
 
     def stats(self) -> ClientStats:
         """What this client has done so far (a snapshot of counters)."""

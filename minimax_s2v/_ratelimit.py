@@ -11,7 +11,7 @@ import attrs
 
 from ._validators import instance_of, number
 
-__all__ = ["EndpointClass", "RateLimit", "RateLimiter", "TokenBucket"]
+__all__ = ["EndpointClass", "InFlightCap", "RateLimit", "RateLimiter", "TokenBucket"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -168,3 +168,42 @@ class RateLimiter:
         bucket = self._buckets.get(endpoint)
         if bucket is not None:
             bucket.on_rate_limited()
+
+
+class InFlightCap:
+    """At most ``limit`` tasks in flight: :meth:`take` waits for room, :meth:`release` makes it.
+
+    :meth:`force` counts a task that is in flight already (one re-attached after a restart)
+    even past the limit: new ones then wait until enough have ended.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("an in-flight cap must be at least 1")
+        self.limit = limit
+        self.count = 0
+        self._room = asyncio.Condition()
+
+    async def take(self) -> None:
+        """Wait until fewer than ``limit`` are in flight, then count one more."""
+        async with self._room:
+            await self._room.wait_for(lambda: self.count < self.limit)
+            self.count += 1
+
+    def force(self) -> None:
+        """Count one more in flight, whatever the limit."""
+        self.count += 1
+
+    def release(self) -> None:
+        """One has ended: wake a waiter if there is room now."""
+        self.count -= 1
+        loop_task = asyncio.get_running_loop().create_task(self._notify())
+        _NOTIFIERS.add(loop_task)
+        loop_task.add_done_callback(_NOTIFIERS.discard)
+
+    async def _notify(self) -> None:
+        async with self._room:
+            self._room.notify()
+
+
+_NOTIFIERS: set[asyncio.Task[None]] = set()  # kept until done, so none is collected early
