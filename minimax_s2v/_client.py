@@ -518,7 +518,7 @@ class Client:
             raise TaskExpiredError(task_id)  # asking cannot help: never an endless poll
         try:
             response = await transport.call(
-                "GET", f"/v2/query/video_generation/{task_id}", EndpointClass.V2_QUERY
+                "GET", "/v2/query/video_generation", EndpointClass.V2_QUERY, item=task_id
             )
         except InvalidRequestError as error:
             # "invalid task_id": outside the 7-day window, or never this account's.
@@ -593,7 +593,7 @@ class Client:
 
         async def attempt() -> TaskSnapshot | None:
             response = await transport.call(
-                "DELETE", f"/v2/video_generation/{task_id}", EndpointClass.V2_QUERY
+                "DELETE", "/v2/video_generation", EndpointClass.V2_QUERY, item=task_id
             )
             answer = parse_h3_cancel(response.data)
             if answer.action != "cancelled":

@@ -407,17 +407,20 @@ def check_h3_request(request: H3Request, inline: Inline = _as_given) -> H3Reques
     audios = each("reference_audios", request.reference_audios, _AUDIO)
     _check_total("reference_videos", videos, problems)
     _check_total("reference_audios", audios, problems)
-    checked = attrs.evolve(
-        request,
-        first_frame=None if first is None else first.send,
-        last_frame=None if last is None else last.send,
-        references=tuple(c.send for c in images),
-        reference_videos=tuple(c.send for c in videos),
-        reference_audios=tuple(c.send for c in audios),
-    )
     every = [c for c in (first, last, *images, *videos, *audios) if c is not None]
+    if not any(c.inline_chars for c in every):
+        checked = request  # nothing inline: sent as written
+    else:
+        checked = attrs.evolve(
+            request,
+            first_frame=None if first is None else first.send,
+            last_frame=None if last is None else last.send,
+            references=tuple(c.send for c in images),
+            reference_videos=tuple(c.send for c in videos),
+            reference_audios=tuple(c.send for c in audios),
+        )
     size = _h3_body_size(checked, every)
-    if size > H3_MAX_BODY_BYTES:
+    if size is not None and size > H3_MAX_BODY_BYTES:
         problems.append(
             Problem(
                 "request",
@@ -652,8 +655,17 @@ def _check_h3_image(info: ImageInfo, field: str, problems: list[Problem]) -> Non
         )
 
 
-def _h3_body_size(request: H3Request, checked: list[_Checked]) -> int:
-    """The bytes of the body ``request`` becomes, inline files as the data URLs they become."""
+def _h3_body_size(request: H3Request, checked: list[_Checked]) -> int | None:
+    """The bytes of the body ``request`` becomes, inline files as the data URLs they become.
+
+    ``None`` when it is certainly far below the limit: nothing inline, and even with every
+    character JSON-escaped in six bytes the text could not come near it (submissions of URLs
+    skip the dump).
+    """
+    inline = sum(c.inline_chars for c in checked)
+    chars = len(request.prompt) + sum(len(c.send) for c in checked)
+    if inline == 0 and 6 * (chars + len(request.callback_url or "")) + 4096 < H3_MAX_BODY_BYTES:
+        return None
     blank = {c.send: "" for c in checked if c.inline_chars}
 
     def plain(source: str | None) -> str | None:

@@ -6,6 +6,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections import deque
 
 import attrs
 
@@ -174,7 +175,8 @@ class InFlightCap:
     """At most ``limit`` tasks in flight: :meth:`take` waits for room, :meth:`release` makes it.
 
     :meth:`force` counts a task that is in flight already (one re-attached after a restart)
-    even past the limit: new ones then wait until enough have ended.
+    even past the limit: new ones then wait until enough have ended. Waiters are served in
+    arrival order; each holds one future, so the queue is as long as the calls waiting.
     """
 
     def __init__(self, limit: int) -> None:
@@ -182,28 +184,38 @@ class InFlightCap:
             raise ValueError("an in-flight cap must be at least 1")
         self.limit = limit
         self.count = 0
-        self._room = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def take(self) -> None:
         """Wait until fewer than ``limit`` are in flight, then count one more."""
-        async with self._room:
-            await self._room.wait_for(lambda: self.count < self.limit)
-            self.count += 1
+        while self.count >= self.limit or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif self.count < self.limit:
+                    self._wake()  # woken, then cancelled: the room goes to the next one
+                raise
+            if self.count < self.limit:
+                break
+        self.count += 1
 
     def force(self) -> None:
         """Count one more in flight, whatever the limit."""
         self.count += 1
 
     def release(self) -> None:
-        """One has ended: wake a waiter if there is room now."""
+        """One has ended: the longest waiter, if any, takes the room."""
         self.count -= 1
-        loop_task = asyncio.get_running_loop().create_task(self._notify())
-        _NOTIFIERS.add(loop_task)
-        loop_task.add_done_callback(_NOTIFIERS.discard)
+        if self.count < self.limit:
+            self._wake()
 
-    async def _notify(self) -> None:
-        async with self._room:
-            self._room.notify()
-
-
-_NOTIFIERS: set[asyncio.Task[None]] = set()  # kept until done, so none is collected early
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

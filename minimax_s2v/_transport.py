@@ -123,10 +123,13 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        item: str | None = None,
     ) -> ApiResponse:
         """Make one call; return the JSON answer or raise the typed error it amounts to.
 
         ``body`` is a JSON document, already encoded (the caller may need its exact bytes).
+        ``item`` is a last path segment (V2's task id): appended to ``path``'s URL, so that
+        the cache of URLs holds one entry per endpoint, not one per task.
 
         Raises:
             ConnectError: no connection could be made (the request was certainly not sent).
@@ -139,6 +142,8 @@ class Transport:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = self.base_url.join(URL(path))
+        if item is not None:
+            url = url / item
         if params:
             url = url.with_query(params)
         started = time.perf_counter()
