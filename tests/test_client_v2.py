@@ -179,3 +179,32 @@ async def test_resume_mixes_v1_and_v2(tmp_path: Path) -> None:
     assert {r.status for r in results} == {TaskStatus.SUCCESS}
     v2 = next(r for r in results if r.task_id == first[1].task_id)
     assert v2.video_url is not None
+
+
+async def test_forged_v2_success_callback_waits_for_the_v2_query() -> None:
+    """A {"task": succeeded} push with a foreign URL resolves nothing until a V2 query agrees."""
+    import aiohttp
+    from yarl import URL
+
+    async with Emulator(durations=Durations(queueing=0.3, processing=0.3)) as emu:
+        async with served_client(emu) as (client, _):
+            task = await client.submit(h3())
+            url = URL(emu.task(task.task_id).callback_url or "")
+            forged = {
+                "task": {
+                    "id": task.task_id,
+                    "status": "succeeded",
+                    "content": {"url": "https://evil.example/not-your-video.mp4"},
+                }
+            }
+            async with aiohttp.ClientSession() as http, http.post(url, json=forged) as answer:
+                assert answer.status == 200  # journaled as a hint
+            async with asyncio.timeout(5):  # the confirming V2 query is made at once…
+                while emu.counters.requests_to("v2_query") == 0:
+                    await asyncio.sleep(0.01)
+            assert not task.done  # …and says queued: nothing is believed
+            final = await task.wait(10)
+            origin = str(emu.url)
+    assert final.status is TaskStatus.SUCCESS
+    assert final.video_url is not None
+    assert final.video_url.startswith(origin)  # the API's URL, not the forged one
