@@ -396,6 +396,9 @@ class TaskFailedError(MiniMaxError):
         reason = str(self.api_error) if self.api_error else (snapshot.error_message or "no reason")
         super().__init__(f"task {snapshot.task_id} failed: {reason}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.snapshot,))
+
 
 class TaskCancelledError(TaskFailedError):
     """The task was cancelled (``DELETE /v2/video_generation/{id}`` while it was queued).

@@ -439,3 +439,16 @@ async def test_errors_over_a_socket(
         await runner.cleanup()
     assert caught.value.code == code  # type: ignore[attr-defined]
     assert caught.value.request_id == REQUEST_ID  # type: ignore[attr-defined]
+
+
+def test_v2_errors_pickle() -> None:
+    """The new errors survive pickling (a worker process may raise them)."""
+    import pickle
+
+    from minimax_s2v import TaskCancelledError, TaskExpiredError
+
+    cancelled = TaskCancelledError(TaskSnapshot("1", TaskStatus.CANCELLED))
+    again = pickle.loads(pickle.dumps(cancelled))  # noqa: S301 - our own object
+    assert (type(again), again.task_id, str(again)) == (TaskCancelledError, "1", str(cancelled))
+    expired = pickle.loads(pickle.dumps(TaskExpiredError("5")))  # noqa: S301 - our own object
+    assert expired.task_id == "5"
