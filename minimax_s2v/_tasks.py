@@ -293,8 +293,8 @@ class Task:
         """Cancel a queued MiniMax-H3 (V2) task: it ends as ``CANCELLED``, and is not charged.
 
         Returns:
-            ``True`` when it was cancelled; ``False`` when it had already ended (MiniMax
-            then deletes it instead).
+            ``True`` when it was cancelled; ``False`` when it had already ended (it is left
+            alone: MiniMax's ``DELETE`` of a finished task would delete it).
 
         Raises:
             CancelRefusedError: it is running (MiniMax cannot stop it) or an S2V-01 task.

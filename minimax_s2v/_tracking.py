@@ -21,10 +21,14 @@ So a callback is a hint, and only MiniMax's authenticated API is believed.
    API's file id wins when they differ, and the difference is logged); then the file is
    retrieved. A ``failed`` resolves it only after a query answers ``Fail``. At most one
    confirmation runs per task at a time; a confirmation is counted apart from fallback polls.
-   A file that exists in the account proves nothing: it may belong to another task.
+   A file that exists in the account proves nothing: it may belong to another task. A V2
+   (MiniMax-H3) task is confirmed by a V2 query of that task, whatever shape its push had
+   (V1-like or ``{"task": …}``), and its video is the query's ``content.url``, never a URL a
+   callback named.
 3. **An uncertain submission adopts a task only after the API shows it.** When the answer to a
    submission was lost, the first callbacks on its URL *claim* a task id. A claim is adopted
-   only after a query shows that the task exists and no other nonce holds it. When two task
+   only after a query shows that the task exists and no other nonce holds it (the query of
+   the submission's own API: a V2 submission's claims are checked on V2). When two task
    ids claim one nonce, neither is adopted silently: the conflict is logged and
    :meth:`TaskTracker.recover` raises :class:`~minimax_s2v.SubmissionConflictError`.
 4. **Acknowledged means recorded.** An update is acknowledged (200) only after the store has
