@@ -208,3 +208,35 @@ async def test_forged_v2_success_callback_waits_for_the_v2_query() -> None:
     assert final.status is TaskStatus.SUCCESS
     assert final.video_url is not None
     assert final.video_url.startswith(origin)  # the API's URL, not the forged one
+
+
+async def test_in_flight_cap_waits_in_order_and_survives_cancelled_waiters() -> None:
+    """take() waits for room in arrival order; a cancelled waiter never swallows a release."""
+    from minimax_s2v._ratelimit import InFlightCap
+
+    cap = InFlightCap(1)
+    await cap.take()
+    order: list[str] = []
+
+    async def taker(name: str) -> None:
+        await cap.take()
+        order.append(name)
+
+    doomed = asyncio.create_task(taker("doomed"))
+    second = asyncio.create_task(taker("second"))
+    third = asyncio.create_task(taker("third"))
+    await asyncio.sleep(0)
+    cap.release()  # wakes "doomed"…
+    doomed.cancel()  # …which is cancelled before it runs: the room goes on to "second"
+    await asyncio.sleep(0.01)
+    assert order == ["second"]
+    assert second.done()
+    cap.force()  # a re-attached task: now over the cap
+    cap.release()
+    await asyncio.sleep(0.01)
+    assert order == ["second"]  # still full (second holds it, the forced one ended)
+    cap.release()
+    await asyncio.wait_for(third, 1)
+    assert order == ["second", "third"]
+    assert cap.count == 1
+    assert doomed.cancelled()
