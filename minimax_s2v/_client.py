@@ -49,6 +49,7 @@ from ._wire import (
     DOWNLOAD_URL_LIFETIME,
     parse_file,
     parse_h3_cancel,
+    parse_h3_list,
     parse_h3_snapshot,
     parse_snapshot,
     parse_submit,
@@ -75,6 +76,7 @@ _SUBMITS_AT_ONCE = _POOL_SIZE
 V2_QUERY_WINDOW = timedelta(days=7)
 _PATHS = {Dialect.V1: "/v1/video_generation", Dialect.V2: "/v2/video_generation"}
 _SUBMIT_CLASS = {Dialect.V1: EndpointClass.SUBMIT, Dialect.V2: EndpointClass.V2_SUBMIT}
+_LIST_PAGE = 100  # V2 tasks asked for per list call
 
 
 class _State(enum.Enum):
@@ -257,6 +259,8 @@ class Client:
         in_flight = self.rate_limit.v2_max_in_flight
         self._v2_slots = None if in_flight is None else InFlightCap(in_flight)
         self._slot_watchers: set[asyncio.Task[None]] = set()
+        # V2 snapshots read by one list call while resume() reconciles (emptied after it).
+        self._prefetched: dict[str, TaskSnapshot] = {}
 
     def __repr__(self) -> str:
         return f"Client(base_url={str(self.base_url)!r}, state={self._state.value})"
@@ -471,7 +475,11 @@ class Client:
         for submission in await self.store.uncertain():
             if _is_v2_payload(submission.payload):
                 self._v2_nonces.add(submission.nonce)
-        resumed = await self._tracker.resume()
+        await self._prefetch_v2([t for t in self._v2_tasks if self._prefetched.get(t) is None])
+        try:
+            resumed = await self._tracker.resume()
+        finally:
+            self._prefetched.clear()
         slots = self._v2_slots
         if slots is not None:
             for task in resumed.tasks:
@@ -492,6 +500,37 @@ class Client:
             conflicts=counts.conflicts,
             following=self._tracker.registry.following(),
         )
+
+    async def _prefetch_v2(self, task_ids: list[str]) -> None:
+        """Read V2 tasks with the list endpoint, 100 a call, for resume()'s reconciliation.
+
+        ``filter.task_ids`` is sent comma-joined, as MiniMax's own CLI sends it. A task the
+        list does not show (outside the 7-day window, or a failed call) is queried alone.
+        """
+        transport = self._open()
+        for start in range(0, len(task_ids), _LIST_PAGE):
+            page = task_ids[start : start + _LIST_PAGE]
+            params = {
+                "page_num": "1",
+                "page_size": str(len(page)),
+                "filter.task_ids": ",".join(page),
+            }
+            try:
+                response = await retry_call(
+                    self.retry,
+                    lambda params=params: transport.call(  # type: ignore[misc]
+                        "GET", "/v2/query/video_generation", EndpointClass.V2_QUERY, params=params
+                    ),
+                    what="list of V2 tasks",
+                )
+                tasks, _ = parse_h3_list(response.data)
+            except MiniMaxError as error:
+                logger.info("could not list %d V2 tasks (%s): querying each", len(page), error)
+                continue
+            wanted = set(page)
+            for task in tasks:
+                if task.id in wanted:
+                    self._prefetched[task.id] = task.snapshot
 
     def _dialect_from_nonce(self, task_id: str, nonce: str) -> None:
         """A task claimed on a V2 submission's URL is looked up on the V2 API."""
@@ -527,6 +566,9 @@ class Client:
 
     async def _query(self, task_id: str) -> TaskSnapshot:
         self._open()
+        listed = self._prefetched.pop(task_id, None)
+        if listed is not None:
+            return listed  # read by resume()'s list call a moment ago
         return await retry_call(
             self.retry, lambda: self._query_once(task_id), what=f"query of task {task_id}"
         )

@@ -166,13 +166,17 @@ async def test_lost_create_answer_is_adopted_from_a_v2_callback() -> None:
 
 
 async def test_resume_mixes_v1_and_v2(tmp_path: Path) -> None:
-    """Journaled V1 and V2 tasks are resumed each on its own API, none resubmitted."""
+    """Journaled V1 and V2 tasks resume each on its own API (V2 by a list), none resubmitted."""
     path = tmp_path / "journal.db"
     async with Emulator(durations=Durations(processing=0.5)) as emu:
         async with fast_client(emu, store=SQLiteStore(path)) as client:
             first = [await client.submit(face_request()), await client.submit(h3())]
         async with fast_client(emu, store=SQLiteStore(path)) as client:
+            queried = emu.counters.requests_to("v2_query")
             resumed = await client.resume()
+            # The V2 task was reconciled by one list call (filter.task_ids), not a query.
+            assert emu.counters.requests_to("v2_list") == 1
+            assert emu.counters.requests_to("v2_query") == queried
             results = await asyncio.gather(*(t.wait(10) for t in resumed.tasks))
         assert emu.counters.tasks_created == 2
     assert sorted(t.task_id for t in resumed.tasks) == sorted(t.task_id for t in first)
