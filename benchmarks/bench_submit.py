@@ -1,6 +1,8 @@
 """Submit + query round trips: the SDK against bare aiohttp making the same calls.
 
-Run: ``.venv/bin/python benchmarks/bench_submit.py [--tasks 5000] [--concurrency 50]``.
+Run: ``.venv/bin/python benchmarks/bench_submit.py [--tasks 5000] [--concurrency 50]
+[--api v2]``. ``--api v2`` makes the same round trips on the V2 API (MiniMax-H3 reference
+requests, ``GET /v2/query/video_generation/{id}``), the client's V2 RPM pacing turned off.
 The emulator runs in its own process; the SDK and the bare client alternate in one
 invocation (each going first in every other round), and the last line prints the median of
 the per-round ratios and the ratio of the best times (target: <= 1.3x).
@@ -17,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.emulator_process import emulator_process
-from minimax_s2v import Client, PollPolicy, VideoRequest
+from minimax_s2v import AnyRequest, Client, H3Request, PollPolicy, RateLimit, VideoRequest
 
 KEY = "emulator-key"
 BODY: dict[str, Any] = {
@@ -27,7 +29,46 @@ BODY: dict[str, Any] = {
 }
 
 
-async def run_bare(url: str, tasks: int, concurrency: int) -> float:
+V2_BODY: dict[str, Any] = {
+    "model": "MiniMax-H3",
+    "content": [
+        {"type": "text", "text": BODY["prompt"]},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/face.jpg"},
+            "role": "reference_image",
+        },
+    ],
+    "resolution": "2K",
+    "duration": 5,
+}
+
+
+async def run_bare_v2(url: str, tasks: int, concurrency: int) -> float:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            async with session.post(
+                f"{url}/v2/video_generation", json=V2_BODY, headers=headers
+            ) as r:
+                if r.status != 200:
+                    raise RuntimeError(await r.text())
+                task_id = (await r.json())["task_id"]
+            async with session.get(
+                f"{url}/v2/query/video_generation/{task_id}", headers=headers
+            ) as r:
+                status = (await r.json())["task"]["status"]
+            if status != "succeeded":
+                raise RuntimeError(status)
+
+        return await _timed(one, tasks, concurrency)
+
+
+async def run_bare(url: str, tasks: int, concurrency: int, api: str = "v1") -> float:
+    if api == "v2":
+        return await run_bare_v2(url, tasks, concurrency)
     headers = {"Authorization": f"Bearer {KEY}"}
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -48,9 +89,14 @@ async def run_bare(url: str, tasks: int, concurrency: int) -> float:
         return await _timed(one, tasks, concurrency)
 
 
-async def run_sdk(url: str, tasks: int, concurrency: int) -> float:
-    request = VideoRequest(subject="https://example.com/face.jpg", prompt=BODY["prompt"])
-    async with Client(KEY, base_url=url, polling=PollPolicy()) as client:
+async def run_sdk(url: str, tasks: int, concurrency: int, api: str = "v1") -> float:
+    request: AnyRequest = VideoRequest(
+        subject="https://example.com/face.jpg", prompt=BODY["prompt"]
+    )
+    if api == "v2":
+        request = H3Request(BODY["prompt"], references=["https://example.com/face.jpg"])
+    limits = RateLimit(v2_submit_rpm=None)
+    async with Client(KEY, base_url=url, polling=PollPolicy(), rate_limit=limits) as client:
 
         async def one() -> None:
             task = await client.submit(request)
@@ -75,21 +121,21 @@ async def _timed(one: Any, tasks: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-async def main(tasks: int, concurrency: int, rounds: int) -> None:
+async def main(tasks: int, concurrency: int, rounds: int, api: str) -> None:
     with emulator_process() as url:
-        await run_bare(url, 200, concurrency)  # warm up both paths
-        await run_sdk(url, 200, concurrency)
+        await run_bare(url, 200, concurrency, api)  # warm up both paths
+        await run_sdk(url, 200, concurrency, api)
         bare: list[float] = []
         sdk: list[float] = []
         for round_number in range(rounds):
             # Bare first, then the SDK first: the emulator slows down a little as its task
             # list grows, and alternating keeps that from favouring either client.
             if round_number % 2 == 0:
-                bare.append(await run_bare(url, tasks, concurrency))
-                sdk.append(await run_sdk(url, tasks, concurrency))
+                bare.append(await run_bare(url, tasks, concurrency, api))
+                sdk.append(await run_sdk(url, tasks, concurrency, api))
             else:
-                sdk.append(await run_sdk(url, tasks, concurrency))
-                bare.append(await run_bare(url, tasks, concurrency))
+                sdk.append(await run_sdk(url, tasks, concurrency, api))
+                bare.append(await run_bare(url, tasks, concurrency, api))
             print(f"round {round_number + 1}: bare {bare[-1]:.2f}s  sdk {sdk[-1]:.2f}s")
     best_bare, best_sdk = min(bare), min(sdk)
     paired = statistics.median(s / b for s, b in zip(sdk, bare, strict=True))
@@ -99,6 +145,7 @@ async def main(tasks: int, concurrency: int, rounds: int) -> None:
     print(
         f"ratio sdk/bare time: {paired:.2f}x median of {rounds} rounds, "
         f"{best_sdk / best_bare:.2f}x best against best (target <= 1.3x), {tasks} round trips"
+        f" on the {api} API"
     )
 
 
@@ -107,5 +154,6 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--api", choices=("v1", "v2"), default="v1")
     options = parser.parse_args()
-    asyncio.run(main(options.tasks, options.concurrency, options.rounds))
+    asyncio.run(main(options.tasks, options.concurrency, options.rounds, options.api))

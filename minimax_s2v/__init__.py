@@ -1,4 +1,4 @@
-"""minimax_s2v: an asyncio-first SDK for MiniMax's subject-reference video model S2V-01."""
+"""minimax_s2v: an asyncio-first SDK for MiniMax subject-reference video (S2V-01, MiniMax-H3)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     CallbackUnreachableError,
+    CancelRefusedError,
     ConfigurationError,
     ConnectError,
     ContentPolicyError,
@@ -26,15 +27,22 @@ from ._errors import (
     StoreError,
     SubmissionConflictError,
     SubmissionUncertainError,
+    TaskCancelledError,
+    TaskExpiredError,
     TaskFailedError,
     TaskTimeoutError,
     TransportError,
     UnknownAPIError,
 )
 from ._models import (
+    MODEL_H3,
+    MODEL_H3_MAX,
     MODEL_S2V_01,
+    AnyRequest,
     CallbackChallenge,
+    Dialect,
     EventSource,
+    H3Request,
     StatusEvent,
     SubjectReference,
     TaskSnapshot,
@@ -60,22 +68,28 @@ from ._transport import Timeouts
 from .receiver import CallbackReceiver, SelfCheckResult
 
 __all__ = [
+    "MODEL_H3",
+    "MODEL_H3_MAX",
     "MODEL_S2V_01",
     "APIError",
+    "AnyRequest",
     "AuthenticationError",
     "CallbackChallenge",
     "CallbackReceiver",
     "CallbackStats",
     "CallbackUnreachableError",
+    "CancelRefusedError",
     "Client",
     "ClientStats",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
+    "Dialect",
     "DownloadError",
     "EventSource",
     "Generation",
     "GenerationOutcome",
+    "H3Request",
     "Histogram",
     "InsufficientBalanceError",
     "InvalidRequestError",
@@ -101,6 +115,8 @@ __all__ = [
     "SubmissionStats",
     "SubmissionUncertainError",
     "Task",
+    "TaskCancelledError",
+    "TaskExpiredError",
     "TaskFailedError",
     "TaskSnapshot",
     "TaskStatus",

@@ -1,4 +1,4 @@
-"""The async Client: submit, follow, retrieve and download S2V-01 generations."""
+"""The async Client: submit, follow, retrieve and download S2V-01 and MiniMax-H3 generations."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import aiohttp
 import attrs
@@ -20,17 +20,27 @@ from ._download import ProgressCallback, download_video
 from ._download import target_path as _target_path
 from ._errors import (
     CallbackUnreachableError,
+    CancelRefusedError,
     ConfigurationError,
     ConnectError,
+    InvalidRequestError,
     MiniMaxError,
     RateLimitError,
     ResponseValidationError,
     StoreError,
     SubmissionUncertainError,
+    TaskExpiredError,
 )
-from ._models import TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._models import (
+    AnyRequest,
+    Dialect,
+    H3Request,
+    TaskSnapshot,
+    TaskStatus,
+    VideoFile,
+)
 from ._polling import PollPolicy
-from ._ratelimit import EndpointClass, RateLimit, RateLimiter
+from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
 from ._redaction import shown_url
 from ._retry import RetryPolicy, retry_call
 from ._stats import CallCounts, ClientStats, SubmissionStats
@@ -40,7 +50,16 @@ from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
 from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
 from ._validators import check_argument, number
-from ._wire import is_http_url, parse_file, parse_snapshot, parse_submit
+from ._wire import (
+    DOWNLOAD_URL_LIFETIME,
+    is_http_url,
+    parse_file,
+    parse_h3_cancel,
+    parse_h3_list,
+    parse_h3_snapshot,
+    parse_snapshot,
+    parse_submit,
+)
 from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
 
 if TYPE_CHECKING:
@@ -59,6 +78,11 @@ _POOL_SIZE = 100  # connections the client's own session keeps at most
 # ten thousand gathered at once would hold the loop for seconds in one stretch, answers to
 # MiniMax's challenges included. The others wait their turn without costing the loop.
 _SUBMITS_AT_ONCE = _POOL_SIZE
+#: V2 tasks can be queried for 7 days only ("window [T-7d, T)").
+V2_QUERY_WINDOW = timedelta(days=7)
+_PATHS = {Dialect.V1: "/v1/video_generation", Dialect.V2: "/v2/video_generation"}
+_SUBMIT_CLASS = {Dialect.V1: EndpointClass.SUBMIT, Dialect.V2: EndpointClass.V2_SUBMIT}
+_LIST_PAGE = 100  # V2 tasks asked for per list call
 
 
 class _State(enum.Enum):
@@ -93,7 +117,7 @@ class GenerationOutcome:
     """
 
     index: int
-    request: VideoRequest
+    request: AnyRequest
     generation: Generation | None = None
     error: BaseException | None = None
     task_id: str | None = None
@@ -123,21 +147,31 @@ class _Calls:
     async def query_once(self, task_id: str) -> TaskSnapshot:
         return await self._client._query_once(task_id)  # noqa: SLF001 - the client's own helper
 
-    async def query(self, task_id: str) -> TaskSnapshot:
+    async def query(self, task_id: str, *, nonce: str | None = None) -> TaskSnapshot:
+        if nonce is not None:
+            self._client._dialect_from_nonce(task_id, nonce)  # noqa: SLF001 - the client's own
         return await self._client._query(task_id)  # noqa: SLF001 - the client's own helper
 
     async def retrieve(self, file_id: str) -> VideoFile:
         return await self._client.get_file(file_id)
 
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        return await self._client._cancel(task_id)  # noqa: SLF001 - the client's own helper
+
 
 class Client:
-    """An async client of MiniMax's S2V-01 API.
+    """An async client of MiniMax's video APIs: S2V-01 (V1) and MiniMax-H3 (V2).
 
     Use it as an async context manager (or call :meth:`close`)::
 
         async with Client() as client:
             result = await client.generate(VideoRequest(subject="face.jpg", prompt="..."),
                                            dest="out.mp4")
+            result = await client.generate(H3Request("...", references=["face.jpg"]),
+                                           dest="out.mp4")
+
+    A :class:`VideoRequest` goes to the V1 API, an :class:`H3Request` to the V2 API; the
+    task handle, callbacks, polling, journal and downloads work the same for both.
 
     Args:
         api_key: the key; ``MINIMAX_API_KEY`` when not given.
@@ -242,6 +276,14 @@ class Client:
             telemetry=telemetry,
         )
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
+        # Which API each V2 task (and each V2 submission's nonce) lives on: V1 otherwise.
+        self._v2_tasks: set[str] = set()
+        self._v2_nonces: set[str] = set()
+        in_flight = self.rate_limit.v2_max_in_flight
+        self._v2_slots = None if in_flight is None else InFlightCap(in_flight)
+        self._slot_watchers: set[asyncio.Task[None]] = set()
+        # V2 snapshots read by one list call while resume() reconciles (emptied after it).
+        self._prefetched: dict[str, TaskSnapshot] = {}
         telemetry.watch(self.stats, self._tracker.counts.time_to_result)
         if receiver is not None:
             telemetry.watch_receiver(receiver)
@@ -303,6 +345,10 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        watchers = list(self._slot_watchers)
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         await self._tracker.close()
         if self._session is not None and self._given_session is None:
             await self._session.close()
@@ -318,12 +364,16 @@ class Client:
 
     # -- single calls -----------------------------------------------------------------------
 
-    async def submit(self, request: VideoRequest, *, label: str | None = None) -> Task:
+    async def submit(self, request: AnyRequest, *, label: str | None = None) -> Task:
         """Validate ``request``, create the task, and return a handle on it.
 
-        A local image is read and sent as a data URL. The submission is journaled in the
-        store before it is sent. The call is retried only when the failed attempt certainly
-        created no task (connection refused, rate limited, an in-band rejection); anything
+        A :class:`VideoRequest` creates an S2V-01 task on the V1 API, an :class:`H3Request` a
+        MiniMax-H3 task on the V2 API. A V2 submission waits while the client has
+        ``rate_limit.v2_max_in_flight`` V2 tasks queued or running (30 by default, as the V2
+        page lists); a slot frees when a task ends. A local file is read and sent as a data
+        URL. The submission is journaled in the store before it is sent. The call is retried
+        only when the failed attempt certainly created no task (connection refused, rate
+        limited, an in-band rejection, a V2 error envelope); anything
         ambiguous raises :class:`SubmissionUncertainError`. Once validated, at most 100
         submissions are prepared and sent at a time; more calls at once wait their turn, so
         that a burst of them never holds the event loop.
@@ -341,26 +391,54 @@ class Client:
         """
         transport = self._open()
         await check_submission(request)
-        async with self._submit_slots:
-            with self._telemetry.span("minimax.submit", model=request.model) as span:
-                try:
+        slots = self._v2_slots if isinstance(request, H3Request) else None
+        with self._telemetry.span("minimax.submit", model=request.model) as span:
+            if slots is not None:
+                await slots.take()
+            try:
+                async with self._submit_slots:
                     task = await self._send_submission(transport, request, request, label)
-                except SubmissionUncertainError:
+            except BaseException as error:
+                if slots is not None:
+                    slots.release()  # nothing created (or not known to be): free again
+                if isinstance(error, SubmissionUncertainError):
                     span.outcome("uncertain")
-                    raise
-                except MiniMaxError:
+                elif isinstance(error, MiniMaxError):
                     span.outcome("rejected")
-                    raise
-                span.task(task.task_id, request.model)
-                span.outcome("created")
-                return task
+                raise
+            if slots is not None:
+                self._release_when_done(task, slots)
+            span.task(task.task_id, request.model)
+            span.outcome("created")
+            return task
+
+    def _release_when_done(self, task: Task, slots: InFlightCap) -> None:
+        """Free a V2 in-flight slot once ``task`` ends (it is followed until then)."""
+        record = self._tracker.registry.get(task.task_id)
+        if record is None or record.finished:
+            slots.release()
+            return
+        self._tracker.watch(record)  # someone must report its end, waited on or not
+
+        async def release() -> None:
+            try:
+                await record.wait_finished()
+            finally:
+                slots.release()
+
+        watcher = asyncio.get_running_loop().create_task(release())
+        self._slot_watchers.add(watcher)
+        watcher.add_done_callback(self._slot_watchers.discard)
 
     async def _send_submission(
-        self, transport: Transport, request: VideoRequest, prepared: VideoRequest, label: str | None
+        self, transport: Transport, request: AnyRequest, prepared: AnyRequest, label: str | None
     ) -> Task:
         """Journal a validated request, POST it, and follow the task it created."""
         tracker = self._tracker
         nonce = secrets.token_urlsafe(12)
+        dialect = Dialect.V2 if isinstance(request, H3Request) else Dialect.V1
+        if dialect is Dialect.V2:
+            self._v2_nonces.add(nonce)
         receiver = self.receiver if prepared.callback_url is None else None
         submission = await prepare_submission(prepared, receiver, nonce)
         if receiver is not None:
@@ -394,8 +472,8 @@ class Client:
             try:
                 response = await transport.call(
                     "POST",
-                    "/v1/video_generation",
-                    EndpointClass.SUBMIT,
+                    _PATHS[dialect],
+                    _SUBMIT_CLASS[dialect],
                     body=body,
                     before_send=journal,
                 )
@@ -423,19 +501,28 @@ class Client:
             await tracker.abandon(nonce)  # the journal refused it before it was sent
             raise
         except MiniMaxError as error:
-            if _certainly_not_created(error):
-                await tracker.abandon(nonce)
-                if isinstance(error, CallbackUnreachableError):
-                    raise error.naming(submission.callback_shown) from None
-                raise
-            # The nonce is kept: a callback naming the task can still bind it (recover()).
-            await tracker.lost(nonce)
-            reason = str(error)
-            if isinstance(error, ResponseValidationError):
-                reason = f"the answer had no readable task id: {error}"
-            raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
+            await self._refused(error, nonce, fingerprint, submission.callback_shown)
         logger.info("submitted task %s", task_id)
+        if dialect is Dialect.V2:
+            self._v2_tasks.add(task_id)
         return await tracker.submitted(nonce, task_id, request, label)
+
+    async def _refused(
+        self, error: MiniMaxError, nonce: str, fingerprint: str, callback_shown: str | None
+    ) -> NoReturn:
+        """Raise what a failed submission amounts to: the error, or its uncertainty."""
+        if _certainly_not_created(error):
+            self._v2_nonces.discard(nonce)
+            await self._tracker.abandon(nonce)
+            if isinstance(error, CallbackUnreachableError):
+                raise error.naming(callback_shown) from None
+            raise error
+        # The nonce is kept: a callback naming the task can still bind it (recover()).
+        await self._tracker.lost(nonce)
+        reason = str(error)
+        if isinstance(error, ResponseValidationError):
+            reason = f"the answer had no readable task id: {error}"
+        raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
 
     def recover(self, error: SubmissionUncertainError) -> Task | None:
         """The task an uncertain submission created, once a callback named it (and the API agreed).
@@ -456,7 +543,27 @@ class Client:
         (once the API shows that task exists).
         """
         self._open()
-        return await self._tracker.resume()
+        await self._tracker.start()
+        # The journal says which API each submission went to (its payload's model).
+        for stored in await self.store.unfinished():
+            if stored.submission is not None and _is_v2_payload(stored.submission.payload):
+                self._v2_tasks.add(stored.task_id)
+                self._v2_nonces.add(stored.submission.nonce)
+        for submission in await self.store.uncertain():
+            if _is_v2_payload(submission.payload):
+                self._v2_nonces.add(submission.nonce)
+        await self._prefetch_v2([t for t in self._v2_tasks if self._prefetched.get(t) is None])
+        try:
+            resumed = await self._tracker.resume()
+        finally:
+            self._prefetched.clear()
+        slots = self._v2_slots
+        if slots is not None:
+            for task in resumed.tasks:
+                if task.task_id in self._v2_tasks and not task.done:
+                    slots.force()  # in flight already: new V2 submissions wait for room
+                    self._release_when_done(task, slots)
+        return resumed
 
     def stats(self) -> ClientStats:
         """What this client has done so far (a snapshot of counters; always available)."""
@@ -482,21 +589,80 @@ class Client:
             download_bytes=calls.download_bytes,
         )
 
+    async def _prefetch_v2(self, task_ids: list[str]) -> None:
+        """Read V2 tasks with the list endpoint, 100 a call, for resume()'s reconciliation.
+
+        ``filter.task_ids`` is sent comma-joined, as MiniMax's own CLI sends it. A task the
+        list does not show (outside the 7-day window, or a failed call) is queried alone.
+        """
+        transport = self._open()
+        for start in range(0, len(task_ids), _LIST_PAGE):
+            page = task_ids[start : start + _LIST_PAGE]
+            params = {
+                "page_num": "1",
+                "page_size": str(len(page)),
+                "filter.task_ids": ",".join(page),
+            }
+            try:
+                response = await retry_call(
+                    self.retry,
+                    lambda params=params: transport.call(  # type: ignore[misc]
+                        "GET", "/v2/query/video_generation", EndpointClass.V2_QUERY, params=params
+                    ),
+                    what="list of V2 tasks",
+                )
+                tasks, _ = parse_h3_list(response.data)
+            except MiniMaxError as error:
+                logger.info("could not list %d V2 tasks (%s): querying each", len(page), error)
+                continue
+            wanted = set(page)
+            for task in tasks:
+                if task.id in wanted:
+                    self._prefetched[task.id] = task.snapshot
+
+    def _dialect_from_nonce(self, task_id: str, nonce: str) -> None:
+        """A task claimed on a V2 submission's URL is looked up on the V2 API."""
+        if nonce in self._v2_nonces:
+            self._v2_tasks.add(task_id)
+
+    def dialect_of(self, task_id: str) -> Dialect:
+        """The API ``task_id`` is followed on (V1 unless it was submitted, resumed or named V2)."""
+        return Dialect.V2 if task_id in self._v2_tasks else Dialect.V1
+
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
         with self._telemetry.span("minimax.query", task_id=task_id) as span:
+            snapshot = await self._query_dialect(transport, task_id)
+            span.outcome(snapshot.status.value.lower())
+        return snapshot
+
+    async def _query_dialect(self, transport: Transport, task_id: str) -> TaskSnapshot:
+        if task_id not in self._v2_tasks:
             response = await transport.call(
                 "GET",
                 "/v1/query/video_generation",
                 EndpointClass.QUERY,
                 params={"task_id": task_id},
             )
-            snapshot = parse_snapshot(response.data)
-            span.outcome(snapshot.status.value.lower())
-        return snapshot
+            return parse_snapshot(response.data)
+        record = self._tracker.registry.get(task_id)
+        submitted = record.submitted_at if record is not None else None
+        if submitted is not None and datetime.now(UTC) - submitted >= V2_QUERY_WINDOW:
+            raise TaskExpiredError(task_id)  # asking cannot help: never an endless poll
+        try:
+            response = await transport.call(
+                "GET", "/v2/query/video_generation", EndpointClass.V2_QUERY, item=task_id
+            )
+        except InvalidRequestError as error:
+            # "invalid task_id": outside the 7-day window, or never this account's.
+            raise TaskExpiredError(task_id, error) from None
+        return parse_h3_snapshot(response.data)
 
     async def _query(self, task_id: str) -> TaskSnapshot:
         self._open()
+        listed = self._prefetched.pop(task_id, None)
+        if listed is not None:
+            return listed  # read by resume()'s list call a moment ago
         return await retry_call(
             self.retry,
             lambda: self._query_once(task_id),
@@ -537,12 +703,94 @@ class Client:
             on_retry=self._on_retry["retrieve"],
         )
 
-    def task(self, task_id: str) -> Task:
-        """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`."""
+    def task(self, task_id: str, *, model: str | None = None) -> Task:
+        """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`.
+
+        Args:
+            task_id: the task.
+            model: its model, for a task this client did not submit: a MiniMax-H3 task is
+                followed on the V2 API (one it submitted or resumed is known already).
+        """
         self._open()
+        if Dialect.of_model(model) is Dialect.V2:
+            self._v2_tasks.add(str(task_id))
         return self._tracker.handle(str(task_id))
 
+    async def _cancel(self, task_id: str) -> TaskSnapshot | None:
+        """``DELETE`` a queued V2 task: its cancelled snapshot; ``None`` if it had ended.
+
+        The task is queried first: MiniMax's ``DELETE`` of a finished task deletes it (and
+        its video), which a cancel must never do.
+
+        Raises:
+            CancelRefusedError: a V1 task, or one the API refuses to cancel (running).
+        """
+        transport = self._open()
+        if task_id not in self._v2_tasks:
+            raise CancelRefusedError(
+                f"task {task_id} is an S2V-01 (V1) task: only V2 (MiniMax-H3) tasks can be "
+                "cancelled"
+            )
+        current = await self._query(task_id)
+        if current.is_terminal:
+            return None
+        if current.status is TaskStatus.PROCESSING:
+            raise CancelRefusedError(
+                f"task {task_id} is running: MiniMax cancels only queued tasks"
+            )
+
+        async def attempt() -> TaskSnapshot | None:
+            response = await transport.call(
+                "DELETE", "/v2/video_generation", EndpointClass.V2_QUERY, item=task_id
+            )
+            answer = parse_h3_cancel(response.data)
+            if answer.action != "cancelled":
+                return None
+            return TaskSnapshot(task_id, TaskStatus.CANCELLED, status_text="cancelled")
+
+        try:
+            return await retry_call(self.retry, attempt, what=f"cancel of task {task_id}")
+        except InvalidRequestError as error:
+            # A retry after a lost answer is refused too: the task says what happened.
+            snapshot = await self._query(task_id)
+            if snapshot.status is TaskStatus.CANCELLED:
+                return snapshot
+            raise CancelRefusedError(
+                f"task {task_id} is {snapshot.status_text}: {error.message}",
+                code=error.code,
+                trace_id=error.trace_id,
+                http_status=error.http_status,
+            ) from None
+
     # -- files ------------------------------------------------------------------------------
+
+    async def _v2_video(self, snapshot: TaskSnapshot) -> VideoFile:
+        """A V2 task's video as a :class:`VideoFile`: its ``content.url``, queried if unknown.
+
+        V2 has no file retrieve: the file id stands for the task, and a fresh URL comes from
+        querying the task again.
+        """
+        url = snapshot.video_url
+        if url is None:
+            snapshot = await self._query(snapshot.task_id)
+            url = snapshot.video_url
+        if snapshot.status is not TaskStatus.SUCCESS or url is None:
+            raise ValueError(
+                f"task {snapshot.task_id} has no video (status {snapshot.status.value})"
+            )
+        now = datetime.now(UTC)
+        return VideoFile(
+            file_id=int(snapshot.task_id),
+            bytes=0,
+            created_at=now,
+            filename="output.mp4",
+            purpose="video_generation",
+            download_url=URL(url),
+            expires_at=now + DOWNLOAD_URL_LIFETIME,  # not stated for V2: refreshed on a 403
+        )
+
+    async def _fresh_v2_video(self, task_id: int) -> VideoFile:
+        return await self._v2_video(await self._query(str(task_id)))
 
     async def _video_for(self, target: DownloadTarget) -> tuple[VideoFile, str]:
         if isinstance(target, VideoFile):
@@ -555,6 +803,8 @@ class Client:
             if video is not None and video.expires_at > datetime.now(UTC):
                 return video, target.task_id  # retrieved when its success was confirmed
             target = snapshot
+        if isinstance(target, TaskSnapshot) and target.task_id in self._v2_tasks:
+            return await self._v2_video(target), target.task_id
         if isinstance(target, TaskSnapshot):
             if target.status is not TaskStatus.SUCCESS or target.file_id is None:
                 raise ValueError(
@@ -572,6 +822,9 @@ class Client:
         max_bytes: int | None = None,
     ) -> Path:
         """Save a video to ``dest`` (a file, or a directory to put ``<id>.mp4`` in).
+
+        A V2 (MiniMax-H3) task's video is fetched from its ``content.url``; when that has
+        expired the task is queried again for a fresh one.
 
         Args:
             target: a :class:`VideoFile`, a finished :class:`Task` or snapshot, or a file id.
@@ -594,11 +847,12 @@ class Client:
             span.set("url.full", str(video.download_url.with_query(None).with_fragment(None)))
             span.set("server.address", video.download_url.host)
             path = await asyncio.to_thread(_target_path, dest, name)
+            v2 = name in self._v2_tasks
             saved = await download_video(
                 session,
                 video,
                 path,
-                refresh=self.get_file,
+                refresh=self._fresh_v2_video if v2 else self.get_file,
                 timeouts=self.timeouts,
                 retry=self.retry,
                 max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
@@ -618,7 +872,7 @@ class Client:
 
     async def generate(
         self,
-        request: VideoRequest,
+        request: AnyRequest,
         dest: str | os.PathLike[str] | None = None,
         *,
         timeout: float | None = None,
@@ -647,8 +901,11 @@ class Client:
     ) -> Generation:
         """Wait for ``task``'s video and, with ``dest``, download it (the rest of generate)."""
         snapshot = await task.wait(timeout)
-        assert snapshot.file_id is not None  # noqa: S101 - a Success always has a file
-        video = task.video or await self.get_file(snapshot.file_id)
+        if task.task_id in self._v2_tasks:
+            video = await self._v2_video(snapshot)
+        else:
+            assert snapshot.file_id is not None  # noqa: S101 - a V1 Success always has a file
+            video = task.video or await self.get_file(snapshot.file_id)
         path = None
         if dest is not None:
             target = await asyncio.to_thread(_target_path, dest, task.task_id)
@@ -657,7 +914,7 @@ class Client:
 
     async def generate_many(
         self,
-        requests: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
+        requests: Iterable[AnyRequest] | AsyncIterable[AnyRequest],
         *,
         concurrency: int = 16,
         dest_dir: str | os.PathLike[str] | None = None,
@@ -680,7 +937,7 @@ class Client:
             await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         running: set[asyncio.Task[GenerationOutcome]] = set()
 
-        async def one(index: int, request: VideoRequest) -> GenerationOutcome:
+        async def one(index: int, request: AnyRequest) -> GenerationOutcome:
             task_id: str | None = None
             try:
                 task = await self.submit(request)
@@ -735,9 +992,14 @@ def _telemetry(tracing: bool | None) -> Telemetry:
     return OpenTelemetry()
 
 
+def _is_v2_payload(payload: object) -> bool:
+    """Whether a journaled request body went to the V2 API (its model says so)."""
+    return isinstance(payload, dict) and Dialect.of_model(payload.get("model")) is Dialect.V2
+
+
 async def _aiter(
-    items: Iterable[VideoRequest] | AsyncIterable[VideoRequest],
-) -> AsyncIterator[VideoRequest]:
+    items: Iterable[AnyRequest] | AsyncIterable[AnyRequest],
+) -> AsyncIterator[AnyRequest]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item

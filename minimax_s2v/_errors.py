@@ -13,11 +13,14 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     │   ├── QuotaExceededError      2056: usage limit of the current window reached
     │   ├── ContentPolicyError      1026 (input) and 1027 (output): change the prompt or image
     │   ├── InvalidRequestError     2013, 1042, and the SDK's own preflight validation
-    │   │   └── CallbackUnreachableError 2013 "fail to check callback url": nothing was created
+    │   │   ├── CallbackUnreachableError 2013 "fail to check callback url": nothing was created
+    │   │   └── CancelRefusedError  V2: the task cannot be cancelled (running or cancelled)
     │   ├── ServerError             1000, 1001, 1013, 1024, 1033, HTTP 5xx (retryable)
     │   └── UnknownAPIError         any other code, kept with its message
     ├── ResponseValidationError     a body that does not have the documented shape
     ├── TaskFailedError             the task ended with status ``Fail``
+    │   └── TaskCancelledError      the task was cancelled (V2 ``DELETE`` of a queued task)
+    ├── TaskExpiredError            a V2 task is past the 7 days in which it can be queried
     ├── TaskTimeoutError            a wait ended before the task did (the task may still finish)
     ├── SubmissionUncertainError    a submission may or may not have created a task
     ├── SubmissionConflictError     two tasks claim one uncertain submission; neither adopted
@@ -44,6 +47,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "CallbackUnreachableError",
+    "CancelRefusedError",
     "ConfigurationError",
     "ConnectError",
     "ContentPolicyError",
@@ -60,6 +64,8 @@ __all__ = [
     "StoreError",
     "SubmissionConflictError",
     "SubmissionUncertainError",
+    "TaskCancelledError",
+    "TaskExpiredError",
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
@@ -121,10 +127,13 @@ class APIError(MiniMaxError):
         message: the ``base_resp.status_msg`` or the HTTP reason.
         trace_id: the ``Trace-Id`` response header; quote it to MiniMax support.
         http_status: the HTTP status of the response (200 for in-band errors).
+        request_id: V2 only: the envelope's ``request_id`` (it is the trace id when the
+            answer had no ``Trace-Id`` header); quote it to MiniMax support.
 
     """
 
     hint: ClassVar[str] = ""
+    request_id: str | None = None
 
     def __init__(
         self,
@@ -317,6 +326,15 @@ def _is_callback_check(message: str) -> bool:
     return "callback" in text and ("check" in text or "verif" in text)
 
 
+class CancelRefusedError(InvalidRequestError):
+    """MiniMax refused to cancel a V2 task: only a queued task can be cancelled.
+
+    A running task cannot be stopped (and is charged); a cancelled one is cancelled already.
+    """
+
+    hint = "only a queued task can be cancelled; a running one goes on to its end"
+
+
 class ServerError(APIError):
     """A transient failure on MiniMax's side (1000, 1001, 1013, 1024, 1033, HTTP 5xx)."""
 
@@ -362,6 +380,44 @@ class TaskFailedError(MiniMaxError):
             self.api_error = error_for_code(snapshot.error_code, snapshot.error_message or "")
         reason = str(self.api_error) if self.api_error else (snapshot.error_message or "no reason")
         super().__init__(f"task {snapshot.task_id} failed: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.snapshot,))
+
+
+class TaskCancelledError(TaskFailedError):
+    """The task was cancelled (``DELETE /v2/video_generation/{id}`` while it was queued).
+
+    A cancelled task is not charged and has no video.
+    """
+
+    def __init__(self, snapshot: TaskSnapshot) -> None:
+        super().__init__(snapshot)
+        self.args = (f"task {snapshot.task_id} was cancelled: it has no video",)
+
+
+class TaskExpiredError(MiniMaxError):
+    """A V2 task can no longer be queried: MiniMax keeps them for 7 days only.
+
+    Its outcome cannot be learnt from the API any more; waiting on it ends with this error
+    rather than polling forever. Look the task up in the MiniMax console.
+
+    Attributes:
+        task_id: the task.
+        cause: the API's answer (``invalid task_id``), when one was seen.
+    """
+
+    def __init__(self, task_id: str, cause: APIError | None = None) -> None:
+        self.task_id = task_id
+        self.cause = cause
+        seen = f" (the API answered: {cause})" if cause is not None else ""
+        super().__init__(
+            f"task {task_id} is past the 7-day window in which V2 tasks can be queried{seen}; "
+            "its outcome is no longer available from the API: check the MiniMax console"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_id, self.cause))
 
 
 class TaskTimeoutError(MiniMaxError):

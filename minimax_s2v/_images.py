@@ -1,4 +1,4 @@
-"""Image format and dimensions from the header bytes alone (PNG, JPEG, WebP); no decoding."""
+"""Image format and dimensions from the header bytes alone (PNG, JPEG, WebP, HEIC/HEIF)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import struct
 
 import attrs
 
-__all__ = ["MIME_TYPES", "ImageInfo", "read_image_info"]
+from ._media import iso_boxes
+
+__all__ = ["H3_MIME_TYPES", "MIME_TYPES", "ImageInfo", "read_image_info"]
 
 #: The formats S2V-01 accepts, with their MIME types.
 MIME_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+#: The formats MiniMax-H3 accepts: S2V-01's and HEIC/HEIF.
+H3_MIME_TYPES = {**MIME_TYPES, "heic": "image/heic", "heif": "image/heif"}
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
+_HEIF_BRANDS = frozenset({b"mif1", b"msf1", b"heif"})
 
 # JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC) do not.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -26,13 +32,20 @@ class ImageInfo:
     height: int
 
 
-def read_image_info(data: bytes) -> ImageInfo:
+def read_image_info(data: bytes, *, heif: bool = False) -> ImageInfo:
     """Read format and size from the first bytes of an image.
 
+    Args:
+        data: the image, or at least its header.
+        heif: read HEIC/HEIF too (MiniMax-H3 takes them, S2V-01 does not).
+
     Raises:
-        ValueError: not a PNG, JPEG or WebP image, or a header too damaged to read.
+        ValueError: not a PNG, JPEG or WebP image (nor HEIC/HEIF with ``heif``), or a
+            header too damaged to read.
 
     """
+    if heif and data[4:8] == b"ftyp" and data[8:12] in _HEIC_BRANDS | _HEIF_BRANDS:
+        return _heif(data)
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return _png(data)
     if data.startswith(b"\xff\xd8"):
@@ -96,3 +109,22 @@ def _webp(data: bytes) -> ImageInfo:
         width, height = struct.unpack("<HH", data[26:30])
         return ImageInfo("webp", width & 0x3FFF, height & 0x3FFF)
     raise ValueError("truncated or unknown WebP header")
+
+
+def _heif(data: bytes) -> ImageInfo:
+    """The size in the first ``ispe`` property (meta > iprp > ipco), the primary image's."""
+    kind = "heic" if data[8:12] in _HEIC_BRANDS else "heif"
+    for box, start, end in iso_boxes(data):
+        if box != b"meta":
+            continue
+        for child, child_start, child_end in iso_boxes(data, start + 4, end):  # full box
+            if child != b"iprp":
+                continue
+            for group, group_start, group_end in iso_boxes(data, child_start, child_end):
+                if group != b"ipco":
+                    continue
+                for prop, prop_start, prop_end in iso_boxes(data, group_start, group_end):
+                    if prop == b"ispe" and prop_end - prop_start >= 12:
+                        width, height = struct.unpack(">II", data[prop_start + 4 : prop_start + 12])
+                        return ImageInfo(kind, width, height)
+    raise ValueError("HEIF header has no image size (ispe)")

@@ -1,4 +1,7 @@
-"""Frozen models of the S2V-01 API. No I/O and no JSON logic: the wire lives in ``_wire``."""
+"""Frozen models of the video APIs (S2V-01 on V1, MiniMax-H3 on V2). No I/O, no JSON logic.
+
+The wire, both dialects of it, lives in ``_wire``.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,16 @@ import attrs
 from yarl import URL
 
 __all__ = [
+    "H3_MODELS",
+    "MODEL_H3",
+    "MODEL_H3_MAX",
     "MODEL_S2V_01",
+    "AnyRequest",
     "CallbackChallenge",
+    "Dialect",
     "EventSource",
+    "H3Request",
+    "H3Task",
     "StatusEvent",
     "SubjectReference",
     "TaskSnapshot",
@@ -26,6 +36,26 @@ __all__ = [
 ]
 
 MODEL_S2V_01 = "S2V-01"
+MODEL_H3 = "MiniMax-H3"
+MODEL_H3_MAX = "MiniMax-H3-Max"
+#: The models of the V2 video API.
+H3_MODELS = (MODEL_H3, MODEL_H3_MAX)
+#: The resolution sent when a request names none: H3's examples use 2K; H3-Max has no 2K.
+DEFAULT_RESOLUTION = {MODEL_H3: "2K", MODEL_H3_MAX: "768P"}
+DEFAULT_DURATION = 5
+
+
+class Dialect(enum.Enum):
+    """Which video API a task lives on: V1 (``/v1/video_generation``) or V2 (MiniMax-H3)."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+    @classmethod
+    def of_model(cls, model: str | None) -> Dialect:
+        """The API a model is served by (anything but a V2 model is V1's)."""
+        return cls.V2 if model in H3_MODELS else cls.V1
+
 
 ImageSource = Union[str, "os.PathLike[str]"]
 
@@ -35,19 +65,25 @@ class UnknownStatusWarning(UserWarning):
 
 
 class TaskStatus(enum.Enum):
-    """The life cycle of a task: Preparing < Queueing < Processing < Success | Fail."""
+    """The life cycle of a task: Preparing < Queueing < Processing < Success | Fail | Cancelled.
+
+    V2 spells them ``queued``, ``running``, ``succeeded``, ``failed`` and ``cancelled``;
+    ``expired`` (seen in third-party schemas, not in MiniMax's enum) is read as ``Fail``.
+    """
 
     PREPARING = "Preparing"
     QUEUEING = "Queueing"
     PROCESSING = "Processing"
     SUCCESS = "Success"
     FAIL = "Fail"
+    #: Cancelled before it ran (V2's ``DELETE`` of a queued task, at no charge).
+    CANCELLED = "Cancelled"
     #: A status string this SDK does not know; never terminal, so waiting goes on.
     UNKNOWN = "Unknown"
 
     @property
     def is_terminal(self) -> bool:
-        """Whether the task can change no more (``SUCCESS`` or ``FAIL``)."""
+        """Whether the task can change no more (``SUCCESS``, ``FAIL`` or ``CANCELLED``)."""
         return self in _TERMINAL
 
     @property
@@ -74,7 +110,7 @@ class TaskStatus(enum.Enum):
         return status
 
 
-_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL})
+_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL, TaskStatus.CANCELLED})
 
 _RANKS = {
     TaskStatus.UNKNOWN: -1,
@@ -83,6 +119,7 @@ _RANKS = {
     TaskStatus.PROCESSING: 2,
     TaskStatus.SUCCESS: 3,
     TaskStatus.FAIL: 3,
+    TaskStatus.CANCELLED: 3,
 }
 
 #: Every status spelling MiniMax has been seen to send, lower-cased.
@@ -98,6 +135,10 @@ STATUS_SPELLINGS = {
     "fail": TaskStatus.FAIL,
     "failed": TaskStatus.FAIL,
     "failure": TaskStatus.FAIL,
+    # Not in MiniMax's V2 enum, but in third-party schemas that treat it as terminal.
+    "expired": TaskStatus.FAIL,
+    "cancelled": TaskStatus.CANCELLED,
+    "canceled": TaskStatus.CANCELLED,
 }
 
 
@@ -154,6 +195,110 @@ class VideoRequest:
     model: str = MODEL_S2V_01
 
 
+def _sources(value: ImageSource | Iterable[ImageSource] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return _image_tuple(value)
+
+
+def _optional_source(value: ImageSource | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+@attrs.frozen
+class H3Request:
+    """One MiniMax-H3 generation on the V2 API: a prompt, with the subject as reference images.
+
+    Every media input is an http(s) URL, a ``data:`` URL, an uploaded file
+    (``mm_file://<file_id>``) or a local path (read and sent as a data URL). Reference inputs
+    and first/last frames are two modes: a request uses one kind or the other, never both.
+
+    Args:
+        prompt: what happens in the video, at most 7000 characters (required).
+        references: the subject to keep: up to 9 reference images.
+        reference_videos: up to 3 reference clips (MP4/MOV, 2-15 s, 15 s in all).
+        reference_audios: up to 3 reference audios (WAV/MP3, 2-15 s, 15 s in all).
+        first_frame, last_frame: start (and/or end) the video on these images instead.
+        model: ``"MiniMax-H3"`` (the default) or ``"MiniMax-H3-Max"``.
+        resolution: ``"768P"`` or ``"2K"`` for H3 (default 2K), ``"480P"`` or ``"768P"`` for
+            H3-Max (default 768P).
+        duration: seconds, 4-15 for H3 and 5-15 for H3-Max (default 5).
+        ratio: ``adaptive`` (the API's default), ``21:9``, ``16:9``, ``4:3``, ``1:1``,
+            ``3:4`` or ``9:16``; a text-only request needs a concrete one.
+        callback_url: where MiniMax POSTs status updates (the receiver sets this for you).
+        aigc_watermark: add the AIGC watermark (documented on the China-region page only).
+        prompt_expansion_mode: H3-Max only: ``disabled``, ``balanced`` or ``quality``.
+
+    """
+
+    prompt: str
+    references: tuple[str, ...] = attrs.field(default=(), converter=_sources)
+    reference_videos: tuple[str, ...] = attrs.field(default=(), converter=_sources)
+    reference_audios: tuple[str, ...] = attrs.field(default=(), converter=_sources)
+    first_frame: str | None = attrs.field(default=None, converter=_optional_source)
+    last_frame: str | None = attrs.field(default=None, converter=_optional_source)
+    model: str = MODEL_H3
+    resolution: str = attrs.field(
+        default=attrs.Factory(lambda s: DEFAULT_RESOLUTION.get(s.model, "2K"), takes_self=True)
+    )
+    duration: int = DEFAULT_DURATION
+    ratio: str | None = None
+    callback_url: str | None = None
+    aigc_watermark: bool | None = None
+    prompt_expansion_mode: str | None = None
+
+
+#: A request of either API.
+AnyRequest = VideoRequest | H3Request
+
+
+@attrs.frozen
+class H3Task:
+    """A V2 task as ``GET /v2/query/video_generation/{task_id}`` describes it (``task``).
+
+    Attributes:
+        id: the task id, a string of digits.
+        status: the parsed status; ``status_text`` is the string as received.
+        model, resolution, duration, ratio, task_type, modality: as MiniMax reports them.
+        created_at, updated_at: Unix seconds.
+        video_url: ``content.url`` of a succeeded task, time-limited.
+        error_code, error_message: why it failed (``error``, absent on success).
+        usage: the ``usage`` counters (``{}`` while unfinished).
+
+    """
+
+    id: str
+    status: TaskStatus
+    status_text: str
+    model: str | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+    video_url: str | None = None
+    resolution: str | None = None
+    duration: int | None = None
+    ratio: str | None = None
+    task_type: str | None = None
+    modality: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    usage: tuple[tuple[str, int | float], ...] | None = None
+
+    @property
+    def snapshot(self) -> TaskSnapshot:
+        """The task as the dialect-free :class:`TaskSnapshot` the tracker follows."""
+        code = self.error_code
+        return TaskSnapshot(
+            self.id,
+            self.status,
+            error_code=int(code)
+            if code is not None and code.isascii() and code.isdigit()
+            else None,
+            error_message=self.error_message,
+            status_text=self.status_text,
+            video_url=self.video_url,
+        )
+
+
 @attrs.frozen
 class TaskSnapshot:
     """What MiniMax last said about a task (a query response or a status callback).
@@ -165,6 +310,8 @@ class TaskSnapshot:
         width, height: the video size once known, else ``None``.
         error_code, error_message: why a task failed, when MiniMax said so.
         status_text: the status string exactly as received.
+        video_url: V2 only: the time-limited download URL of a succeeded task
+            (``task.content.url``; query again for a fresh one).
 
     """
 
@@ -176,6 +323,7 @@ class TaskSnapshot:
     error_code: int | None = None
     error_message: str | None = None
     status_text: str = attrs.field(default=attrs.Factory(lambda s: s.status.value, takes_self=True))
+    video_url: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -6,12 +6,13 @@ import asyncio
 import enum
 import logging
 import time
+from collections import deque
 
 import attrs
 
 from ._validators import instance_of, number
 
-__all__ = ["EndpointClass", "RateLimit", "RateLimiter", "TokenBucket"]
+__all__ = ["EndpointClass", "InFlightCap", "RateLimit", "RateLimiter", "TokenBucket"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -22,6 +23,9 @@ class EndpointClass(enum.Enum):
     SUBMIT = "submit"
     QUERY = "query"
     RETRIEVE = "retrieve"
+    #: The V2 API (MiniMax-H3): creates, and queries (by id, list, cancel).
+    V2_SUBMIT = "v2_submit"
+    V2_QUERY = "v2_query"
 
 
 @attrs.frozen
@@ -31,8 +35,15 @@ class RateLimit:
     MiniMax documents 5 RPM (free) and 20 RPM (paid) for video generation; it is unknown
     whether queries and retrievals count. ``None`` means no limit on that class.
 
+    MiniMax's V2 page lists MiniMax-H3 at 300 RPM with at most 30 tasks in flight: those
+    are the V2 defaults.
+
     Args:
         submit_rpm, query_rpm, retrieve_rpm: the limits; with ``adaptive`` the starting rates.
+        v2_submit_rpm, v2_query_rpm: the same for the V2 API (creates; queries, lists and
+            cancels).
+        v2_max_in_flight: V2 tasks this client has queued or running at once; a further
+            submission waits until one ends. ``None``: no cap.
         adaptive: the limit is unknown: start at the given (or ``adaptive_start_rpm``) rate,
             grow while calls succeed and cut the rate on every 1002 (AIMD).
         headroom: run this share under a configured limit, so that network jitter never
@@ -42,6 +53,13 @@ class RateLimit:
     submit_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
     query_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
     retrieve_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
+    v2_submit_rpm: float | None = attrs.field(
+        default=300.0, validator=number(above=0, optional=True)
+    )
+    v2_query_rpm: float | None = attrs.field(default=None, validator=number(above=0, optional=True))
+    v2_max_in_flight: int | None = attrs.field(
+        default=30, validator=number(at_least=1, integer=True, optional=True)
+    )
     adaptive: bool = attrs.field(default=False, validator=instance_of(bool, "True or False"))
     adaptive_start_rpm: float = attrs.field(default=60.0, validator=number(above=0))
     headroom: float = attrs.field(default=0.01, validator=number(at_least=0, below=1))
@@ -52,6 +70,8 @@ class RateLimit:
             EndpointClass.SUBMIT: self.submit_rpm,
             EndpointClass.QUERY: self.query_rpm,
             EndpointClass.RETRIEVE: self.retrieve_rpm,
+            EndpointClass.V2_SUBMIT: self.v2_submit_rpm,
+            EndpointClass.V2_QUERY: self.v2_query_rpm,
         }[endpoint]
 
 
@@ -151,3 +171,53 @@ class RateLimiter:
         bucket = self._buckets.get(endpoint)
         if bucket is not None:
             bucket.on_rate_limited()
+
+
+class InFlightCap:
+    """At most ``limit`` tasks in flight: :meth:`take` waits for room, :meth:`release` makes it.
+
+    :meth:`force` counts a task that is in flight already (one re-attached after a restart)
+    even past the limit: new ones then wait until enough have ended. Waiters are served in
+    arrival order; each holds one future, so the queue is as long as the calls waiting.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("an in-flight cap must be at least 1")
+        self.limit = limit
+        self.count = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def take(self) -> None:
+        """Wait until fewer than ``limit`` are in flight, then count one more."""
+        while self.count >= self.limit or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif self.count < self.limit:
+                    self._wake()  # woken, then cancelled: the room goes to the next one
+                raise
+            if self.count < self.limit:
+                break
+        self.count += 1
+
+    def force(self) -> None:
+        """Count one more in flight, whatever the limit."""
+        self.count += 1
+
+    def release(self) -> None:
+        """One has ended: the longest waiter, if any, takes the room."""
+        self.count -= 1
+        if self.count < self.limit:
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

@@ -29,10 +29,10 @@ from typing import Any, Protocol, TypeVar
 import attrs
 from yarl import URL
 
-from ._models import VideoRequest
-from ._preflight import check_request
+from ._models import AnyRequest, H3Request
+from ._preflight import check_any
 from ._redaction import shown_url
-from ._wire import request_payload
+from ._wire import h3_request_payload, request_payload
 
 T = TypeVar("T")
 
@@ -89,20 +89,20 @@ class PreparedSubmission:
     callback_shown: str | None = None
 
 
-async def check_submission(request: VideoRequest) -> None:
+async def check_submission(request: AnyRequest) -> None:
     """Check ``request`` by every documented rule, reading local files off the event loop.
 
     Raises:
         InvalidRequestError: listing every problem found (nothing was sent).
     """
     if _all_remote(request):
-        check_request(request)  # nothing to read or decode: no thread needed
+        check_any(request)  # nothing to read or decode: no thread needed
     else:
-        await _in_worker(check_request, request)
+        await _in_worker(check_any, request)
 
 
 async def prepare_submission(
-    request: VideoRequest, receiver: CallbackHost | None, nonce: str
+    request: AnyRequest, receiver: CallbackHost | None, nonce: str
 ) -> PreparedSubmission:
     """Build the body of ``request``, with the callback URL of ``nonce`` when ``receiver``.
 
@@ -172,7 +172,7 @@ class _Checked:
 
 
 def build_submission(
-    request: VideoRequest, callback_url: str | None, callback_shown: str | None = None
+    request: AnyRequest, callback_url: str | None, callback_shown: str | None = None
 ) -> PreparedSubmission:
     """Check ``request`` and build its body, fingerprint and journal entry, all at once.
 
@@ -188,7 +188,7 @@ def build_submission(
     return PreparedSubmission(body, fingerprint, journal, callback_shown)
 
 
-def _check(request: VideoRequest, callback_url: str | None) -> _Checked:
+def _check(request: AnyRequest, callback_url: str | None) -> _Checked:
     """Check ``request``, reading its local files (blocking), and dump its JSON text."""
     mark = f"minimax-s2v-inline-{secrets.token_hex(8)}-"  # in no user's text
     inline: dict[str, _Inline] = {}
@@ -198,7 +198,11 @@ def _check(request: VideoRequest, callback_url: str | None) -> _Checked:
         inline[placeholder] = _Inline(f"data:{mime};base64,", data, None)
         return placeholder
 
-    payload = request_payload(check_request(request, keep))
+    checked = check_any(request, keep)
+    if isinstance(checked, H3Request):
+        payload = h3_request_payload(checked)
+    else:
+        payload = request_payload(checked)
     if callback_url is not None:
         payload["callback_url"] = callback_url
     journal = _mark_inline(payload, mark, inline)
@@ -256,18 +260,35 @@ def _finish(checked: _Checked, pieces: list[_Piece]) -> tuple[bytes, str, dict[s
 def _mark_inline(payload: dict[str, Any], mark: str, inline: dict[str, _Inline]) -> dict[str, Any]:
     """Put placeholders for data URLs given as text too; returns the payload to journal.
 
-    The journal's copy shares everything but the image lists, which hold the placeholders
-    until :func:`_journal` puts each image's summary in.
+    The journal's copy shares everything but the media lists (V1's subject images, V2's
+    ``content`` items), which hold the placeholders until :func:`_journal` puts each
+    file's summary in.
     """
+
+    def placed(source: str) -> str:
+        if source[:5].lower() != "data:":
+            return source
+        header, _, encoded = source.partition(",")
+        placeholder = f"{mark}{len(inline)}"
+        inline[placeholder] = _Inline(f"{header},", None, encoded)
+        return placeholder
+
+    if "content" in payload:
+        content = []
+        for index, item in enumerate(payload["content"]):
+            kind = item.get("type")
+            if kind == "text":
+                content.append(item)
+                continue
+            url = placed(item[kind]["url"])
+            payload["content"][index] = {**item, kind: {"url": url}}
+            content.append({**item, kind: {"url": url}})
+        return {**payload, "content": content}
     subjects = []
     for subject in payload.get("subject_reference", []):
         images = subject.get("image", [])
         for index, image in enumerate(images):
-            if image[:5].lower() == "data:":
-                header, _, encoded = image.partition(",")
-                placeholder = f"{mark}{len(inline)}"
-                inline[placeholder] = _Inline(f"{header},", None, encoded)
-                images[index] = placeholder
+            images[index] = placed(image)
         subjects.append({**subject, "image": list(images)})
     return {**payload, "subject_reference": subjects}
 
@@ -275,6 +296,11 @@ def _mark_inline(payload: dict[str, Any], mark: str, inline: dict[str, _Inline])
 def _journal(payload: dict[str, Any], summaries: dict[str, str]) -> dict[str, Any]:
     for subject in payload.get("subject_reference", []):
         subject["image"] = [summaries.get(image, image) for image in subject["image"]]
+    for index, item in enumerate(payload.get("content", [])):
+        kind = item.get("type")
+        if kind != "text":
+            url = item[kind]["url"]
+            payload["content"][index] = {**item, kind: {"url": summaries.get(url, url)}}
     return payload
 
 
@@ -282,8 +308,16 @@ def _is_remote(image: str) -> bool:
     return image[:8].lower().startswith(("http://", "https://"))
 
 
-def _all_remote(request: VideoRequest) -> bool:
-    """Whether every image of ``request`` is a URL (no file to read, no data to decode)."""
+def _all_remote(request: AnyRequest) -> bool:
+    """Whether every file of ``request`` is a URL (no file to read, no data to decode)."""
+    if isinstance(request, H3Request):
+        sources = [
+            s
+            for s in (request.first_frame, request.last_frame, *request.references)
+            if s is not None
+        ]
+        sources += [*request.reference_videos, *request.reference_audios]
+        return all(_is_remote(s) or s[:10].lower() == "mm_file://" for s in sources)
     for subject in request.subject:
         for image in subject.image:
             if not _is_remote(image):

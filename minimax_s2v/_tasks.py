@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ._errors import TaskFailedError, TaskTimeoutError
+from ._errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
 from ._models import (
     STATUS_SPELLINGS,
+    AnyRequest,
     EventSource,
     StatusEvent,
     TaskSnapshot,
     TaskStatus,
     VideoFile,
-    VideoRequest,
 )
 
 __all__ = ["Task", "TaskFollower", "TaskRecord"]
@@ -59,7 +59,7 @@ class TaskRecord:
     )
 
     def __init__(
-        self, task_id: str, request: VideoRequest | None, submitted_at: datetime | None
+        self, task_id: str, request: AnyRequest | None, submitted_at: datetime | None
     ) -> None:
         self.task_id = task_id
         self.request = request
@@ -131,6 +131,7 @@ class TaskRecord:
             and snapshot.height is None
             and snapshot.error_code is None
             and snapshot.error_message is None
+            and snapshot.video_url is None
             and snapshot.task_id == self.task_id
             and text.isalpha()  # no separator inside, nothing lost by lower()
             and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
@@ -149,6 +150,10 @@ class TaskFollower(Protocol):
 
     async def refresh(self, task_id: str) -> TaskSnapshot:
         """Query the task once now and apply the answer."""
+        ...
+
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Cancel the task (V2, while queued) and apply the answer."""
         ...
 
 
@@ -172,7 +177,7 @@ class Task:
         return self._record.task_id
 
     @property
-    def request(self) -> VideoRequest | None:
+    def request(self) -> AnyRequest | None:
         """The request that created the task, when this process submitted it."""
         return self._record.request
 
@@ -220,6 +225,8 @@ class Task:
             raise RuntimeError(f"task {record.task_id} ended without a snapshot")
         if snapshot.status is TaskStatus.FAIL:
             raise TaskFailedError(snapshot)
+        if snapshot.status is TaskStatus.CANCELLED:
+            raise TaskCancelledError(snapshot)
         return snapshot
 
     async def wait(self, timeout: float | None = None) -> TaskSnapshot:
@@ -234,6 +241,7 @@ class Task:
 
         Raises:
             TaskFailedError: the task ended with ``Fail``.
+            TaskCancelledError: the task was cancelled (a :class:`TaskFailedError`).
             TaskTimeoutError: ``timeout`` passed first.
             APIError: the task can no longer be followed (expired, unknown, key refused).
         """
@@ -282,3 +290,15 @@ class Task:
         """Query the task once now and apply the answer."""
         snapshot = await self._follower.refresh(self.task_id)
         return self._record.snapshot or snapshot
+
+    async def cancel(self) -> bool:
+        """Cancel a queued MiniMax-H3 (V2) task: it ends as ``CANCELLED``, and is not charged.
+
+        Returns:
+            ``True`` when it was cancelled; ``False`` when it had already ended (it is left
+            alone: MiniMax's ``DELETE`` of a finished task would delete it).
+
+        Raises:
+            CancelRefusedError: it is running (MiniMax cannot stop it) or an S2V-01 task.
+        """
+        return await self._follower.cancel(self.task_id) is not None

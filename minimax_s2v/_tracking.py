@@ -23,11 +23,15 @@ So a callback is a hint, and only MiniMax's authenticated API is believed.
    confirmation runs per task at a time; a confirmation is counted apart from fallback polls.
    A file that exists in the account proves nothing: it may belong to another task. Once the
    API has refuted a final callback, the next ones for that task only hint at a poll (due
-   within ``PollPolicy.first_interval``): forged callbacks cannot buy a query each.
+   within ``PollPolicy.first_interval``): forged callbacks cannot buy a query each. A V2
+   (MiniMax-H3) task is confirmed by a V2 query of that task, whatever shape its push had
+   (V1-like or ``{"task": …}``), and its video is the query's ``content.url``, never a URL a
+   callback named.
 3. **An uncertain submission adopts a task only after the API shows it.** When the answer to a
    submission was lost, the first callbacks on its URL *claim* a task id. A claim is adopted
-   only after a query shows that the task exists, has not ended (a task that has already
-   ended is as likely another of the account's), and no other nonce holds it. When two task
+   only after a query of the submission's own API (V2 for a V2 submission) shows that the
+   task exists, has not ended (a task that has already ended is as likely another of the
+   account's), and no other nonce holds it. When two task
    ids claim one nonce, neither is adopted silently: the conflict is logged and
    :meth:`TaskTracker.recover` raises :class:`~minimax_s2v.SubmissionConflictError`. Claims
    the API disproved do not count against the real task; at most 32 are checked per nonce.
@@ -57,7 +61,7 @@ import attrs
 
 from ._bounded import BoundedMap
 from ._errors import MiniMaxError, StoreError, SubmissionConflictError
-from ._models import EventSource, TaskSnapshot, TaskStatus, VideoFile, VideoRequest
+from ._models import AnyRequest, EventSource, TaskSnapshot, TaskStatus, VideoFile
 from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
 from ._redaction import describe
@@ -94,12 +98,19 @@ class TrackerAPI(Protocol):
         """One query of a task, not retried (polls are simply made again later)."""
         ...
 
-    async def query(self, task_id: str) -> TaskSnapshot:
-        """A query of a task, retried on transient errors."""
+    async def query(self, task_id: str, *, nonce: str | None = None) -> TaskSnapshot:
+        """A query of a task, retried on transient errors.
+
+        ``nonce``: the submission whose callbacks named the task (its API is the one asked).
+        """
         ...
 
     async def retrieve(self, file_id: str) -> VideoFile:
         """The file's details, with a fresh download URL."""
+        ...
+
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Cancel a queued V2 task: its cancelled snapshot, ``None`` if it had ended."""
         ...
 
 
@@ -172,7 +183,7 @@ class TaskRegistry:
     def track(
         self,
         task_id: str,
-        request: VideoRequest | None = None,
+        request: AnyRequest | None = None,
         submitted_at: datetime | None = None,
     ) -> TaskRecord:
         """The record of ``task_id``, created if new."""
@@ -598,7 +609,7 @@ class TaskTracker:
         )
 
     async def submitted(
-        self, nonce: str, task_id: str, request: VideoRequest, label: str | None
+        self, nonce: str, task_id: str, request: AnyRequest, label: str | None
     ) -> Task:
         """Follow the task a submission created; apply what its callbacks said first."""
         self.counts.created += 1
@@ -665,6 +676,13 @@ class TaskTracker:
         """Query a task now (retried on transient errors) and apply the answer."""
         snapshot = await self._api.query(task_id)
         await self._apply(snapshot, EventSource.POLL)
+        return snapshot
+
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Cancel ``task_id`` (V2, queued); the API's answer is applied like a query's."""
+        snapshot = await self._api.cancel(task_id)
+        if snapshot is not None:
+            await self._apply(snapshot, EventSource.POLL)
         return snapshot
 
     async def _poll_once(self, task_id: str) -> TaskSnapshot:
@@ -876,7 +894,7 @@ class TaskTracker:
         shown: TaskSnapshot | None = None
         try:
             self.counts.reconciliations += 1
-            shown = await self._api.query(task_id)
+            shown = await self._api.query(task_id, nonce=nonce)
             record = self.registry.get(task_id)
             held_by = record.nonce if record is not None else None
             if held_by is None:

@@ -28,7 +28,7 @@ from ._ratelimit import EndpointClass, RateLimiter
 from ._redaction import STRUCTURAL, Redactor, describe
 from ._telemetry import answered
 from ._validators import number
-from ._wire import api_error_in, is_mapping
+from ._wire import api_error_in, is_mapping, v2_error_in
 
 __all__ = [
     "CN_BASE_URL",
@@ -125,12 +125,15 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        item: str | None = None,
     ) -> ApiResponse:
         """Make one call; return the JSON answer or raise the typed error it amounts to.
 
         ``body`` is a JSON document, already encoded (the caller may need its exact bytes).
         ``before_send`` is awaited once the rate limiter lets the call go, just before the
         request is made (a submission is journaled there, when it is about to leave).
+        ``item`` is a last path segment (V2's task id): appended to ``path``'s URL, so that
+        the cache of URLs holds one entry per endpoint, not one per task.
 
         Raises:
             ConnectError: no connection could be made (the request was certainly not sent).
@@ -145,6 +148,8 @@ class Transport:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = self.base_url.join(URL(path))
+        if item is not None:
+            url = url / item
         if params:
             url = url.with_query(params)
         started = time.perf_counter()
@@ -225,11 +230,15 @@ def _exchange_error(method: str, path: str, exc: BaseException) -> TransportErro
 def _http_error(
     data: object, status: int, what: str, headers: Mapping[str, str], trace_id: str | None
 ) -> APIError:
-    """The typed error an HTTP error status amounts to (its body's ``base_resp`` first)."""
+    """The typed error an HTTP error status amounts to (its body's ``base_resp`` or V2 envelope)."""
     retry_after = _retry_after(headers.get("Retry-After"))
     error = None
     if is_mapping(data):
         error = api_error_in(data, http_status=status, trace_id=trace_id, retry_after=retry_after)
+        if error is None:
+            error = v2_error_in(
+                data, http_status=status, trace_id=trace_id, retry_after=retry_after
+            )
     if error is None:
         error = error_for_http_status(status, what, trace_id=trace_id, retry_after=retry_after)
     return error
@@ -295,5 +304,8 @@ class _SlicedBody(aiohttp.Payload):
 
 
 def in_band_rejection(error: BaseException) -> bool:
-    """Whether ``error`` is a complete answer refusing the call (so nothing was created)."""
-    return isinstance(error, APIError) and error.code is not None
+    """Whether ``error`` is a complete answer refusing the call (so nothing was created).
+
+    That is an in-band ``base_resp`` code, or a V2 error envelope (it carries a request id).
+    """
+    return isinstance(error, APIError) and (error.code is not None or error.request_id is not None)

@@ -16,19 +16,33 @@ Parsing functions raise only :class:`ResponseValidationError`, whatever the inpu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.v import format_exception
 from yarl import URL
 
-from ._errors import APIError, ResponseValidationError, error_for_code
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    error_for_code,
+    error_for_http_status,
+)
 from ._models import (
     STATUS_SPELLINGS,
     CallbackChallenge,
+    H3Request,
+    H3Task,
     SubjectReference,
     TaskSnapshot,
     TaskStatus,
@@ -39,19 +53,31 @@ from ._models import (
 __all__ = [
     "DOWNLOAD_URL_LIFETIME",
     "MAX_ID_DIGITS",
+    "CancelAnswer",
     "api_error_in",
     "callback_ack",
     "file_payload",
+    "h3_cancel_payload",
+    "h3_list_payload",
+    "h3_request_payload",
+    "h3_task_payload",
     "is_http_url",
     "is_id",
     "is_mapping",
     "parse_callback",
     "parse_file",
+    "parse_h3_cancel",
+    "parse_h3_list",
+    "parse_h3_request",
+    "parse_h3_snapshot",
+    "parse_h3_task",
     "parse_request",
     "parse_snapshot",
     "parse_submit",
     "request_payload",
     "snapshot_payload",
+    "v2_error_in",
+    "v2_error_payload",
 ]
 
 #: How long a ``download_url`` stays valid after retrieval (documented: one hour).
@@ -426,6 +452,9 @@ def parse_callback(data: object) -> CallbackChallenge | TaskSnapshot:
         return CallbackChallenge(
             _structure(what, body["challenge"], lambda v: _strict_str(v, None))
         )
+    if "task" in body and "task_id" not in body:
+        # A V2 push "has the same structure as the query": {"task": {...}} (undocumented).
+        return _structure(what, body, lambda b: _h3_task(b["task"]).snapshot)
     return _structure(what, body, _snapshot)
 
 
@@ -484,3 +513,371 @@ def file_payload(video: VideoFile) -> dict[str, Any]:
 def callback_ack() -> dict[str, str]:
     """The answer to a status callback, as MiniMax's sample receiver gives it."""
     return {"status": "success"}
+
+
+# -- the V2 dialect (MiniMax-H3) ----------------------------------------------------------
+#
+# Quirks of V2, handled here and nowhere else:
+#
+# - The request is ``content[]``: one ``text`` item (the prompt) and media items, each
+#   ``{"type": "image_url", "image_url": {"url": ...}, "role": ...}``; a lone image without
+#   a role is a ``first_frame``.
+# - Create answers ``{"task_id"}`` only (no ``base_resp``): :func:`parse_submit` reads it.
+# - The query answers ``{"task": {...}}``: the id is ``id``, the video ``content.url``,
+#   the failure ``error{code, message}`` with ``code`` a string; ``expired`` is a failure.
+# - Errors are real HTTP statuses with ``{"type": "error", "error": {"type", "message",
+#   "http_code"}, "request_id"}``; MiniMax's code sits only inside the message, "(2013)",
+#   and ``http_code`` is a string.
+
+_ROLE_OF_TYPE = {
+    "image_url": ("first_frame", "last_frame", "reference_image"),
+    "video_url": ("reference_video",),
+    "audio_url": ("reference_audio",),
+}
+_CODE_IN_MESSAGE = re.compile(r"\((\d{1,9})\)\s*$")
+
+
+def _media_item(kind: str, role: str, url: str) -> dict[str, Any]:
+    return {"type": kind, kind: {"url": url}, "role": role}
+
+
+def h3_request_payload(request: H3Request) -> dict[str, Any]:
+    """The JSON body of ``POST /v2/video_generation``; unset optional fields are left out."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": request.prompt}]
+    if request.first_frame is not None:
+        content.append(_media_item("image_url", "first_frame", request.first_frame))
+    if request.last_frame is not None:
+        content.append(_media_item("image_url", "last_frame", request.last_frame))
+    content += [_media_item("image_url", "reference_image", url) for url in request.references]
+    content += [
+        _media_item("video_url", "reference_video", url) for url in request.reference_videos
+    ]
+    content += [
+        _media_item("audio_url", "reference_audio", url) for url in request.reference_audios
+    ]
+    payload: dict[str, Any] = {
+        "model": request.model,
+        "content": content,
+        "resolution": request.resolution,
+        "duration": request.duration,
+    }
+    if request.ratio is not None:
+        payload["ratio"] = request.ratio
+    if request.callback_url is not None:
+        payload["callback_url"] = request.callback_url
+    if request.aigc_watermark is not None:
+        payload["aigc_watermark"] = request.aigc_watermark
+    if request.prompt_expansion_mode is not None:
+        payload["extra"] = {"prompt_expansion_mode": request.prompt_expansion_mode}
+    return payload
+
+
+def _h3_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an :class:`H3Request` that a V2 body spells (``ValueError`` if it cannot)."""
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise TypeError("content must be a list of items")
+    fields: dict[str, Any] = {"references": [], "reference_videos": [], "reference_audios": []}
+    texts = []
+    images = [item for item in content if is_mapping(item) and item.get("type") == "image_url"]
+    for index, item in enumerate(content):
+        if not is_mapping(item):
+            raise TypeError(f"content[{index}] must be an object")
+        kind = item.get("type")
+        if kind == "text":
+            texts.append(_strict_str(item.get("text"), None))
+            continue
+        if kind not in _ROLE_OF_TYPE:
+            raise ValueError(f"content[{index}].type {str(kind)[:30]!r} is not a known type")
+        media = item.get(kind)
+        url = _strict_str(media.get("url") if is_mapping(media) else None, None)
+        role = item.get("role")
+        if role is None and kind == "image_url" and len(images) == 1:
+            role = "first_frame"  # documented: a single image without a role
+        if role not in _ROLE_OF_TYPE[kind]:
+            raise ValueError(f"content[{index}].role {str(role)[:30]!r} does not fit {kind}")
+        if role in ("first_frame", "last_frame"):
+            if role in fields:
+                raise ValueError(f"content[{index}]: a second {role}")
+            fields[role] = url
+        else:
+            fields[{"reference_image": "references"}.get(role, f"{role}s")].append(url)
+    if len(texts) != 1:
+        raise ValueError(f"content must hold exactly one text item, it holds {len(texts)}")
+    fields["prompt"] = texts[0]
+    for name in ("model", "resolution", "ratio", "callback_url"):
+        if name in data:
+            fields[name] = _strict_str(data[name], None)
+    if "duration" in data:
+        fields["duration"] = _strict_int(data["duration"], None)
+    if "aigc_watermark" in data:
+        fields["aigc_watermark"] = _strict_bool(data["aigc_watermark"], None)
+    extra = data.get("extra")
+    if is_mapping(extra) and "prompt_expansion_mode" in extra:
+        fields["prompt_expansion_mode"] = _strict_str(extra["prompt_expansion_mode"], None)
+    return fields
+
+
+def parse_h3_request(data: object) -> H3Request:
+    """Read a V2 request body in the documented wire shape (for journals and batch files)."""
+    what = "V2 video request"
+    return _structure(
+        what, _mapping(data, what), lambda d: _converter.structure(_h3_fields(d), H3Request)
+    )
+
+
+def _optional_str(value: object, _: object) -> str | None:
+    return None if value is None else _strict_str(value, None)
+
+
+def _optional_int(value: object, _: object) -> int | None:
+    return None if value is None else _strict_int(value, None)
+
+
+def _usage(value: object, _: object) -> tuple[tuple[str, int | float], ...] | None:
+    if value is None:
+        return None
+    if not is_mapping(value):
+        raise TypeError(f"expected an object of counters, got {type(value).__name__}")
+    pairs = []
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise TypeError(f"usage.{str(key)[:30]} must be a number")
+        pairs.append((_strict_str(key, None), number))
+    return tuple(pairs)
+
+
+def _error_code(value: object, _: object) -> str | None:
+    # A string in MiniMax's schema; some clients type it as a number: both are read.
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _digits(value, "error code")
+    return _strict_str(value, None)
+
+
+_structure_h3_task = make_dict_structure_fn(
+    H3Task,
+    _converter,
+    _cattrs_detailed_validation=True,
+    id=override(struct_hook=_task_id),
+    status=override(struct_hook=_status),
+    model=override(struct_hook=_optional_str),
+    created_at=override(struct_hook=_optional_int),
+    updated_at=override(struct_hook=_optional_int),
+    video_url=override(struct_hook=_optional_str),
+    resolution=override(struct_hook=_optional_str),
+    duration=override(struct_hook=_optional_int),
+    ratio=override(struct_hook=_optional_str),
+    task_type=override(struct_hook=_optional_str),
+    modality=override(struct_hook=_optional_str),
+    error_code=override(struct_hook=_error_code),
+    error_message=override(struct_hook=_optional_str),
+    usage=override(struct_hook=_usage),
+)
+
+
+def _flat_task(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``VideoTask`` with its nested ``content`` and ``error`` lifted to fields."""
+    fields = dict(task)
+    fields["status_text"] = task.get("status")
+    content = task.get("content")
+    if content is not None:
+        if not is_mapping(content):
+            raise TypeError("content must be an object")
+        url = content.get("url")
+        if url is not None and url != "" and not is_http_url(url):
+            raise ValueError("content.url must be an absolute http(s) URL")
+        fields["video_url"] = url or None
+    error = task.get("error")
+    if error is not None:
+        if not is_mapping(error):
+            raise TypeError("error must be an object")
+        fields["error_code"] = error.get("code")
+        fields["error_message"] = error.get("message")
+    return fields
+
+
+def _h3_task(task: object) -> H3Task:
+    if not is_mapping(task):
+        raise TypeError(f"expected a task object, got {type(task).__name__}")
+    return _structure_h3_task(_flat_task(task), H3Task)
+
+
+def parse_h3_task(data: object) -> H3Task:
+    """Read a ``GET /v2/query/video_generation/{task_id}`` answer (``{"task": {...}}``)."""
+    what = "V2 task status"
+    body = _mapping(data, what)
+    return _structure(what, body, lambda b: _h3_task(b.get("task")))
+
+
+def parse_h3_snapshot(data: object) -> TaskSnapshot:
+    """A V2 query answer as the :class:`TaskSnapshot` the tracker follows."""
+    return parse_h3_task(data).snapshot
+
+
+def parse_h3_list(data: object) -> tuple[list[H3Task], int]:
+    """Read a ``GET /v2/query/video_generation`` answer: the tasks and the ``total``."""
+    what = "V2 task list"
+    body = _mapping(data, what)
+
+    def build(b: Mapping[str, Any]) -> tuple[list[H3Task], int]:
+        items = b.get("items")
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            raise TypeError("items must be a list")
+        total = b.get("total", len(items))
+        return [_h3_task(item) for item in items], _strict_int(total, None)
+
+    return _structure(what, body, build)
+
+
+def h3_task_payload(task: H3Task) -> dict[str, Any]:
+    """The wire body of a V2 query for ``task``: ``{"task": {...}}`` (absent fields left out)."""
+    body: dict[str, Any] = {"id": task.id}
+    if task.model is not None:
+        body["model"] = task.model
+    body["status"] = task.status_text
+    if task.error_code is not None or task.error_message is not None:
+        body["error"] = {"code": task.error_code, "message": task.error_message}
+    for name in ("created_at", "updated_at"):
+        if getattr(task, name) is not None:
+            body[name] = getattr(task, name)
+    if task.video_url is not None:
+        body["content"] = {"url": task.video_url}
+    for name in ("resolution", "duration"):
+        if getattr(task, name) is not None:
+            body[name] = getattr(task, name)
+    if task.usage is not None:
+        body["usage"] = dict(task.usage)
+    for name in ("ratio", "task_type", "modality"):
+        if getattr(task, name) is not None:
+            body[name] = getattr(task, name)
+    return {"task": body}
+
+
+def h3_list_payload(tasks: list[H3Task], total: int) -> dict[str, Any]:
+    """The wire body of ``GET /v2/query/video_generation``."""
+    return {"items": [h3_task_payload(task)["task"] for task in tasks], "total": total}
+
+
+@attrs.frozen
+class CancelAnswer:
+    """What ``DELETE /v2/video_generation/{task_id}`` answered."""
+
+    task_id: str
+    action: str  # "cancelled" (a queued task, no charge) or "deleted" (a finished one)
+    status: TaskStatus | None
+
+
+def parse_h3_cancel(data: object) -> CancelAnswer:
+    """Read a ``DELETE /v2/video_generation/{task_id}`` answer."""
+    what = "V2 cancel answer"
+    body = _mapping(data, what)
+
+    def build(b: Mapping[str, Any]) -> CancelAnswer:
+        status = b.get("status")
+        return CancelAnswer(
+            _task_id(b.get("task_id"), None),
+            _strict_str(b.get("action"), None),
+            None if status is None else _status(status, None),
+        )
+
+    return _structure(what, body, build)
+
+
+def h3_cancel_payload(task_id: str, action: str, status: str) -> dict[str, Any]:
+    """The wire body of a cancel (or delete) answer."""
+    return {"task_id": task_id, "action": action, "status": status}
+
+
+def _v2_code(message: str) -> int | None:
+    match = _CODE_IN_MESSAGE.search(message)
+    return int(match.group(1)) if match else None
+
+
+_V2_TYPE_CLASSES: dict[str, type[APIError]] = {
+    "bad_request_error": InvalidRequestError,
+    "authorized_error": AuthenticationError,
+    "insufficient_balance_error": InsufficientBalanceError,
+    "unprocessable_entity_error": InvalidRequestError,
+    "rate_limit_error": RateLimitError,
+    "server_error": ServerError,
+    "overloaded_error": ServerError,
+}
+
+
+def v2_error_in(
+    data: object,
+    *,
+    http_status: int,
+    trace_id: str | None = None,
+    retry_after: float | None = None,
+) -> APIError | None:
+    """The typed error of a V2 error envelope, else ``None`` (not that shape).
+
+    The code is read from the message's trailing ``(NNNN)`` and mapped as V1's codes are;
+    without one, ``error.type`` decides (then the HTTP status). ``request_id`` is kept on
+    the error and stands in for the trace id when no ``Trace-Id`` header came.
+    """
+    if not is_mapping(data) or data.get("type") != "error":
+        return None
+    error = data.get("error")
+    if not is_mapping(error):
+        return None
+    raw_message = error.get("message")
+    message = raw_message if isinstance(raw_message, str) else ""
+    request_id = data.get("request_id")
+    request_id = request_id if isinstance(request_id, str) and request_id else None
+    code = _v2_code(message)
+    text = _CODE_IN_MESSAGE.sub("", message).rstrip() or message
+    trace = trace_id or request_id
+    api_error: APIError
+    if code is not None:
+        api_error = error_for_code(
+            code, text, trace_id=trace, http_status=http_status, retry_after=retry_after
+        )
+    else:
+        kind = error.get("type")
+        cls = _V2_TYPE_CLASSES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            api_error = error_for_http_status(
+                http_status, text or "error", trace_id=trace, retry_after=retry_after
+            )
+        elif cls is RateLimitError:
+            api_error = RateLimitError(
+                text, trace_id=trace, http_status=http_status, retry_after=retry_after
+            )
+        else:
+            api_error = cls(text, trace_id=trace, http_status=http_status)
+    api_error.request_id = request_id
+    return api_error
+
+
+_V2_ERROR_TYPES = {
+    400: "bad_request_error",
+    401: "authorized_error",
+    402: "insufficient_balance_error",
+    404: "bad_request_error",
+    422: "unprocessable_entity_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    529: "overloaded_error",
+}
+
+
+def v2_error_payload(
+    http_status: int, message: str, code: int | None, request_id: str
+) -> dict[str, Any]:
+    """A V2 error envelope (the emulator's answers): the code goes inside the message."""
+    text = message if code is None else f"{message} ({code})"
+    return {
+        "type": "error",
+        "error": {
+            "type": _V2_ERROR_TYPES.get(http_status, "server_error"),
+            "message": text,
+            "http_code": str(http_status),
+        },
+        "request_id": request_id,
+    }

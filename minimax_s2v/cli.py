@@ -41,13 +41,21 @@ from ._errors import (
     SubmissionUncertainError,
     TransportError,
 )
-from ._models import SubjectReference, TaskStatus, VideoRequest
+from ._models import (
+    MODEL_S2V_01,
+    AnyRequest,
+    Dialect,
+    H3Request,
+    SubjectReference,
+    TaskStatus,
+    VideoRequest,
+)
 from ._polling import PollPolicy
 from ._progress import Reporter, make_reporter, terminal_safe
 from ._ratelimit import RateLimit
 from ._redaction import Redactor, describe
 from ._tasks import Task
-from ._wire import is_http_url, is_id, parse_request
+from ._wire import is_http_url, is_id, parse_h3_request, parse_request
 
 __all__ = ["EXIT", "main"]
 
@@ -225,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="minimax-s2v",
-        description="Generate videos with MiniMax S2V-01 (subject reference).",
+        description="Generate videos with MiniMax S2V-01 or MiniMax-H3 (subject reference).",
         epilog="Exit codes: 0 ok, 1 some failed, 2 usage/input, 3 key, 4 unreachable, "
         "5 uncertain submission, 130 interrupted.",
     )
@@ -236,10 +244,30 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", parents=[common], help="generate one video and save it"
     )
     generate.add_argument(
-        "--prompt", default=None, help="what happens in the video (<= 2000 characters)"
+        "--prompt",
+        default=None,
+        help="what happens in the video (S2V-01: <= 2000 characters; MiniMax-H3: <= 7000)",
     )
     generate.add_argument(
-        "--image", required=True, help="face image: an http(s) URL or a local file"
+        "--model",
+        default=MODEL_S2V_01,
+        help="S2V-01 (default, the V1 API) or MiniMax-H3 / MiniMax-H3-Max (the V2 API)",
+    )
+    generate.add_argument(
+        "--image", default=None, help="S2V-01: the face image, an http(s) URL or a local file"
+    )
+    generate.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        help="MiniMax-H3: a reference image of the subject (repeat for up to 9)",
+    )
+    generate.add_argument(
+        "--resolution", default=None, help="MiniMax-H3: 768P or 2K (H3-Max: 480P, 768P)"
+    )
+    generate.add_argument("--duration", type=int, default=None, help="MiniMax-H3: seconds (4-15)")
+    generate.add_argument(
+        "--ratio", default=None, help="MiniMax-H3: 16:9, 9:16, 1:1, ... or adaptive"
     )
     # A str, not a Path: Path("new/") drops the slash that makes "new/" a directory.
     generate.add_argument(
@@ -279,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="show a task's status")
     status.add_argument("task_id")
+    status.add_argument("--model", default=None, help="MiniMax-H3 for a task of the V2 API")
 
     download = commands.add_parser("download", parents=[common], help="save a finished video")
     download.add_argument("id", help="a task id or a file id")
+    download.add_argument("--model", default=None, help="MiniMax-H3 for a task of the V2 API")
     download.add_argument(
         "--out", required=True, help="output file, or a directory (existing, or ending in /)"
     )
@@ -399,12 +429,39 @@ async def _callbacks(args: argparse.Namespace) -> AsyncIterator[Any]:
         yield receiver
 
 
-async def _generate(args: argparse.Namespace) -> int:
-    request = VideoRequest(
+def _generate_request(args: argparse.Namespace) -> AnyRequest:
+    """The request ``generate`` sends: S2V-01's, or MiniMax-H3's for a V2 ``--model``."""
+    if Dialect.of_model(args.model) is Dialect.V2:
+        references = [*args.reference, *([args.image] if args.image else [])]
+        if not args.prompt:
+            raise UsageError(f"{args.model} needs --prompt")
+        if not references:
+            raise UsageError(f"{args.model} needs at least one --reference image")
+        options: dict[str, Any] = {
+            name: getattr(args, name)
+            for name in ("resolution", "duration", "ratio")
+            if getattr(args, name) is not None
+        }
+        return H3Request(args.prompt, references=references, model=args.model, **options)
+    extras = [
+        f"--{name}"
+        for name in ("reference", "resolution", "duration", "ratio")
+        if getattr(args, name)
+    ]
+    if extras:
+        raise UsageError(f"{', '.join(extras)}: MiniMax-H3 options (add --model MiniMax-H3)")
+    if args.image is None:
+        raise UsageError("--image is required (the face image, a URL or a local file)")
+    return VideoRequest(
         subject=SubjectReference(args.image),
         prompt=args.prompt,
         prompt_optimizer=False if args.no_optimize else None,
+        model=args.model,
     )
+
+
+async def _generate(args: argparse.Namespace) -> int:
+    request = _generate_request(args)
     async with _callbacks(args) as receiver, _client(args, receiver=receiver) as client:
         try:
             task = await client.submit(request)
@@ -449,6 +506,7 @@ async def _generate(args: argparse.Namespace) -> int:
 
 async def _status(args: argparse.Namespace) -> int:
     async with _client(args) as client:
+        client.task(args.task_id, model=args.model)
         snapshot = await client.get_task(args.task_id)
     fields = {
         "task_id": snapshot.task_id,
@@ -465,11 +523,13 @@ async def _status(args: argparse.Namespace) -> int:
     if snapshot.error_code:
         text += f" (error {snapshot.error_code}: {snapshot.error_message})"
     _emit(args, text, **fields)
-    return EXIT["ok"] if snapshot.status is not TaskStatus.FAIL else EXIT["failed"]
+    failed = snapshot.status in (TaskStatus.FAIL, TaskStatus.CANCELLED)
+    return EXIT["failed"] if failed else EXIT["ok"]
 
 
 async def _download(args: argparse.Namespace) -> int:
     async with _client(args) as client:
+        client.task(args.id, model=args.model)
         target: Any = args.id
         try:
             snapshot = await client.get_task(args.id)
@@ -492,7 +552,7 @@ class _BatchLine:
     """One accepted line of a batch file."""
 
     number: int
-    request: VideoRequest
+    request: AnyRequest
     out: Path
 
 
@@ -540,8 +600,10 @@ def _batch_label(data: dict[str, Any], number: int) -> str:
     return label
 
 
-def _batch_request(data: dict[str, Any], base: Path) -> VideoRequest:
+def _batch_request(data: dict[str, Any], base: Path) -> AnyRequest:
     """A line's request (``ValueError`` says what is wrong)."""
+    if Dialect.of_model(data.get("model")) is Dialect.V2:
+        return _batch_h3_request(data, base)
     if "subject_reference" in data:
         return parse_request(data)
     if not isinstance(data.get("image"), str):
@@ -553,8 +615,29 @@ def _batch_request(data: dict[str, Any], base: Path) -> VideoRequest:
     )
 
 
+def _batch_h3_request(data: dict[str, Any], base: Path) -> H3Request:
+    """A MiniMax-H3 line: the V2 body itself (``content``), or prompt and ``references``."""
+    if "content" in data:
+        request = parse_h3_request(data)
+        return attrs.evolve(request, references=[_resolve(r, base) for r in request.references])
+    references = data.get("references")
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        raise ValueError('"references" (a list of image URLs or file paths) is required')
+    if not isinstance(data.get("prompt"), str):
+        raise ValueError('"prompt" is required for MiniMax-H3')  # noqa: TRY004 - bad line
+    options = {name: data[name] for name in ("resolution", "duration", "ratio") if name in data}
+    return H3Request(
+        data["prompt"],
+        references=[_resolve(r, base) for r in references],
+        model=data["model"],
+        **options,
+    )
+
+
 def _resolve(image: str, base: Path) -> str:
     if image[:8].lower().startswith(("http://", "https://")) or image[:5].lower() == "data:":
+        return image
+    if image[:10].lower() == "mm_file://":
         return image
     candidate = Path(image).expanduser()
     return str(candidate if candidate.is_absolute() else base / candidate)
@@ -728,8 +811,11 @@ async def _demo(args: argparse.Namespace) -> int:
         )
     with ExitStack() as stack:
         face = stack.enter_context(as_file(files("minimax_s2v").joinpath("assets/sample_face.png")))
-        requests = [
-            VideoRequest(subject=face, prompt=DEMO_PROMPTS[i % len(DEMO_PROMPTS)])
+        # Every second video is MiniMax-H3's (the V2 API), the same face as its reference.
+        requests: list[AnyRequest] = [
+            H3Request(DEMO_PROMPTS[i % len(DEMO_PROMPTS)], references=[str(face)])
+            if i % 2
+            else VideoRequest(subject=face, prompt=DEMO_PROMPTS[i % len(DEMO_PROMPTS)])
             for i in range(args.count)
         ]
         async with Emulator(durations=Durations.demo(), seed=args.seed) as emu:
@@ -778,7 +864,11 @@ async def _demo(args: argparse.Namespace) -> int:
                                 task.task_id,
                                 True,
                                 f"task {task.task_id} succeeded: {path} ({size / 1024:.0f} KiB, "
-                                f"{final.width}x{final.height})",
+                                + (
+                                    "MiniMax-H3)"
+                                    if final.video_url is not None
+                                    else f"S2V-01, {final.width}x{final.height})"
+                                ),
                                 path=str(path),
                                 bytes=size,
                             )

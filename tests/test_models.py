@@ -41,8 +41,12 @@ def test_unknown_status_warns_and_is_not_terminal() -> None:
 
 
 def test_terminal_and_order() -> None:
-    """Success and Fail are terminal and outrank every other status."""
-    assert [s for s in TaskStatus if s.is_terminal] == [TaskStatus.SUCCESS, TaskStatus.FAIL]
+    """Success, Fail and Cancelled are terminal and outrank every other status."""
+    assert [s for s in TaskStatus if s.is_terminal] == [
+        TaskStatus.SUCCESS,
+        TaskStatus.FAIL,
+        TaskStatus.CANCELLED,
+    ]
     order = [TaskStatus.PREPARING, TaskStatus.QUEUEING, TaskStatus.PROCESSING, TaskStatus.SUCCESS]
     assert [s.rank for s in order] == sorted(s.rank for s in order)
     assert TaskStatus.UNKNOWN.rank < TaskStatus.PREPARING.rank

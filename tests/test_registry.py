@@ -69,3 +69,23 @@ async def test_waiting_after_the_end_returns_at_once() -> None:
     assert record.finished
     await record.wait_finished()
     assert record._done is None
+
+
+def test_cancelled_is_final_and_v2_history_is_exact() -> None:
+    """A cancelled task ends; nothing after it applies; V2 snapshots are kept exactly."""
+    registry = TaskRegistry()
+    queued = TaskSnapshot("11", TaskStatus.QUEUEING, status_text="queued")
+    cancelled = TaskSnapshot("11", TaskStatus.CANCELLED, status_text="cancelled")
+    assert registry.apply(queued, EventSource.POLL)
+    assert registry.apply(cancelled, EventSource.POLL)
+    late = TaskSnapshot("11", TaskStatus.SUCCESS, status_text="succeeded", video_url="https://x/v")
+    assert not registry.apply(late, EventSource.CALLBACK)
+    record = registry.get("11")
+    assert record is not None
+    assert record.finished
+    assert [e.snapshot for e in record.status_events()] == [queued, cancelled]
+    other = TaskSnapshot("12", TaskStatus.SUCCESS, status_text="succeeded", video_url="https://x/v")
+    registry.apply(other, EventSource.POLL)
+    again = registry.get("12")
+    assert again is not None
+    assert again.status_events()[0].snapshot == other  # the URL is not lost in the history

@@ -111,6 +111,20 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         "echo does not come back within 3 s (in_create, the default, as the API was seen "
         "to), or after creating the task, in the background (after_create)",
     )
+    parser.add_argument(
+        "--v2-max-in-flight",
+        type=int,
+        default=30,
+        metavar="N",
+        help="V2 (MiniMax-H3) tasks a key may have queued or running at once (default 30; "
+        "0: no cap)",
+    )
+    parser.add_argument(
+        "--h3-max-references",
+        choices=("accept", "reject"),
+        default="accept",
+        help="whether MiniMax-H3-Max takes reference inputs (MiniMax's pages disagree)",
+    )
     return parser
 
 
@@ -147,6 +161,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m minimax_s2v.e
             download_rate=args.download_rate,
             callback_targets=tuple(args.callback_target),
             challenge_timing=args.challenge_timing,
+            v2_max_in_flight=args.v2_max_in_flight or None,
+            h3_max_references=args.h3_max_references,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

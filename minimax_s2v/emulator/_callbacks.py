@@ -20,9 +20,12 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from .._models import TaskStatus
+from .._models import Dialect, TaskStatus
 from ._config import EmulatorConfig
-from ._engine import Counters, EmulatedTask
+from ._engine import V2_STATUS_TEXT, Counters, EmulatedTask
+
+#: Builds a status callback's body: (task, status, status text) -> JSON.
+Renderer = Callable[[EmulatedTask, TaskStatus, str], dict[str, Any]]
 
 __all__ = ["CallbackSender", "Delivery"]
 
@@ -91,7 +94,10 @@ class CallbackSender:
         self._rng = random.Random(config().seed)  # noqa: S311 - simulation, not security
         self._session: aiohttp.ClientSession | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        self._job_of: dict[str, asyncio.Task[None]] = {}  # task id -> its sequence's job
         self.deliveries: deque[Delivery] = deque(maxlen=max_deliveries)
+        #: Builds each status body; the server sets it to add V2 bodies (content.url).
+        self.render: Renderer = lambda task, status, text: task.body(status, text)
         self._turn = 0  # next of the config's callback_targets
 
     async def start(self) -> None:
@@ -124,8 +130,42 @@ class CallbackSender:
     def schedule(self, task: EmulatedTask, *, challenged: bool = False) -> None:
         """Start sending the callbacks of ``task`` (``challenged``: its URL passed already)."""
         job = asyncio.get_running_loop().create_task(self._run(task, challenged))
+        self._track(task.task_id, job)
+
+    def _track(self, task_id: str, job: asyncio.Task[None]) -> None:
         self._jobs.add(job)
+        self._job_of[task_id] = job
         job.add_done_callback(self._jobs.discard)
+        job.add_done_callback(
+            lambda done: (
+                self._job_of.pop(task_id, None) if self._job_of.get(task_id) is done else None
+            )
+        )
+
+    def cancelled(self, task: EmulatedTask) -> None:
+        """``task`` was cancelled: its pending callbacks stop, one ``cancelled`` is sent."""
+        job = self._job_of.pop(task.task_id, None)
+        if job is not None:
+            job.cancel()
+        url = task.callback_url
+        if url is None:
+            return
+
+        async def send() -> None:
+            status = TaskStatus.CANCELLED
+            text = V2_STATUS_TEXT[status]
+            self.deliveries.append(
+                await self._post(
+                    task.task_id,
+                    url=url,
+                    kind="status",
+                    status=text,
+                    body=self.render(task, status, text),
+                    fault=None,
+                )
+            )
+
+        self._track(task.task_id, asyncio.get_running_loop().create_task(send()))
 
     def _plan(self, task: EmulatedTask) -> list[_Send]:
         faults = self._config().faults.callbacks
@@ -171,8 +211,8 @@ class CallbackSender:
             delay = send.at - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            text = self._status_text(send.status)
-            body = task.body(send.status, text)
+            text = self._status_text(task, send.status)
+            body = self.render(task, send.status, text)
             self.deliveries.append(
                 await self._post(
                     task.task_id, url=url, kind="status", status=text, body=body, fault=send.fault
@@ -183,7 +223,9 @@ class CallbackSender:
         """Keep ``delivery`` in the list of deliveries (bounded: the oldest go first)."""
         self.deliveries.append(delivery)
 
-    def _status_text(self, status: TaskStatus) -> str:
+    def _status_text(self, task: EmulatedTask, status: TaskStatus) -> str:
+        if task.dialect is Dialect.V2:
+            return V2_STATUS_TEXT[status]
         if self._config().callback_casing == "lower":
             return _LOWER[status]
         return status.value

@@ -32,6 +32,11 @@ class Endpoint(enum.Enum):
     QUERY = "query"
     RETRIEVE = "retrieve"
     DOWNLOAD = "download"
+    #: The V2 API (MiniMax-H3): create, query by id, list, cancel.
+    V2_SUBMIT = "v2_submit"
+    V2_QUERY = "v2_query"
+    V2_LIST = "v2_list"
+    V2_CANCEL = "v2_cancel"
 
 
 def _as_range(value: float | Range) -> Range:
@@ -210,9 +215,12 @@ class FaultPlan:
         return cls(
             endpoints={
                 endpoint: EndpointFaults.uniform(
-                    probability, submit=endpoint is Endpoint.SUBMIT, slow_seconds=slow_seconds
+                    probability,
+                    submit=endpoint in (Endpoint.SUBMIT, Endpoint.V2_SUBMIT),
+                    slow_seconds=slow_seconds,
                 )
-                for endpoint in (Endpoint.SUBMIT, Endpoint.QUERY, Endpoint.RETRIEVE)
+                for endpoint in Endpoint
+                if endpoint is not Endpoint.DOWNLOAD
             }
         )
 
@@ -303,6 +311,12 @@ class EmulatorConfig:
         rate_limits: requests per minute per endpoint class (sliding 60 s window), per key.
         rate_limit_mode: ``"inband"`` (HTTP 200 + 1002) or ``"http"`` (HTTP 429).
         faults: the fault plan.
+        v2_max_in_flight: V2 tasks a key may have queued or running at once (MiniMax-H3's
+            documented 30); a create past it answers 429 and creates nothing. ``None``: no cap.
+        h3_max_references: ``"accept"`` reference inputs on MiniMax-H3-Max (the newer Chinese
+            page) or ``"reject"`` them with 400/2013 (the older English page and the guide).
+        v2_aigc_watermark: ``"accept"`` ``aigc_watermark`` on V2 creates (the Chinese page) or
+            ``"reject"`` it with 400/2013 (a reading of the English page).
     """
 
     api_keys: tuple[str, ...] = attrs.field(
@@ -357,4 +371,13 @@ class EmulatorConfig:
     )
     faults: FaultPlan = attrs.field(
         factory=FaultPlan, validator=instance_of(FaultPlan, "a FaultPlan")
+    )
+    v2_max_in_flight: int | None = attrs.field(
+        default=30, validator=number(at_least=1, integer=True, optional=True)
+    )
+    h3_max_references: Literal["accept", "reject"] = attrs.field(
+        default="accept", validator=one_of(("accept", "reject"))
+    )
+    v2_aigc_watermark: Literal["accept", "reject"] = attrs.field(
+        default="accept", validator=one_of(("accept", "reject"))
     )

@@ -11,11 +11,11 @@ from typing import Any
 
 import attrs
 
-from .._models import TaskStatus
+from .._models import Dialect, H3Task, TaskStatus
 from ._config import Durations, EmulatorConfig
 from ._state import CounterState
 
-__all__ = ["Counters", "EmulatedFile", "EmulatedTask", "Outcome", "TaskEngine"]
+__all__ = ["V2_STATUS_TEXT", "Counters", "EmulatedFile", "EmulatedTask", "Outcome", "TaskEngine"]
 
 #: Size of the bundled clip, reported as the video size of every successful task.
 VIDEO_WIDTH, VIDEO_HEIGHT = 1280, 720
@@ -32,6 +32,19 @@ class Outcome(enum.Enum):
 _FAILURES = {
     Outcome.INPUT_SENSITIVE: (1026, "input new_sensitive"),
     Outcome.OUTPUT_SENSITIVE: (1027, "output new_sensitive"),
+}
+_V2_FAILURES = {
+    Outcome.INPUT_SENSITIVE: (1026, "video description contains sensitive content"),
+    Outcome.OUTPUT_SENSITIVE: (1027, "output video contains sensitive content"),
+}
+#: How V2 spells each status.
+V2_STATUS_TEXT = {
+    TaskStatus.PREPARING: "queued",
+    TaskStatus.QUEUEING: "queued",
+    TaskStatus.PROCESSING: "running",
+    TaskStatus.SUCCESS: "succeeded",
+    TaskStatus.FAIL: "failed",
+    TaskStatus.CANCELLED: "cancelled",
 }
 
 
@@ -60,6 +73,12 @@ class EmulatedTask:
     processing_end: float
     outcome: Outcome
     file_id: int | None = None
+    dialect: Dialect = Dialect.V1
+    model: str = "S2V-01"
+    resolution: str | None = None
+    duration: int | None = None
+    ratio: str | None = None
+    cancelled_at: float | None = None  # V2: cancelled while queued (never charged)
 
     @property
     def end(self) -> float:
@@ -70,6 +89,8 @@ class EmulatedTask:
 
     def status_at(self, now: float) -> TaskStatus:
         """The status the task has at monotonic time ``now``."""
+        if self.cancelled_at is not None and now >= self.cancelled_at:
+            return TaskStatus.CANCELLED
         if now >= self.end:
             return TaskStatus.SUCCESS if self.outcome is Outcome.SUCCESS else TaskStatus.FAIL
         if now < self.preparing_end:
@@ -77,6 +98,50 @@ class EmulatedTask:
         if now < self.queueing_end:
             return TaskStatus.QUEUEING
         return TaskStatus.PROCESSING
+
+    def charged(self, now: float) -> bool:
+        """Whether the task is charged: it started running (a cancel while queued is free)."""
+        return self.status_at(now) in (TaskStatus.PROCESSING, TaskStatus.SUCCESS) or (
+            self.status_at(now) is TaskStatus.FAIL and self.outcome is Outcome.OUTPUT_SENSITIVE
+        )
+
+    def v2_task(self, status: TaskStatus, video_url: str | None, now_wall: float) -> H3Task:
+        """The V2 ``VideoTask`` for ``status``; ``video_url`` is the succeeded task's link."""
+        done = status is TaskStatus.SUCCESS
+        code = message = None
+        if status is TaskStatus.FAIL:
+            number, message = _V2_FAILURES[self.outcome]
+            code = str(number)
+        seconds = self.duration or 5
+        usage: tuple[tuple[str, int | float], ...] = ()
+        if done:
+            usage = (
+                ("total_seconds", seconds),
+                ("input_seconds", 0),
+                ("output_seconds", seconds),
+                ("input_image_count", 1),
+                ("input_audio_seconds", 0),
+                ("total_tokens", 0),
+                ("prompt_tokens", 0),
+                ("completion_tokens", 0),
+            )
+        return H3Task(
+            id=self.task_id,
+            status=status,
+            status_text=V2_STATUS_TEXT[status],
+            model=self.model,
+            created_at=int(self.created_wall),
+            updated_at=int(now_wall),
+            video_url=video_url if done else None,
+            resolution=self.resolution,
+            duration=self.duration,
+            ratio=self.ratio or "",
+            task_type="generation",
+            modality="video",
+            error_code=code,
+            error_message=message,
+            usage=usage,
+        )
 
     def callback_events(self) -> list[tuple[float, TaskStatus]]:
         """The status changes MiniMax reports by callback: processing, then the final one."""
@@ -111,6 +176,7 @@ class Counters:
     requests: dict[str, Counter[str]] = attrs.field(factory=dict)
     faults: dict[str, Counter[str]] = attrs.field(factory=dict)
     queries_by_task: Counter[str] = attrs.field(factory=Counter)
+    v2_max_in_flight_seen: int = 0  # the most V2 tasks one key had queued or running at once
     callbacks: Counter[str] = attrs.field(factory=Counter)
     challenge_latencies: deque[float] = attrs.field(factory=lambda: deque(maxlen=100_000))
 
@@ -131,6 +197,7 @@ class Counters:
             "requests": {name: dict(counts) for name, counts in self.requests.items()},
             "faults": {name: dict(counts) for name, counts in self.faults.items()},
             "callbacks": dict(self.callbacks),
+            "v2_max_in_flight_seen": self.v2_max_in_flight_seen,
             "challenge_latency_ms": {
                 "count": len(latencies),
                 "p50": _percentile(latencies, 0.50) * 1000,
@@ -158,6 +225,8 @@ class TaskEngine:
         self.tasks: dict[str, EmulatedTask] = {}
         self.files: dict[int, EmulatedFile] = {}
         self.counters = Counters()
+        # Unfinished tasks per key and API, pruned as they end (the in-flight cap).
+        self._active: dict[tuple[str, Dialect], set[str]] = {}
 
     def _new_id(self) -> int:
         self._next_id += self._rng.randrange(1, 1000)
@@ -167,7 +236,18 @@ class TaskEngine:
         low, high = span
         return low if high == low else self._rng.uniform(low, high)
 
-    def create(self, api_key: str, prompt: str, callback_url: str | None) -> EmulatedTask:
+    def create(
+        self,
+        api_key: str,
+        prompt: str,
+        callback_url: str | None,
+        *,
+        dialect: Dialect = Dialect.V1,
+        model: str = "S2V-01",
+        resolution: str | None = None,
+        duration: int | None = None,
+        ratio: str | None = None,
+    ) -> EmulatedTask:
         """Create a task whose timeline and outcome are drawn now."""
         config = self._config()
         durations: Durations = config.durations
@@ -193,6 +273,11 @@ class TaskEngine:
             queueing_end=queueing_end,
             processing_end=processing_end,
             outcome=outcome,
+            dialect=dialect,
+            model=model,
+            resolution=resolution,
+            duration=duration,
+            ratio=ratio,
         )
         if outcome is Outcome.SUCCESS:
             file = EmulatedFile(
@@ -204,6 +289,7 @@ class TaskEngine:
             task.file_id = file.file_id
             self.files[file.file_id] = file
         self.tasks[task.task_id] = task
+        self._active.setdefault((api_key, dialect), set()).add(task.task_id)
         self.counters.tasks_created += 1
         return task
 
@@ -215,6 +301,16 @@ class TaskEngine:
         if self._clock() - task.created_mono > self._config().task_ttl:
             return None
         return task
+
+    def in_flight(self, api_key: str, dialect: Dialect) -> int:
+        """Tasks of ``api_key`` on ``dialect``'s API that are queued or running now."""
+        now = self._clock()
+        active = self._active.setdefault((api_key, dialect), set())
+        for task_id in [
+            t for t in active if t not in self.tasks or self.tasks[t].status_at(now).is_terminal
+        ]:
+            active.discard(task_id)
+        return len(active)
 
     def file(self, file_id: int, api_key: str) -> EmulatedFile | None:
         """The file, if its task is finished and belongs to ``api_key``."""

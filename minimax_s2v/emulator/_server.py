@@ -21,12 +21,21 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
+from .._errors import ResponseValidationError
 from .._images import read_image_info
-from .._models import TaskStatus
-from .._wire import is_http_url, is_id
+from .._models import H3_MODELS, MODEL_H3_MAX, Dialect, H3Request, TaskStatus
+from .._wire import (
+    h3_cancel_payload,
+    h3_list_payload,
+    h3_task_payload,
+    is_http_url,
+    is_id,
+    parse_h3_request,
+    v2_error_payload,
+)
 from ._callbacks import CallbackSender, Delivery
 from ._config import EmulatorConfig, Endpoint
-from ._engine import Counters, EmulatedTask, TaskEngine
+from ._engine import V2_STATUS_TEXT, Counters, EmulatedTask, TaskEngine
 from ._state import EmulatorState
 from ._video import VideoBytes
 
@@ -52,6 +61,21 @@ _CALLBACK_CHECK_FAILED = "invalid params, fail to check callback url"
 _MISSING_KEY = (
     "login fail: Please carry the API secret key in the 'Authorization' field of the request header"
 )
+
+
+_V2_RESOLUTIONS = {"MiniMax-H3": ("768P", "2K"), "MiniMax-H3-Max": ("480P", "768P")}
+_V2_DURATIONS = {"MiniMax-H3": (4, 15), "MiniMax-H3-Max": (5, 15)}
+_V2_RATIOS = frozenset({"adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16"})
+_V2_MAX_PROMPT = 7000
+_V2_MAX_IMAGE = 30_000_000
+_V2_STATUS_FILTER = {text: status for status, text in V2_STATUS_TEXT.items()}
+
+
+def _v2_error(status: int, message: str, code: int | None = None) -> web.Response:
+    """A V2 error: the real HTTP status, the envelope, the code inside the message."""
+    return web.json_response(
+        v2_error_payload(status, message, code, uuid.uuid4().hex), status=status
+    )
 
 
 def _base(code: int, message: str) -> dict[str, Any]:
@@ -91,6 +115,7 @@ class Emulator:
         self._clock = time.monotonic
         self.engine = TaskEngine(lambda: self._config, self._clock)
         self.callbacks = CallbackSender(lambda: self._config, self.engine.counters, self._clock)
+        self.callbacks.render = self._render_callback
         self._fault_rngs = self._new_fault_rngs()
         self._detail_rng = random.Random(self._config.seed)  # noqa: S311 - simulation
         self._windows: dict[tuple[str, Endpoint], deque[float]] = {}
@@ -142,6 +167,8 @@ class Emulator:
             "faults": counters["faults"],
             "callbacks": counters["callbacks"],
             "challenge_latency_ms": counters["challenge_latency_ms"],
+            "v2_max_in_flight_seen": counters["v2_max_in_flight_seen"],
+            "v2_charged": len(self.charged()),
             "pending_callback_tasks": self.callbacks.pending,
         }
         if tasks:
@@ -200,6 +227,10 @@ class Emulator:
         app.router.add_post("/v1/video_generation", self._submit)
         app.router.add_get("/v1/query/video_generation", self._query)
         app.router.add_get("/v1/files/retrieve", self._retrieve)
+        app.router.add_post("/v2/video_generation", self._v2_create)
+        app.router.add_get("/v2/query/video_generation/{task_id}", self._v2_query)
+        app.router.add_get("/v2/query/video_generation", self._v2_list)
+        app.router.add_delete("/v2/video_generation/{task_id}", self._v2_cancel)
         app.router.add_get("/_emulator/files/{file_id}/{name}", self._download)
         app.router.add_get("/_emulator/state", self._state)
         app.router.add_get("/_emulator/deliveries", self._deliveries)
@@ -220,7 +251,10 @@ class Emulator:
             # counter lets the emulator's own tests see that it happened.
             logger.exception("emulator: %s %s failed", request.method, request.path)
             self.counters.count(_endpoint_name(request.path), "internal_error")
-            response = _inband(1000, "unknown error")
+            if request.path.startswith("/v2/"):
+                response = _v2_error(500, "internal error", 1000)
+            else:
+                response = _inband(1000, "unknown error")
         if not response.prepared:
             response.headers["Trace-Id"] = trace_id
         return response
@@ -266,6 +300,23 @@ class Emulator:
         # drop: close the connection without an answer
         return self._drop(request)
 
+    def _v2_fault_response(self, request: web.Request, kind: str) -> web.StreamResponse:
+        rng = self._detail_rng
+        if kind == "http_5xx":  # a gateway in front: not MiniMax's envelope
+            status = rng.choice((502, 503))
+            return web.Response(status=status, text=f"upstream error {status}")
+        if kind == "server_error":
+            if rng.random() < 0.5:
+                return _v2_error(500, "internal error", 1000)
+            return _v2_error(529, "overloaded, please retry later")
+        if kind == "rate_limit":
+            return _v2_error(429, "rate limit, please retry later", 1002)
+        if kind == "non_json":
+            return web.Response(
+                text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+            )
+        return self._drop(request)
+
     @staticmethod
     def _drop(request: web.Request) -> web.Response:
         if request.transport is not None:
@@ -305,22 +356,31 @@ class Emulator:
         return _inband(2049, "invalid api key")
 
     async def _guard(
-        self, request: web.Request, endpoint: Endpoint
+        self, request: web.Request, endpoint: Endpoint, *, v2: bool = False
     ) -> tuple[str, str | None] | web.StreamResponse:
-        """Faults, auth and rate limit, in the order a gateway meets them."""
+        """Faults, auth and rate limit, in the order a gateway meets them (V2: its envelope)."""
         name = endpoint.value
         fault = self._draw_fault(endpoint)
         if fault == "slow":
             await asyncio.sleep(self._config.faults.for_endpoint(endpoint).slow_seconds)
         elif fault not in (None, "lost_response"):  # a lost response is played after the work
             self.counters.count(name, f"fault_{fault}")
+            if v2:
+                return self._v2_fault_response(request, fault)
             return self._fault_response(request, fault)
         key = self._authenticate(request)
         if isinstance(key, web.Response):
             self.counters.count(name, "auth_error")
+            if v2:
+                missing = "Bearer" not in request.headers.get("Authorization", "")
+                return _v2_error(
+                    401, _MISSING_KEY if missing else "invalid api key", 1004 if missing else 2049
+                )
             return key
         if not self._within_rate(key, endpoint):
             self.counters.count(name, "rate_limited")
+            if v2:
+                return _v2_error(429, "rate limit, please retry later", 1002)
             return self._rate_limited()
         return key, fault
 
@@ -542,6 +602,253 @@ class Emulator:
         rows = [d.as_json() for d in self.callbacks.deliveries if task_id in (None, d.task_id)]
         return web.json_response(rows)
 
+    # -- the V2 API (MiniMax-H3) -------------------------------------------------------------
+
+    async def _v2_create(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.V2_SUBMIT, v2=True)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, fault = guarded
+        name = Endpoint.V2_SUBMIT.value
+        try:
+            body = _parse_json(await request.read())
+        except ValueError:
+            self.counters.count(name, "invalid")
+            return _v2_error(400, "invalid params, request body is not valid JSON", 2013)
+        parsed = self._check_v2_submission(body)
+        if isinstance(parsed, str):
+            self.counters.count(name, "invalid")
+            return _v2_error(400, f"invalid params, {parsed}", 2013)
+        refused = self._v2_over_limit(key)
+        if refused is not None:
+            return refused
+        callback_url = parsed.callback_url
+        check: Delivery | None = None
+        if callback_url and self._config.challenge and self._config.challenge_timing == "in_create":
+            check = await self.callbacks.challenge(callback_url)
+            if check.error is not None:
+                self.callbacks.record(check)
+                self.counters.count(name, "callback_check_failed")
+                return _v2_error(400, _CALLBACK_CHECK_FAILED, 2013)
+            refused = self._v2_over_limit(key)  # again: others were created meanwhile
+            if refused is not None:
+                return refused
+        in_flight = self.engine.in_flight(key, Dialect.V2)
+        task = self.engine.create(
+            key,
+            parsed.prompt,
+            callback_url,
+            dialect=Dialect.V2,
+            model=parsed.model,
+            resolution=parsed.resolution,
+            duration=parsed.duration,
+            ratio=parsed.ratio,
+        )
+        counters = self.counters
+        counters.v2_max_in_flight_seen = max(counters.v2_max_in_flight_seen, in_flight + 1)
+        if check is not None:
+            self.callbacks.record(attrs.evolve(check, task_id=task.task_id))
+        if task.callback_url:
+            self.callbacks.schedule(task, challenged=check is not None)
+        counters.count(name, "lost_response" if fault == "lost_response" else "ok")
+        if self._config.submit_answer_delay > 0:
+            await asyncio.sleep(self._config.submit_answer_delay)
+        if fault == "lost_response":
+            return self._drop(request)
+        return web.json_response({"task_id": task.task_id})
+
+    def _v2_over_limit(self, key: str) -> web.Response | None:
+        """The 429 for a create past the in-flight cap, else ``None`` (nothing is created)."""
+        limit = self._config.v2_max_in_flight
+        if limit is None or self.engine.in_flight(key, Dialect.V2) < limit:
+            return None
+        self.counters.count(Endpoint.V2_SUBMIT.value, "in_flight_limited")
+        return _v2_error(429, f"rate limit, max inflight tasks {limit} reached", 1002)
+
+    def _check_v2_submission(self, body: object) -> H3Request | str:
+        """The request of a valid V2 create, else what is wrong with it."""
+        try:
+            parsed = parse_h3_request(body)
+        except ResponseValidationError as error:
+            return "; ".join(error.errors)[:200] or "content is malformed"
+        required = ("model", "content", "resolution", "duration")
+        missing = [f for f in required if not isinstance(body, Mapping) or f not in body]
+        if missing:
+            return f"{', '.join(missing)} required"
+        problem = self._v2_settings_problem(parsed, body)
+        if problem:
+            return problem
+        for image in (parsed.first_frame, parsed.last_frame, *parsed.references):
+            if image is None or image[:10].lower().startswith("mm_file://"):
+                continue
+            if image[:5].lower() == "data:":
+                problem = _check_v2_data_image(image)
+            elif not is_http_url(image):
+                problem = "image url must be a public URL, a data URI or mm_file://"
+            if problem:
+                return problem
+        return parsed
+
+    def _v2_settings_problem(self, parsed: H3Request, body: object) -> str:
+        if parsed.model not in H3_MODELS:
+            return f"model {parsed.model[:40]!r} is not supported"
+        if not parsed.prompt.strip():
+            return "content must include a non-empty text item (prompt is required)"
+        if len(parsed.prompt) > _V2_MAX_PROMPT:
+            return f"text exceeds {_V2_MAX_PROMPT} characters"
+        if parsed.resolution not in _V2_RESOLUTIONS[parsed.model]:
+            return f"resolution {parsed.resolution[:10]!r} is not supported by {parsed.model}"
+        low, high = _V2_DURATIONS[parsed.model]
+        if not low <= parsed.duration <= high:
+            return f"duration must be {low}-{high} for {parsed.model}"
+        frames = [f for f in (parsed.first_frame, parsed.last_frame) if f is not None]
+        references = [*parsed.references, *parsed.reference_videos, *parsed.reference_audios]
+        if parsed.ratio is not None and parsed.ratio not in _V2_RATIOS:
+            return "ratio is not supported"
+        if not frames and not references and parsed.ratio in (None, "adaptive"):
+            return "ratio is required for text-to-video and cannot be adaptive"
+        if frames and references:
+            return "first_frame/last_frame cannot be mixed with reference roles"
+        if (
+            len(parsed.references) > 9
+            or len(parsed.reference_videos) > 3
+            or len(parsed.reference_audios) > 3
+            or len(frames) + len(references) > 12
+        ):
+            return "too many media inputs"
+        if (
+            references
+            and parsed.model == MODEL_H3_MAX
+            and self._config.h3_max_references == "reject"
+        ):
+            return f"reference-to-video is not supported by {MODEL_H3_MAX}"
+        if (
+            isinstance(body, Mapping)
+            and "aigc_watermark" in body
+            and self._config.v2_aigc_watermark == "reject"
+        ):
+            return "aigc_watermark is not a supported field"
+        if parsed.callback_url is not None and not is_http_url(parsed.callback_url):
+            return "callback_url must be an http(s) URL"
+        return ""
+
+    def _v2_task_body(self, task: EmulatedTask, status: TaskStatus, origin: URL) -> dict[str, Any]:
+        url = None
+        if status is TaskStatus.SUCCESS and task.file_id is not None:
+            url = str(self._signed_url(origin, task.file_id))
+        return h3_task_payload(task.v2_task(status, url, time.time()))
+
+    def _render_callback(self, task: EmulatedTask, status: TaskStatus, text: str) -> dict[str, Any]:
+        if task.dialect is Dialect.V2 and self._url is not None:
+            return self._v2_task_body(task, status, self._url)
+        return task.body(status, text)
+
+    def _v2_find(self, task_id: str, key: str) -> EmulatedTask | None:
+        task = self.engine.find(task_id, key) if is_id(task_id) else None
+        return task if task is not None and task.dialect is Dialect.V2 else None
+
+    async def _v2_query(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.V2_QUERY, v2=True)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, _ = guarded
+        name = Endpoint.V2_QUERY.value
+        task = self._v2_find(request.match_info["task_id"], key)
+        if task is None:
+            # Outside the 7-day window too: "invalid task_id".
+            self.counters.count(name, "not_found")
+            return _v2_error(400, "invalid params, invalid task_id", 2013)
+        status = task.status_at(self._clock())
+        self.counters.count(name, V2_STATUS_TEXT[status])
+        self.counters.queries_by_task[task.task_id] += 1
+        return web.json_response(self._v2_task_body(task, status, request.url.origin()))
+
+    async def _v2_list(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.V2_LIST, v2=True)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, _ = guarded
+        name = Endpoint.V2_LIST.value
+        query = request.query
+        try:
+            page = int(query.get("page_num", "1"))
+            size = int(query.get("page_size", "20"))
+        except ValueError:
+            page = size = 0
+        if not (page >= 1 and 1 <= size <= 100):
+            self.counters.count(name, "invalid")
+            return _v2_error(400, "invalid params, page_num >= 1 and page_size 1-100", 2013)
+        # Both spellings seen: repeated parameters, or one comma-joined value.
+        wanted = {t for v in query.getall("filter.task_ids", []) for t in v.split(",") if t}
+        status_filter = query.get("filter.status")
+        model_filter = query.get("filter.model")
+        now = self._clock()
+        found = []
+        for task in self.engine.tasks.values():
+            if task.dialect is not Dialect.V2 or self.engine.find(task.task_id, key) is None:
+                continue
+            if wanted and task.task_id not in wanted:
+                continue
+            status = task.status_at(now)
+            if status_filter and _V2_STATUS_FILTER.get(status_filter) is not status:
+                continue
+            if model_filter and task.model != model_filter:
+                continue
+            found.append((task, status))
+        found.sort(key=lambda pair: pair[0].created_mono, reverse=True)
+        shown = found[(page - 1) * size : page * size]
+        origin = request.url.origin()
+        tasks = [
+            task.v2_task(
+                status,
+                str(self._signed_url(origin, task.file_id))
+                if status is TaskStatus.SUCCESS and task.file_id is not None
+                else None,
+                time.time(),
+            )
+            for task, status in shown
+        ]
+        self.counters.count(name, "ok")
+        return web.json_response(h3_list_payload(tasks, len(found)))
+
+    async def _v2_cancel(self, request: web.Request) -> web.StreamResponse:
+        guarded = await self._guard(request, Endpoint.V2_CANCEL, v2=True)
+        if isinstance(guarded, web.StreamResponse):
+            return guarded
+        key, fault = guarded
+        name = Endpoint.V2_CANCEL.value
+        task = self._v2_find(request.match_info["task_id"], key)
+        if task is None:
+            self.counters.count(name, "not_found")
+            return _v2_error(400, "invalid params, invalid task_id", 2013)
+        now = self._clock()
+        status = task.status_at(now)
+        if status in (TaskStatus.PREPARING, TaskStatus.QUEUEING):
+            task.cancelled_at = now
+            self.callbacks.cancelled(task)
+            action, shown = "cancelled", "cancelled"
+        elif status in (TaskStatus.SUCCESS, TaskStatus.FAIL):
+            del self.engine.tasks[task.task_id]
+            action, shown = "deleted", V2_STATUS_TEXT[status]
+        else:
+            self.counters.count(name, f"refused_{V2_STATUS_TEXT[status]}")
+            return _v2_error(
+                400, f"invalid params, a {V2_STATUS_TEXT[status]} task cannot be cancelled", 2013
+            )
+        self.counters.count(name, action)
+        if fault == "lost_response":
+            return self._drop(request)
+        return web.json_response(h3_cancel_payload(task.task_id, action, shown))
+
+    def charged(self) -> list[str]:
+        """The V2 tasks charged so far: those that started running (a queued cancel is free)."""
+        now = self._clock()
+        return [
+            task.task_id
+            for task in self.engine.tasks.values()
+            if task.dialect is Dialect.V2 and task.charged(now)
+        ]
+
     # Task timelines for tests that look inside.
     def task(self, task_id: str) -> EmulatedTask:
         """The emulated task ``task_id`` (``KeyError`` when unknown)."""
@@ -566,12 +873,18 @@ _ENDPOINT_NAMES = {
     "/v1/video_generation": "submit",
     "/v1/query/video_generation": "query",
     "/v1/files/retrieve": "retrieve",
+    "/v2/video_generation": "v2_submit",
+    "/v2/query/video_generation": "v2_list",
 }
 
 
 def _endpoint_name(path: str) -> str:
     if path.startswith("/_emulator/files/"):
         return "download"
+    if path.startswith("/v2/query/video_generation/"):
+        return "v2_query"
+    if path.startswith("/v2/video_generation/"):
+        return "v2_cancel"
     return _ENDPOINT_NAMES.get(path, "other")
 
 
@@ -581,6 +894,28 @@ def _access_denied(message: str) -> web.Response:
         f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
     )
     return web.Response(status=403, text=body, content_type="application/xml")
+
+
+def _check_v2_data_image(image: str) -> str:
+    """What is wrong with a V2 data-URL image (``""`` when nothing is)."""
+    header, _, encoded = image.partition(",")
+    if ";base64" not in header.lower():
+        return "data URI must be base64"
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return "data URI is not valid base64"
+    if len(data) > _V2_MAX_IMAGE:
+        return "image exceeds 30MB"
+    try:
+        info = read_image_info(data, heif=True)
+    except ValueError:
+        return "image format must be JPG, JPEG, PNG, WEBP, HEIC or HEIF"
+    if not (256 <= info.width <= 5760 and 256 <= info.height <= 5760):
+        return "image sides must be 256-5760px"
+    if not 0.4 <= info.width / info.height <= 2.5:
+        return "image aspect ratio must be between 0.4 and 2.5"
+    return ""
 
 
 def _check_data_url(image: str) -> tuple[int, str]:

@@ -30,6 +30,7 @@ class CounterState(TypedDict):
     faults: dict[str, dict[str, int]]
     callbacks: dict[str, int]
     challenge_latency_ms: ChallengeLatency
+    v2_max_in_flight_seen: int
 
 
 class TaskState(TypedDict):
@@ -46,4 +47,5 @@ class EmulatorState(CounterState):
     """:class:`CounterState` and the tasks still sending callbacks (and every task, asked for)."""
 
     pending_callback_tasks: int
+    v2_charged: int
     tasks: NotRequired[list[TaskState]]

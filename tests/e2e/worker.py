@@ -1,7 +1,8 @@
 """A service process for the kill -9 test: client + receiver + SQLite journal, N generations.
 
-Run: ``python -m tests.e2e.worker EMULATOR_URL DB PORT COUNT``. On start it resumes what
-the journal holds, submits every label the journal has never seen, and waits for all.
+Run: ``python -m tests.e2e.worker EMULATOR_URL DB PORT COUNT [mixed]``. On start it resumes
+what the journal holds, submits every label the journal has never seen, and waits for all.
+With ``mixed``, odd labels are MiniMax-H3 requests (the V2 API), even ones S2V-01's.
 It prints one line per event, flushed, so a test can follow (and kill) it.
 """
 
@@ -10,7 +11,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from minimax_s2v import Client, MiniMaxError, PollPolicy, RetryPolicy, Task, VideoRequest
+from minimax_s2v import (
+    AnyRequest,
+    Client,
+    H3Request,
+    MiniMaxError,
+    PollPolicy,
+    RateLimit,
+    RetryPolicy,
+    Task,
+    VideoRequest,
+)
 from minimax_s2v.receiver import CallbackReceiver
 from minimax_s2v.stores import SQLiteStore
 
@@ -21,7 +32,15 @@ def say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - the test reads these lines
 
 
-async def main(emulator: str, db: str, port: int, count: int) -> None:
+def request_for(label: str, mixed: bool) -> AnyRequest:
+    """S2V-01's request, or MiniMax-H3's for an odd label of a mixed run."""
+    prompt = f"kill test {label}"
+    if mixed and int(label) % 2:
+        return H3Request(prompt, references=["https://example.com/f.jpg"])
+    return VideoRequest(subject="https://example.com/f.jpg", prompt=prompt)
+
+
+async def main(emulator: str, db: str, port: int, count: int, mixed: bool) -> None:
     receiver = CallbackReceiver(f"http://127.0.0.1:{port}/cb", secret=SECRET, fallback_after=3.0)
     store = SQLiteStore(db)
     polling = PollPolicy(first_interval=0.5, max_interval=1.0, max_rate=200)
@@ -33,6 +52,7 @@ async def main(emulator: str, db: str, port: int, count: int) -> None:
             store=store,
             polling=polling,
             retry=RetryPolicy(wait_initial=0.05, wait_max=0.5),
+            rate_limit=RateLimit(v2_submit_rpm=None),
         ) as client:
             resumed = await client.resume()
             say(f"resumed {len(resumed.tasks)} uncertain {len(resumed.uncertain)}")
@@ -48,9 +68,7 @@ async def main(emulator: str, db: str, port: int, count: int) -> None:
 
             async def submit(label: str) -> None:
                 async with slots:
-                    request = VideoRequest(
-                        subject="https://example.com/f.jpg", prompt=f"kill test {label}"
-                    )
+                    request = request_for(label, mixed)
                     try:
                         task = await client.submit(request, label=label)
                     except MiniMaxError as error:
@@ -70,4 +88,4 @@ async def main(emulator: str, db: str, port: int, count: int) -> None:
 
 if __name__ == "__main__":
     url, path, port, count = sys.argv[1:5]
-    asyncio.run(main(url, path, int(port), int(count)))
+    asyncio.run(main(url, path, int(port), int(count), sys.argv[5:6] == ["mixed"]))
