@@ -56,6 +56,15 @@ SAMPLES: dict[str, Callable[[], MiniMaxError]] = {
     "SubmissionConflictError": lambda: minimax_s2v.SubmissionConflictError("n-1", ["1", "2"]),
     "StoreError": lambda: minimax_s2v.StoreError("record it", "disk full", task_id="12"),
     "DownloadError": lambda: minimax_s2v.DownloadError("not an MP4"),
+    "CancelRefusedError": lambda: minimax_s2v.CancelRefusedError(
+        "task is running (2013)", code=2013, http_status=400
+    ),
+    "TaskCancelledError": lambda: minimax_s2v.TaskCancelledError(
+        TaskSnapshot("13", TaskStatus.CANCELLED)
+    ),
+    "TaskExpiredError": lambda: minimax_s2v.TaskExpiredError(
+        "14", minimax_s2v.InvalidRequestError("invalid task_id", code=2013, http_status=400)
+    ),
     "ConfigurationError": lambda: minimax_s2v.ConfigurationError("no key"),
 }
 
