@@ -22,18 +22,16 @@ from yarl import URL
 from minimax_s2v import (
     Client,
     ConfigurationError,
-    EventSource,
     SubmissionConflictError,
     SubmissionUncertainError,
-    TaskSnapshot,
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
 from minimax_s2v.receiver import CallbackReceiver, ReceiverTimeouts
-from minimax_s2v.stores import MemoryStore
 from tests.client_setup import NO_WAIT, face_request
 from tests.raw_api import DOC_REQUEST, auth
 from tests.receiver_setup import POLLING, SECRET
+from tests.stores.flaky import FlakyStore
 
 SLOW = Durations(preparing=30.0)  # a task that stays in Preparing while the test runs
 
@@ -279,27 +277,9 @@ async def test_uncertain_submission_adopts_only_a_task_the_api_shows() -> None:
     assert client.stats().adopted == 1
 
 
-class FailingStore(MemoryStore):
-    """A memory store whose event writes fail while ``failing`` is set."""
-
-    failing = False
-
-    async def save_event(
-        self,
-        snapshot: TaskSnapshot,
-        source: EventSource,
-        *,
-        confirmed: bool,
-        nonce: str | None = None,
-    ) -> None:
-        if self.failing:
-            raise OSError(28, "No space left on device")
-        await super().save_event(snapshot, source, confirmed=confirmed, nonce=nonce)
-
-
 async def test_closed_client_and_failing_store_answer_503() -> None:
     """Not recorded means not acknowledged: 503, and the task does not move."""
-    store = FailingStore()
+    store = FlakyStore()
     receiver = CallbackReceiver(secret=SECRET)
     async with Emulator(durations=SLOW) as emu, receiver.serve("127.0.0.1", 0):
         client = Client(
@@ -308,10 +288,10 @@ async def test_closed_client_and_failing_store_answer_503() -> None:
         async with client:
             task = await client.submit(face_request())
             url = URL(emu.task(task.task_id).callback_url or "")
-            store.failing = True
+            store.failures["save_event"] = 10**6
             assert (await post(url, update(task.task_id, "processing")))[0] == 503
             assert task.events == []
-            store.failing = False
+            store.failures["save_event"] = 0
             assert (await post(url, update(task.task_id, "processing")))[0] == 200
             assert task.status is TaskStatus.PROCESSING
         status, _ = await post(url, update(task.task_id, "success"))

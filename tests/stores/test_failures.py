@@ -11,57 +11,20 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from minimax_s2v import (
     Client,
-    EventSource,
     MiniMaxError,
     RetryPolicy,
     StoreError,
-    TaskSnapshot,
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import MemoryStore, SQLiteStore
 from tests.client_setup import FAST_POLLS, NO_WAIT, face_request
-
-
-class FlakyStore(MemoryStore):
-    """A memory store whose chosen calls fail a given number of times (then work)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failures: dict[str, int] = {}
-        self.failed: list[str] = []
-
-    def _maybe_fail(self, name: str) -> None:
-        if self.failures.get(name, 0) > 0:
-            self.failures[name] -= 1
-            self.failed.append(name)
-            raise sqlite3.OperationalError("database or disk is full")
-
-    async def mark_submitted(self, nonce: str, task_id: str) -> None:
-        self._maybe_fail("mark_submitted")
-        await super().mark_submitted(nonce, task_id)
-
-    async def save_submission(self, submission: Any) -> None:
-        self._maybe_fail("save_submission")
-        await super().save_submission(submission)
-
-    async def save_event(
-        self,
-        snapshot: TaskSnapshot,
-        source: EventSource,
-        *,
-        confirmed: bool,
-        nonce: str | None = None,
-    ) -> None:
-        if confirmed:
-            self._maybe_fail("save_event")
-        await super().save_event(snapshot, source, confirmed=confirmed, nonce=nonce)
+from tests.stores.flaky import FlakyStore
 
 
 async def test_a_journal_failing_for_a_while_costs_a_delay_not_a_task() -> None:
