@@ -172,7 +172,7 @@ def servers(kinds: list[str], workdir: Path, redis_url: str) -> Iterator[dict[st
             stack.callback(_stop, process)
             started[kind] = (port, process)
         for port, process in started.values():
-            wait_for_port(port, process, timeout=60)
+            wait_for_port(port, process, timeout=240)  # each resumes 60,000 tasks first
         yield {kind: f"http://127.0.0.1:{port}" for kind, (port, _) in started.items()}
 
 
