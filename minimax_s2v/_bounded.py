@@ -20,10 +20,14 @@ class BoundedMap(Generic[K, V]):
     newest. A forgotten entry is simply missing: callers fall back on what is durable.
     """
 
-    __slots__ = ("_items", "_max_items", "_ttl")
+    __slots__ = ("_created", "_items", "_max_items", "_ttl")
 
     def __init__(self, max_items: int, ttl: float) -> None:
-        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        # The values in insertion order, and when each was put apart from them: a dict of
+        # str keys and float values is one the garbage collector never walks, where a
+        # (time, value) tuple per entry would add one tracked object each.
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._created: dict[K, float] = {}
         self._max_items = max_items
         self._ttl = ttl
 
@@ -35,24 +39,24 @@ class BoundedMap(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """The value of ``key``, if still remembered."""
-        item = self._items.get(key)
-        return item[1] if item is not None else None
+        return self._items.get(key)
 
     def put(self, key: K, value: V) -> V:
         """Remember ``value`` under ``key`` as the newest entry; returns ``value``."""
-        items = self._items
+        items, created = self._items, self._created
         items.pop(key, None)
         now = time.monotonic()
         cutoff = now - self._ttl
         while items:
-            created, _ = next(iter(items.values()))
-            if len(items) < self._max_items and created > cutoff:
+            oldest = next(iter(items))
+            if len(items) < self._max_items and created[oldest] > cutoff:
                 break
-            items.popitem(last=False)
-        items[key] = (now, value)
+            del items[oldest], created[oldest]
+        items[key] = value
+        created[key] = now
         return value
 
     def pop(self, key: K) -> V | None:
         """Forget ``key``; its value, if it was remembered."""
-        item = self._items.pop(key, None)
-        return item[1] if item is not None else None
+        self._created.pop(key, None)
+        return self._items.pop(key, None)

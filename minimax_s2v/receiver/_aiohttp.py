@@ -35,8 +35,9 @@ async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> 
     if declared is not None and declared > max_body:
         return b"", True
     content = request.content
-    if content.is_eof():  # the usual callback: all of it came with the headers
-        return await _read_all(content, max_body)
+    if content.is_eof():  # the usual callback: all of it came with the headers, in one read
+        data = await content.read()
+        return (b"", True) if len(data) > max_body else (data, False)
     async with asyncio.timeout(timeout):
         return await _read_all(content, max_body)
 
