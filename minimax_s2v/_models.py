@@ -84,12 +84,12 @@ class TaskStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """Whether the task can change no more (``SUCCESS``, ``FAIL`` or ``CANCELLED``)."""
-        return self in _TERMINAL
+        return self._value_ in _TERMINAL  # by value: str hashes are cached, Enum's are not
 
     @property
     def rank(self) -> int:
         """Position in the life cycle; a lower rank never replaces a higher one."""
-        return _RANKS[self]
+        return _RANKS[self._value_]
 
     @classmethod
     def parse(cls, value: str) -> TaskStatus:
@@ -110,16 +110,19 @@ class TaskStatus(enum.Enum):
         return status
 
 
-_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL, TaskStatus.CANCELLED})
+_TERMINAL = frozenset({TaskStatus.SUCCESS.value, TaskStatus.FAIL.value, TaskStatus.CANCELLED.value})
 
 _RANKS = {
-    TaskStatus.UNKNOWN: -1,
-    TaskStatus.PREPARING: 0,
-    TaskStatus.QUEUEING: 1,
-    TaskStatus.PROCESSING: 2,
-    TaskStatus.SUCCESS: 3,
-    TaskStatus.FAIL: 3,
-    TaskStatus.CANCELLED: 3,
+    status.value: rank
+    for status, rank in (
+        (TaskStatus.UNKNOWN, -1),
+        (TaskStatus.PREPARING, 0),
+        (TaskStatus.QUEUEING, 1),
+        (TaskStatus.PROCESSING, 2),
+        (TaskStatus.SUCCESS, 3),
+        (TaskStatus.FAIL, 3),
+        (TaskStatus.CANCELLED, 3),
+    )
 }
 
 #: Every status spelling MiniMax has been seen to send, lower-cased.

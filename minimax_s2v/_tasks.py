@@ -24,12 +24,9 @@ from ._models import (
     VideoFile,
 )
 
-__all__ = ["Task", "TaskFollower", "TaskRecord"]
+__all__ = ["Task", "TaskFollower", "TaskHistory", "TaskRecord"]
 
 logger = logging.getLogger("minimax_s2v")
-
-
-_NOBODY: frozenset[Any] = frozenset()
 
 
 def _utc(timestamp: float) -> datetime:
@@ -41,17 +38,16 @@ class TaskRecord:
 
     __slots__ = (
         "_done",
+        "_listeners",
         "confirming",
         "doubted_until",
         "error",
         "finished",
         "history",
         "label",
-        "listeners",
         "nonce",
         "pending",
         "request",
-        "rich",
         "snapshot",
         "submitted_at",
         "task_id",
@@ -68,14 +64,7 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.finished = False  # ended (or waiting on it failed for good)
         self._done: asyncio.Event | None = None  # made for the first waiter only
-        # Every update applied, as text: a line "status<TAB>source<TAB>arrival" each, the
-        # StatusEvents made only when asked for. A service may follow many thousand tasks
-        # and apply thousands of updates a second; the garbage collector never sees a string,
-        # while each new container it tracks brings its next collection closer. A snapshot
-        # that is more than its status (a file id, a size, an error) is kept in `rich`, and
-        # its line has an empty status.
-        self.history = ""
-        self.rich: tuple[TaskSnapshot, ...] = ()
+        self.history = TaskHistory(task_id)
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.doubted_until = 0.0  # loop time before which final callbacks wait for a poll
@@ -85,9 +74,9 @@ class TaskRecord:
         # racing it through the journal is not news.
         self.pending: TaskStatus | None = None
         # One queue per updates() iterator; at most one entry per forward status change,
-        # so a queue never holds more than the six statuses of the life cycle. A shared
-        # empty set until someone listens: a service may follow many thousand tasks.
-        self.listeners: set[asyncio.Queue[TaskSnapshot | None]] | frozenset[Any] = _NOBODY
+        # so a queue never holds more than the six statuses of the life cycle. None until
+        # someone listens: a service may follow many thousand tasks.
+        self._listeners: set[asyncio.Queue[TaskSnapshot | None]] | None = None
 
     @property
     def status(self) -> TaskStatus | None:
@@ -108,22 +97,49 @@ class TaskRecord:
         if self._done is not None:
             self._done.set()
 
-    def status_events(self) -> list[StatusEvent]:
-        """Every update applied so far."""
-        rich = iter(self.rich)
-        events = []
-        for line in self.history.splitlines():
-            text, source, at = line.split("\t")
-            snapshot = (
-                TaskSnapshot(self.task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
-                if text
-                else next(rich)
-            )
-            events.append(StatusEvent(snapshot, EventSource(source), _utc(float(at))))
-        return events
+    def listen(self) -> asyncio.Queue[TaskSnapshot | None]:
+        """A new queue that gets each update applied from now on, and ``None`` at the end."""
+        queue: asyncio.Queue[TaskSnapshot | None] = asyncio.Queue()
+        if self._listeners is None:
+            self._listeners = set()
+        self._listeners.add(queue)
+        return queue
 
-    def remember(self, snapshot: TaskSnapshot, source: EventSource) -> None:
-        """Add an applied update to the history."""
+    def unlisten(self, queue: asyncio.Queue[TaskSnapshot | None]) -> None:
+        """Stop feeding ``queue``."""
+        if self._listeners is not None:
+            self._listeners.discard(queue)
+
+    def notify(self, item: TaskSnapshot | None) -> None:
+        """Hand ``item`` (an update applied, or ``None`` for the end) to every listener."""
+        if self._listeners:
+            for queue in self._listeners:
+                queue.put_nowait(item)
+
+
+class TaskHistory:
+    """Every update applied to one task, oldest first: :meth:`append` and :meth:`events`.
+
+    A service may follow many thousand tasks and apply thousands of updates a second, so the
+    history is kept as text, a line ``status<TAB>source<TAB>arrival`` per update, and the
+    :class:`StatusEvent` objects are made only when asked for: the garbage collector never
+    walks a string, while each container it tracks brings its next collection closer. A
+    snapshot that is more than its status (a file id, a size, an error, another spelling)
+    is kept as it is, and its line has an empty status.
+    """
+
+    __slots__ = ("_lines", "_rich", "_task_id")
+
+    def __init__(self, task_id: str) -> None:
+        self._task_id = task_id
+        self._lines = ""
+        self._rich: tuple[TaskSnapshot, ...] = ()
+
+    def __len__(self) -> int:
+        return self._lines.count("\n")
+
+    def append(self, snapshot: TaskSnapshot, source: EventSource) -> None:
+        """Add an update that was applied, received now."""
         text = snapshot.status_text
         if not (
             snapshot.file_id is None
@@ -132,13 +148,27 @@ class TaskRecord:
             and snapshot.error_code is None
             and snapshot.error_message is None
             and snapshot.video_url is None
-            and snapshot.task_id == self.task_id
+            and snapshot.task_id == self._task_id
             and text.isalpha()  # no separator inside, nothing lost by lower()
             and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
         ):
-            self.rich = (*self.rich, snapshot)
+            self._rich = (*self._rich, snapshot)
             text = ""
-        self.history += f"{text}\t{source.value}\t{time.time()!r}\n"
+        self._lines += f"{text}\t{source.value}\t{time.time()!r}\n"
+
+    def events(self) -> list[StatusEvent]:
+        """Every update added so far, each as it was applied."""
+        rich = iter(self._rich)
+        events = []
+        for line in self._lines.splitlines():
+            text, source, at = line.split("\t")
+            snapshot = (
+                TaskSnapshot(self._task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
+                if text
+                else next(rich)
+            )
+            events.append(StatusEvent(snapshot, EventSource(source), _utc(float(at))))
+        return events
 
 
 class TaskFollower(Protocol):
@@ -209,7 +239,7 @@ class Task:
     @property
     def events(self) -> list[StatusEvent]:
         """Every update applied so far, with its source and arrival time."""
-        return self._record.status_events()
+        return self._record.history.events()
 
     @property
     def done(self) -> bool:
@@ -265,11 +295,7 @@ class Task:
         The iterator ends after the final snapshot; a ``Fail`` is yielded, not raised.
         """
         record = self._record
-        queue: asyncio.Queue[TaskSnapshot | None] = asyncio.Queue()
-        listeners = record.listeners
-        if not isinstance(listeners, set):
-            listeners = record.listeners = set()
-        listeners.add(queue)
+        queue = record.listen()
         try:
             if record.snapshot is not None:
                 yield record.snapshot
@@ -284,7 +310,7 @@ class Task:
                     return
                 yield snapshot
         finally:
-            listeners.discard(queue)
+            record.unlisten(queue)
 
     async def refresh(self) -> TaskSnapshot:
         """Query the task once now and apply the answer."""

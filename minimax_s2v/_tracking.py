@@ -248,9 +248,8 @@ class TaskRegistry:
         record.snapshot = snapshot
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
-        record.remember(snapshot, source)
-        for queue in record.listeners:
-            queue.put_nowait(snapshot)
+        record.history.append(snapshot, source)
+        record.notify(snapshot)
         if snapshot.status.is_terminal:
             if self._counts is not None:
                 self._counts.ended(record, snapshot.status is TaskStatus.SUCCESS)
@@ -292,8 +291,7 @@ class TaskRegistry:
     def _finish(self, record: TaskRecord) -> None:
         self._finished[record.task_id] = time.monotonic()
         record.finish()
-        for queue in record.listeners:
-            queue.put_nowait(None)
+        record.notify(None)
 
 
 class Poller:
@@ -727,6 +725,16 @@ class TaskTracker:
                 entry = _journaled(stored)
                 if entry.task_id is not None:
                     self._hold(nonce, entry)  # a task id, once journaled, never changes
+        elif (
+            snapshot.task_id == entry.task_id
+            and not entry.claims
+            and entry.stage is not _Stage.UNCERTAIN
+            and (record := self.registry.get(snapshot.task_id)) is not None
+        ):
+            # The usual callback: a followed task's own URL (what _on_callback decides
+            # first, without its other cases; this runs for every callback).
+            news = await self._take(record, snapshot, nonce, journal=True)
+            return CallbackVerdict.RECORDED if news else CallbackVerdict.DUPLICATE
         return await self._on_callback(nonce, entry, snapshot, journal=True)
 
     async def _on_callback(

@@ -380,11 +380,19 @@ def _direct_snapshot(
     Anything unusual (ids as integers, non-ASCII text, odd types) returns ``None`` and goes
     through the cattrs structurers, which give the same result or name what is wrong.
     """
-    task_id = _ascii_id(data.get("task_id"))
-    status_text = _ascii_id(data.get("status"))
-    if task_id is None or not is_id(task_id) or status_text is None:
+    # The checks of _ascii_id and is_id written out: this runs for every update.
+    task_id = data.get("task_id")
+    status_text = data.get("status")
+    if not (
+        type(task_id) is str
+        and 0 < len(task_id) <= MAX_ID_DIGITS
+        and task_id.isascii()
+        and task_id.isdigit()
+        and type(status_text) is str
+        and status_text.isascii()
+    ):
         return None
-    status = STATUS_SPELLINGS.get(status_text.strip().lower())
+    status = STATUS_SPELLINGS.get(status_text) or STATUS_SPELLINGS.get(status_text.strip().lower())
     file_id = data.get("file_id")
     if file_id is not None:
         file_id = _ascii_id(file_id)

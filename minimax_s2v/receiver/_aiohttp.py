@@ -12,13 +12,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestHandler
 from yarl import URL
 
-from ._core import RECEIVER_KEY, ReceiverCore, ReceiverTimeouts
+from ._core import RECEIVER_KEY, BodyReader, ReceiverCore, ReceiverTimeouts
 
 __all__ = ["make_app", "read_body", "serve"]
 
@@ -34,12 +35,8 @@ async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> 
     declared = request.content_length
     if declared is not None and declared > max_body:
         return b"", True
-    content = request.content
-    if content.is_eof():  # the usual callback: all of it came with the headers, in one read
-        data = await content.read()
-        return (b"", True) if len(data) > max_body else (data, False)
     async with asyncio.timeout(timeout):
-        return await _read_all(content, max_body)
+        return await _read_all(request.content, max_body)
 
 
 async def _read_all(content: StreamReader, max_body: int) -> tuple[bytes, bool]:
@@ -55,14 +52,20 @@ async def respond(
     receiver: ReceiverCore, request: web.BaseRequest, path: str, body_timeout: float
 ) -> web.Response:
     """Answer one aiohttp request for ``path`` (relative to the mount point)."""
-    if "%" in request.raw_path.partition("?")[0]:
+    raw_path = request.raw_path
+    if "%" in raw_path and "%" in raw_path.partition("?")[0]:
         # aiohttp decodes the path: a callback URL is never %-encoded (rule 1), so a
         # request that spells one that way is refused before decoding can matter.
         path = "%"
-    status, body = await receiver.process(
-        request.method, path, lambda: read_body(request, receiver.max_body, body_timeout)
-    )
-    return web.Response(body=body, status=status, content_type="application/json")
+    content = request.content
+    body: bytes | BodyReader
+    if content.is_eof():
+        # The usual callback: all of it came with the headers, already in memory.
+        body = content.read_nowait()
+    else:
+        body = partial(read_body, request, receiver.max_body, body_timeout)
+    status, answer = await receiver.process(request.method, path, body)
+    return web.Response(body=answer, status=status, content_type="application/json")
 
 
 def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:

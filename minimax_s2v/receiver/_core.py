@@ -56,7 +56,8 @@ __all__ = [
 logger = logging.getLogger("minimax_s2v")
 
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}", re.ASCII)
-_TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
+# A callback path relative to the mount point: "<nonce>/<token>", slashes around allowed.
+_PATH = re.compile(r"/*([A-Za-z0-9_-]{8,64})/([0-9a-f]{32})/*", re.ASCII)
 SELF_CHECK_PREFIX = "selfcheck-"  # nonces minted by self_check(): challenges only
 
 BodyReader = Callable[[], Awaitable[tuple[bytes, bool]]]
@@ -270,9 +271,10 @@ class ReceiverCore:
 
     def verified_nonce(self, path: str) -> str | None:
         """The nonce of a ``<nonce>/<token>`` path whose token verifies, else ``None``."""
-        nonce, slash, token = path.strip("/").partition("/")
-        if not slash or not _NONCE.fullmatch(nonce) or not _TOKEN.fullmatch(token):
+        match = _PATH.fullmatch(path)
+        if match is None:
             return None
+        nonce, token = match.groups()
         route = self._routes.get(nonce)
         expected = route.token if route is not None else self._token(nonce)
         return nonce if hmac.compare_digest(token, expected) else None
@@ -295,19 +297,23 @@ class ReceiverCore:
 
     # -- the protocol, without I/O ----------------------------------------------------------
 
-    async def process(self, method: str, path: str, read_body: BodyReader) -> Answer:
+    async def process(self, method: str, path: str, body: bytes | BodyReader) -> Answer:
         """Answer one request to ``path`` (relative to the mount point): (status, JSON body).
 
-        ``read_body`` is awaited only for a verified path; it returns ``(bytes, too_large)``
-        and may raise :class:`TimeoutError` (408). No input raises; none makes it answer 500.
+        ``body`` is the request's whole body when the adapter already holds it (it came with
+        the headers), else a reader awaited only for a verified path, which returns
+        ``(bytes, too_large)`` and may raise :class:`TimeoutError` (408). No input raises;
+        none makes it answer 500.
         """
         started = time.perf_counter()
         nonce, refusal = self.route(method, path)
         if refusal is not None:
             return refusal
         assert nonce is not None  # noqa: S101 - route() gives one or the other
+        if isinstance(body, bytes):
+            return await self.answer(nonce, body, len(body) > self.max_body, started=started)
         try:
-            raw, too_large = await read_body()
+            raw, too_large = await body()
         except TimeoutError:
             self.counts.too_slow += 1
             return _answer(408, {"error": "the body did not arrive in time"})
@@ -356,9 +362,8 @@ class ReceiverCore:
             now = time.perf_counter()
             self.counts.challenges.record(now - (now if started is None else started))
             return _answer(200, {"challenge": message.challenge})
-        return await self._update(nonce, message)
-
-    async def _update(self, nonce: str, snapshot: TaskSnapshot) -> Answer:
+        # A status update (inline: this runs for every callback).
+        snapshot = message
         route = self._routes.get(nonce)
         sink = route.sink if route is not None else self._default_sink
         if sink is None or nonce.startswith(SELF_CHECK_PREFIX):

@@ -6,6 +6,8 @@ import json
 from collections import deque
 from datetime import datetime
 
+import attrs
+
 from .._models import EventSource, TaskSnapshot
 from ._base import StoredSubmission, StoredTask, SubmissionState
 
@@ -21,16 +23,12 @@ class MemoryStore:
     """
 
     def __init__(self, *, max_events: int = 10_000, max_tasks: int = 100_000) -> None:
-        # A submission is kept in dicts by nonce, of strings and datetimes only: the garbage
-        # collector does not track such dicts, so up to max_tasks submissions add nothing to
-        # its collections. The first one keeps the order of the journal.
-        self._submissions: dict[str, str] = {}  # the payload, as JSON
-        self._fingerprints: dict[str, str] = {}
-        self._labels: dict[str, str | None] = {}
-        self._created: dict[str, datetime] = {}
-        self._states: dict[str, str] = {}  # SubmissionState values
-        self._task_ids: dict[str, str | None] = {}
-        self._snapshots: dict[str, TaskSnapshot] = {}
+        # One dict per kind of record. A submission is kept as JSON text: the garbage
+        # collector does not track a dict of strings, so up to max_tasks submissions add
+        # nothing to its collections. Insertion order is the journal's.
+        self._submissions: dict[str, str] = {}  # nonce -> the StoredSubmission, as JSON
+        self._nonces: dict[str, str] = {}  # task id -> the nonce of the submission that made it
+        self._snapshots: dict[str, TaskSnapshot] = {}  # task id -> last confirmed state
         self._events: deque[tuple[TaskSnapshot, EventSource, bool]] = deque(maxlen=max_events)
         self._max_tasks = max_tasks
 
@@ -45,51 +43,61 @@ class MemoryStore:
 
     async def save_submission(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
-        nonce = submission.nonce
-        self._submissions[nonce] = json.dumps(submission.payload, separators=(",", ":"))
-        self._fingerprints[nonce] = submission.fingerprint
-        self._labels[nonce] = submission.label
-        self._created[nonce] = submission.created_at
-        self._states[nonce] = submission.state.value
-        self._task_ids[nonce] = submission.task_id
+        self._put(submission)
         self._trim()
 
+    def _put(self, submission: StoredSubmission) -> None:
+        self._submissions[submission.nonce] = json.dumps(
+            [
+                submission.fingerprint,
+                submission.payload,
+                submission.label,
+                submission.state.value,
+                submission.created_at.isoformat(),
+                submission.task_id,
+            ],
+            separators=(",", ":"),
+        )
+        if submission.task_id is not None:
+            self._nonces[submission.task_id] = submission.nonce
+
     def _submission(self, nonce: str) -> StoredSubmission:
+        fingerprint, payload, label, state, created_at, task_id = json.loads(
+            self._submissions[nonce]
+        )
         return StoredSubmission(
             nonce,
-            self._fingerprints[nonce],
-            json.loads(self._submissions[nonce]),
-            self._labels[nonce],
-            SubmissionState(self._states[nonce]),
-            self._created[nonce],
-            self._task_ids[nonce],
+            fingerprint,
+            payload,
+            label,
+            SubmissionState(state),
+            datetime.fromisoformat(created_at),
+            task_id,
         )
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
         if nonce in self._submissions:
-            self._states[nonce] = SubmissionState.SUBMITTED.value
-            self._task_ids[nonce] = task_id
+            submission = self._submission(nonce)
+            self._put(attrs.evolve(submission, state=SubmissionState.SUBMITTED, task_id=task_id))
 
     async def mark_uncertain(self, nonce: str) -> None:
         """Record that a submission's outcome is unknown."""
-        if nonce in self._submissions and self._task_ids[nonce] is None:
-            self._states[nonce] = SubmissionState.UNCERTAIN.value
+        if nonce in self._submissions:
+            submission = self._submission(nonce)
+            if submission.task_id is None:
+                self._put(attrs.evolve(submission, state=SubmissionState.UNCERTAIN))
 
     async def drop_submission(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
         self._forget(nonce)
 
     def _forget(self, nonce: str) -> None:
-        for kept in (
-            self._submissions,
-            self._fingerprints,
-            self._labels,
-            self._created,
-            self._states,
-            self._task_ids,
-        ):
-            kept.pop(nonce, None)
+        text = self._submissions.pop(nonce, None)
+        if text is not None:
+            task_id = json.loads(text)[5]
+            if task_id is not None and self._nonces.get(task_id) == nonce:
+                del self._nonces[task_id]
 
     async def save_event(
         self,
@@ -104,14 +112,10 @@ class MemoryStore:
         if confirmed:
             self._snapshots[snapshot.task_id] = snapshot
 
-    def _nonces_by_task(self) -> dict[str, str]:
-        """Each known task's submission (the latest, should two name one task), undecoded."""
-        return {task_id: n for n, task_id in self._task_ids.items() if task_id is not None}
-
     async def unfinished(self) -> list[StoredTask]:
         """Submitted tasks whose last confirmed status is not final."""
         tasks = []
-        for task_id, nonce in self._nonces_by_task().items():
+        for task_id, nonce in self._nonces.items():
             snapshot = self._snapshots.get(task_id)
             if snapshot is None or not snapshot.is_terminal:  # only these are decoded
                 tasks.append(StoredTask(task_id, snapshot, self._submission(nonce)))
@@ -119,11 +123,13 @@ class MemoryStore:
 
     async def uncertain(self) -> list[StoredSubmission]:
         """Submissions without a known task."""
-        return [self._submission(n) for n, task_id in self._task_ids.items() if task_id is None]
+        bound = set(self._nonces.values())  # these have a task: not decoded
+        maybe = (self._submission(n) for n in self._submissions if n not in bound)
+        return [submission for submission in maybe if submission.task_id is None]
 
     async def task(self, task_id: str) -> StoredTask | None:
         """One task, if known."""
-        nonce = self._nonces_by_task().get(task_id)
+        nonce = self._nonces.get(task_id)
         if nonce is None and task_id not in self._snapshots:
             return None
         submission = self._submission(nonce) if nonce is not None else None
@@ -147,10 +153,10 @@ class MemoryStore:
     def _trim(self) -> None:
         if len(self._submissions) <= self._max_tasks:
             return
-        for nonce, task_id in list(self._task_ids.items()):
-            snapshot = self._snapshots.get(task_id or "")
+        for task_id, nonce in list(self._nonces.items()):
+            snapshot = self._snapshots.get(task_id)
             if snapshot is not None and snapshot.is_terminal:
                 self._forget(nonce)
-                self._snapshots.pop(snapshot.task_id, None)
+                del self._snapshots[task_id]
             if len(self._submissions) <= self._max_tasks:
                 return
