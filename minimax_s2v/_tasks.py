@@ -38,12 +38,13 @@ class TaskRecord:
 
     __slots__ = (
         "_done",
+        "_history",
         "_listeners",
+        "_rich",
         "confirming",
         "doubted_until",
         "error",
         "finished",
-        "history",
         "label",
         "nonce",
         "pending",
@@ -64,7 +65,10 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.finished = False  # ended (or waiting on it failed for good)
         self._done: asyncio.Event | None = None  # made for the first waiter only
-        self.history = TaskHistory(task_id)
+        # The history's storage (see TaskHistory): on the record itself, for one object
+        # fewer per followed task for the garbage collector to walk.
+        self._history = ""
+        self._rich: TaskSnapshot | tuple[TaskSnapshot, ...] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.doubted_until = 0.0  # loop time before which final callbacks wait for a poll
@@ -82,6 +86,11 @@ class TaskRecord:
     def status(self) -> TaskStatus | None:
         """The last known status."""
         return self.snapshot.status if self.snapshot else None
+
+    @property
+    def history(self) -> TaskHistory:
+        """Every update applied to the task, oldest first."""
+        return TaskHistory(self)
 
     async def wait_finished(self) -> None:
         """Return once the task has ended."""
@@ -121,25 +130,25 @@ class TaskHistory:
     """Every update applied to one task, oldest first: :meth:`append` and :meth:`events`.
 
     A service may follow many thousand tasks and apply thousands of updates a second, so the
-    history is kept as text, a line ``status<TAB>source<TAB>arrival`` per update, and the
-    :class:`StatusEvent` objects are made only when asked for: the garbage collector never
-    walks a string, while each container it tracks brings its next collection closer. A
-    snapshot that is more than its status (a file id, a size, an error, another spelling)
-    is kept as it is, and its line has an empty status.
+    history is kept as text in the task's record, a line ``status<TAB>source<TAB>arrival``
+    per update, and the :class:`StatusEvent` objects are made only when asked for: the
+    garbage collector never walks a string, while each container it tracks brings its next
+    collection closer. A snapshot that is more than its status (a file id, a size, an error,
+    another spelling) is kept as it is (the first one without a tuple around it), and its
+    line has an empty status. This class is a view on that storage; it holds nothing.
     """
 
-    __slots__ = ("_lines", "_rich", "_task_id")
+    __slots__ = ("_record",)
 
-    def __init__(self, task_id: str) -> None:
-        self._task_id = task_id
-        self._lines = ""
-        self._rich: tuple[TaskSnapshot, ...] = ()
+    def __init__(self, record: TaskRecord) -> None:
+        self._record = record
 
     def __len__(self) -> int:
-        return self._lines.count("\n")
+        return self._record._history.count("\n")  # noqa: SLF001 - the storage it is a view of
 
     def append(self, snapshot: TaskSnapshot, source: EventSource) -> None:
         """Add an update that was applied, received now."""
+        record = self._record
         text = snapshot.status_text
         if not (
             snapshot.file_id is None
@@ -148,27 +157,36 @@ class TaskHistory:
             and snapshot.error_code is None
             and snapshot.error_message is None
             and snapshot.video_url is None
-            and snapshot.task_id == self._task_id
+            and snapshot.task_id == record.task_id
             and text.isalpha()  # no separator inside, nothing lost by lower()
             and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
         ):
-            self._rich = (*self._rich, snapshot)
+            rich = record._rich  # noqa: SLF001
+            if isinstance(rich, tuple):
+                record._rich = (*rich, snapshot) if rich else snapshot  # noqa: SLF001
+            else:
+                record._rich = (rich, snapshot)  # noqa: SLF001
             text = ""
-        self._lines += f"{text}\t{source.value}\t{time.time()!r}\n"
+        record._history += f"{text}\t{source.value}\t{time.time()!r}\n"  # noqa: SLF001
 
     def events(self) -> list[StatusEvent]:
         """Every update added so far, each as it was applied."""
-        rich = iter(self._rich)
+        record = self._record
+        rich = iter(_as_tuple(record._rich))  # noqa: SLF001
         events = []
-        for line in self._lines.splitlines():
+        for line in record._history.splitlines():  # noqa: SLF001
             text, source, at = line.split("\t")
             snapshot = (
-                TaskSnapshot(self._task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
+                TaskSnapshot(record.task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
                 if text
                 else next(rich)
             )
             events.append(StatusEvent(snapshot, EventSource(source), _utc(float(at))))
         return events
+
+
+def _as_tuple(rich: TaskSnapshot | tuple[TaskSnapshot, ...]) -> tuple[TaskSnapshot, ...]:
+    return rich if isinstance(rich, tuple) else (rich,)
 
 
 class TaskFollower(Protocol):

@@ -709,7 +709,98 @@ def _flat_task(task: Mapping[str, Any]) -> dict[str, Any]:
 def _h3_task(task: object) -> H3Task:
     if not is_mapping(task):
         raise TypeError(f"expected a task object, got {type(task).__name__}")
-    return _structure_h3_task(_flat_task(task), H3Task)
+    return _direct_h3_task(task) or _structure_h3_task(_flat_task(task), H3Task)
+
+
+def _plain_text(value: object) -> bool:
+    """Absent, ``null`` or a string of valid Unicode: what :func:`_optional_str` takes."""
+    if type(value) is not str:
+        return value is None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the structurer names it
+            return False
+    return True
+
+
+def _direct_h3_task(task: Mapping[str, Any]) -> H3Task | None:
+    """The :class:`H3Task` of a task object in the shape MiniMax sends, built directly.
+
+    Anything unusual (ids as integers, non-ASCII text, odd types, an unknown status)
+    returns ``None`` and goes through the cattrs structurer, which gives the same result or
+    names what is wrong (as :func:`_direct_snapshot` does for V1).
+    """
+    task_id = task.get("id")
+    status_text = task.get("status")
+    if not (
+        type(task_id) is str
+        and 0 < len(task_id) <= MAX_ID_DIGITS
+        and task_id.isascii()
+        and task_id.isdigit()
+        and type(status_text) is str
+        and status_text.isascii()
+    ):
+        return None
+    status = STATUS_SPELLINGS.get(status_text) or STATUS_SPELLINGS.get(status_text.strip().lower())
+    texts = [task.get(name) for name in _H3_TEXTS]
+    numbers = [task.get(name) for name in _H3_NUMBERS]
+    if (
+        status is None
+        or "video_url" in task  # fields that the structurer would read from the top level
+        or "error_code" in task
+        or "error_message" in task
+        or not all(_plain_text(text) for text in texts)
+        or not all(number is None or type(number) is int for number in numbers)
+    ):
+        return None
+    video_url = error_code = error_message = None
+    content = task.get("content")
+    if content is not None:
+        if type(content) is not dict:
+            return None
+        url = content.get("url")
+        if not _plain_text(url) or (url and not is_http_url(url)):
+            return None
+        video_url = url or None
+    error = task.get("error")
+    if error is not None:
+        if type(error) is not dict:
+            return None
+        error_code, error_message = error.get("code"), error.get("message")
+        if not (_plain_text(error_code) and _plain_text(error_message)):
+            return None
+    usage = task.get("usage")
+    if usage is not None:
+        if type(usage) is not dict:
+            return None
+        for key, number in usage.items():
+            if not (key.isascii() and type(number) in (int, float)):
+                return None
+        usage = tuple(usage.items())
+    model, resolution, ratio, task_type, modality = texts
+    created_at, updated_at, duration = numbers
+    return H3Task(
+        task_id,
+        status,
+        status_text,
+        model=model,
+        created_at=created_at,
+        updated_at=updated_at,
+        video_url=video_url,
+        resolution=resolution,
+        duration=duration,
+        ratio=ratio,
+        task_type=task_type,
+        modality=modality,
+        error_code=error_code,
+        error_message=error_message,
+        usage=usage,
+    )
+
+
+_H3_TEXTS = ("model", "resolution", "ratio", "task_type", "modality")
+_H3_NUMBERS = ("created_at", "updated_at", "duration")
 
 
 def parse_h3_task(data: object) -> H3Task:

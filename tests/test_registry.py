@@ -92,3 +92,21 @@ def test_cancelled_is_final_and_v2_history_is_exact() -> None:
     again = registry.get("12")
     assert again is not None
     assert again.history.events()[0].snapshot == other  # the URL is not lost in the history
+
+
+def test_a_history_keeps_every_rich_snapshot_in_order() -> None:
+    """One, two and three snapshots with more than a status all come back, in order."""
+    registry = TaskRegistry()
+    rich = [
+        TaskSnapshot("13", TaskStatus.QUEUEING, status_text="Queuing now"),
+        TaskSnapshot("13", TaskStatus.PROCESSING, width=720, height=1280),
+        TaskSnapshot("13", TaskStatus.SUCCESS, file_id="77", width=720, height=1280),
+    ]
+    registry.apply(TaskSnapshot("13", TaskStatus.PREPARING), EventSource.POLL)
+    record = registry.get("13")
+    assert record is not None
+    for count, snapshot in enumerate(rich, start=1):
+        registry.apply(snapshot, EventSource.CALLBACK)
+        events = record.history.events()
+        assert [e.snapshot for e in events[1:]] == rich[:count]
+        assert events[0].snapshot == TaskSnapshot("13", TaskStatus.PREPARING)

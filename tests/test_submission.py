@@ -17,9 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from minimax_s2v import Client, InvalidRequestError, VideoRequest, validate_request
+from minimax_s2v import (
+    AnyRequest,
+    Client,
+    H3Request,
+    InvalidRequestError,
+    VideoRequest,
+    validate_request,
+)
 from minimax_s2v._preflight import decode_base64
-from minimax_s2v._submission import build_submission
+from minimax_s2v._submission import build_submission, remote_submission
 from minimax_s2v._wire import request_payload
 from tests.client_setup import NO_WAIT
 
@@ -174,3 +181,28 @@ def test_sliced_base64_decoding_is_the_plain_one(text: str, slice_chars: int) ->
     except (binascii.Error, ValueError):
         got = None
     assert got == expected
+
+
+@pytest.mark.parametrize("callback", [None, "https://hooks.example.com/cb/n0nce123/t0ken"])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        VideoRequest(subject="https://example.com/face.jpg", prompt='say "hi" ✓'),
+        VideoRequest(subject="HTTPS://example.com/b.png", prompt_optimizer=False),
+        H3Request("a walk", references=["https://example.com/face.jpg", "mm_file://123"]),
+        H3Request(
+            "a walk",
+            first_frame="https://example.com/first.jpg",
+            ratio="16:9",
+            aigc_watermark=True,
+        ),
+    ],
+)
+def test_a_request_of_urls_only_is_built_as_the_checked_path_builds_it(
+    request_: AnyRequest, callback: str | None
+) -> None:
+    """The quick path for URLs only gives the same bytes, fingerprint and journal."""
+    quick = remote_submission(request_, callback, "shown")
+    checked = build_submission(request_, callback, "shown")
+    assert quick == checked
+    assert quick.body == checked.body

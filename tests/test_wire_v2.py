@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from minimax_s2v import (
     AuthenticationError,
@@ -20,9 +22,13 @@ from minimax_s2v import (
     TaskSnapshot,
     TaskStatus,
 )
+from minimax_s2v._models import H3Task
 from minimax_s2v._ratelimit import EndpointClass, RateLimit, RateLimiter
 from minimax_s2v._transport import Timeouts, Transport, in_band_rejection
 from minimax_s2v._wire import (
+    _direct_h3_task,
+    _flat_task,
+    _structure_h3_task,
     h3_cancel_payload,
     h3_list_payload,
     h3_request_payload,
@@ -37,6 +43,7 @@ from minimax_s2v._wire import (
     v2_error_in,
     v2_error_payload,
 )
+from tests.json_strategies import json_values
 
 # The verbatim example bodies of API_FACTS_V2.md (B.1).
 TEXT_ONLY: dict[str, Any] = {
@@ -452,3 +459,89 @@ def test_v2_errors_pickle() -> None:
     assert (type(again), again.task_id, str(again)) == (TaskCancelledError, "1", str(cancelled))
     expired = pickle.loads(pickle.dumps(TaskExpiredError("5")))  # noqa: S301 - our own object
     assert expired.task_id == "5"
+
+
+# Mostly the usual spellings, so that the direct path is taken often; odd values now and then.
+_texts = st.one_of(st.none(), st.sampled_from(["MiniMax-H3", "2K", "16:9", "", "ü", "\udc80"]))
+_numbers = st.one_of(st.none(), st.integers(-5, 10**10), st.booleans(), st.sampled_from(["5"]))
+v2_task_like = st.fixed_dictionaries(
+    {"id": st.one_of(st.sampled_from(["", "0", "406123456789012", "1" * 41]), json_values())},
+    optional={
+        "status": st.one_of(
+            st.sampled_from(["queued", "running", "succeeded", "failed", "cancelled"]),
+            st.sampled_from([" Succeeded ", "expired", "later", "\uff26ail", "Success"]),
+            json_values(),
+        ),
+        "model": _texts,
+        "resolution": _texts,
+        "ratio": _texts,
+        "task_type": _texts,
+        "modality": st.one_of(_texts, json_values()),
+        "created_at": _numbers,
+        "updated_at": _numbers,
+        "duration": st.one_of(_numbers, json_values()),
+        "content": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "url": st.one_of(
+                        st.sampled_from(
+                            ["https://cdn.example.com/v.mp4?sig=1", "", "ftp://x/v", "https://"]
+                        ),
+                        json_values(),
+                    )
+                },
+            ),
+            json_values(),
+        ),
+        "error": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "code": st.one_of(st.sampled_from(["1026", "", "x"]), st.integers(-2, 9)),
+                    "message": st.one_of(_texts, json_values()),
+                },
+            ),
+            json_values(),
+        ),
+        "usage": st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.sampled_from(["video_seconds", "tokens", "ü"]),
+                st.one_of(st.integers(0, 99), st.floats(0, 9), st.booleans(), st.text()),
+                max_size=3,
+            ),
+            json_values(),
+        ),
+        "video_url": json_values(),
+        "error_message": json_values(),
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(v2_task_like)
+@example(SUCCEEDED["task"])
+@example(FAILED["task"])
+@example({"id": "1", "status": "failed", "error": {"code": 1026, "message": "x"}})
+@example({"id": "1", "status": "succeeded", "content": {"url": ""}, "usage": {"a": True}})
+def test_direct_h3_task_agrees_with_cattrs(task: dict[str, Any]) -> None:
+    """The hand-written path for usual task objects gives exactly what cattrs gives."""
+    direct = _direct_h3_task(task)
+    try:
+        by_cattrs: H3Task | None = _structure_h3_task(_flat_task(task), H3Task)
+    except Exception:  # noqa: BLE001 - any failure means the object does not fit
+        by_cattrs = None
+    if direct is not None:
+        assert direct == by_cattrs
+
+
+@pytest.mark.parametrize("body", [SUCCEEDED, FAILED], ids=["succeeded", "failed"])
+def test_direct_h3_task_takes_the_documented_bodies(body: dict[str, Any]) -> None:
+    """The task objects API_FACTS_V2 shows are built by the direct path, not by cattrs."""
+    direct = _direct_h3_task(body["task"])
+    assert direct is not None
+    assert direct == parse_h3_task(body)

@@ -6,12 +6,16 @@ import json
 from collections import deque
 from datetime import datetime
 
-import attrs
-
 from .._models import EventSource, TaskSnapshot
 from ._base import StoredSubmission, StoredTask, SubmissionState
 
 __all__ = ["MemoryStore"]
+
+_KINDS = {
+    (source, confirmed): (source, confirmed)
+    for source in EventSource
+    for confirmed in (True, False)
+}
 
 
 class MemoryStore:
@@ -26,10 +30,13 @@ class MemoryStore:
         # One dict per kind of record. A submission is kept as JSON text: the garbage
         # collector does not track a dict of strings, so up to max_tasks submissions add
         # nothing to its collections. Insertion order is the journal's.
-        self._submissions: dict[str, str] = {}  # nonce -> the StoredSubmission, as JSON
+        self._submissions: dict[str, str] = {}  # nonce -> the StoredSubmission, as text
         self._nonces: dict[str, str] = {}  # task id -> the nonce of the submission that made it
         self._snapshots: dict[str, TaskSnapshot] = {}  # task id -> last confirmed state
-        self._events: deque[tuple[TaskSnapshot, EventSource, bool]] = deque(maxlen=max_events)
+        # The journal of updates: each an (already live) snapshot and one of a few shared
+        # (source, confirmed) pairs, so that an event adds no object of its own.
+        self._events: deque[TaskSnapshot] = deque(maxlen=max_events)
+        self._event_kinds: deque[tuple[EventSource, bool]] = deque(maxlen=max_events)
         self._max_tasks = max_tasks
 
     def __repr__(self) -> str:
@@ -47,24 +54,30 @@ class MemoryStore:
         self._trim()
 
     def _put(self, submission: StoredSubmission) -> None:
-        self._submissions[submission.nonce] = json.dumps(
+        fixed = json.dumps(
             [
                 submission.fingerprint,
                 submission.payload,
                 submission.label,
-                submission.state.value,
                 submission.created_at.isoformat(),
-                submission.task_id,
             ],
             separators=(",", ":"),
         )
-        if submission.task_id is not None:
-            self._nonces[submission.task_id] = submission.nonce
+        self._set_state(submission.nonce, submission.state, submission.task_id, fixed)
+
+    def _set_state(
+        self, nonce: str, state: SubmissionState, task_id: str | None, fixed: str
+    ) -> None:
+        # A line "state<TAB>task id<TAB>JSON of the rest": what changes after the journal
+        # entry is written (state, task) is rewritten without decoding the rest. JSON
+        # escapes a tab inside a string, so the first two tabs are these.
+        self._submissions[nonce] = f"{state.value}\t{task_id or ''}\t{fixed}"
+        if task_id is not None:
+            self._nonces[task_id] = nonce
 
     def _submission(self, nonce: str) -> StoredSubmission:
-        fingerprint, payload, label, state, created_at, task_id = json.loads(
-            self._submissions[nonce]
-        )
+        state, task_id, fixed = self._submissions[nonce].split("\t", 2)
+        fingerprint, payload, label, created_at = json.loads(fixed)
         return StoredSubmission(
             nonce,
             fingerprint,
@@ -72,32 +85,38 @@ class MemoryStore:
             label,
             SubmissionState(state),
             datetime.fromisoformat(created_at),
-            task_id,
+            task_id or None,
         )
+
+    def _state(self, nonce: str) -> tuple[str | None, str]:
+        """A submission's task id (if any) and the rest of its line, undecoded."""
+        _, task_id, fixed = self._submissions[nonce].split("\t", 2)
+        return task_id or None, fixed
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
         if nonce in self._submissions:
-            submission = self._submission(nonce)
-            self._put(attrs.evolve(submission, state=SubmissionState.SUBMITTED, task_id=task_id))
+            _, fixed = self._state(nonce)
+            self._set_state(nonce, SubmissionState.SUBMITTED, task_id, fixed)
 
     async def mark_uncertain(self, nonce: str) -> None:
         """Record that a submission's outcome is unknown."""
         if nonce in self._submissions:
-            submission = self._submission(nonce)
-            if submission.task_id is None:
-                self._put(attrs.evolve(submission, state=SubmissionState.UNCERTAIN))
+            task_id, fixed = self._state(nonce)
+            if task_id is None:
+                self._set_state(nonce, SubmissionState.UNCERTAIN, None, fixed)
 
     async def drop_submission(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
         self._forget(nonce)
 
     def _forget(self, nonce: str) -> None:
-        text = self._submissions.pop(nonce, None)
-        if text is not None:
-            task_id = json.loads(text)[5]
-            if task_id is not None and self._nonces.get(task_id) == nonce:
-                del self._nonces[task_id]
+        if nonce not in self._submissions:
+            return
+        task_id, _ = self._state(nonce)
+        del self._submissions[nonce]
+        if task_id is not None and self._nonces.get(task_id) == nonce:
+            del self._nonces[task_id]
 
     async def save_event(
         self,
@@ -108,7 +127,8 @@ class MemoryStore:
         nonce: str | None = None,
     ) -> None:
         """Journal an update; confirmed ones become the task's known state."""
-        self._events.append((snapshot, source, confirmed))  # the oldest drop off at the limit
+        self._events.append(snapshot)  # the oldest drop off at the limit, in both
+        self._event_kinds.append(_KINDS[source, confirmed])
         if confirmed:
             self._snapshots[snapshot.task_id] = snapshot
 
@@ -148,7 +168,11 @@ class MemoryStore:
         self, task_id: str | None = None
     ) -> list[tuple[TaskSnapshot, EventSource, bool]]:
         """Journaled updates, oldest first."""
-        return [e for e in self._events if task_id in (None, e[0].task_id)]
+        return [
+            (snapshot, source, confirmed)
+            for snapshot, (source, confirmed) in zip(self._events, self._event_kinds, strict=True)
+            if task_id in (None, snapshot.task_id)
+        ]
 
     def _trim(self) -> None:
         if len(self._submissions) <= self._max_tasks:
