@@ -51,7 +51,7 @@ from ._models import (
     VideoRequest,
 )
 from ._polling import PollPolicy
-from ._progress import Reporter, make_reporter, terminal_safe
+from ._cli_display import Reporter, make_reporter, terminal_safe
 from ._ratelimit import RateLimit
 from ._redaction import Redactor, describe
 from ._tasks import Task
