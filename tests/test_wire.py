@@ -23,6 +23,7 @@ from minimax_s2v import (
     UnknownStatusWarning,
     VideoRequest,
 )
+from minimax_s2v._models import STATUS_SPELLINGS
 from minimax_s2v._wire import (
     _cattrs_snapshot,
     _code_and_message,
@@ -36,6 +37,7 @@ from minimax_s2v._wire import (
     parse_submit,
     request_payload,
     snapshot_payload,
+    source_kind,
 )
 from tests.json_strategies import json_values, shaped_like
 
@@ -197,6 +199,17 @@ def test_api_error_in_reads_base_resp() -> None:
         {"status": "Processing", "base_resp": {"status_code": 1027, "status_msg": "x"}}
     )
     assert isinstance(failed_call, ContentPolicyError)
+
+
+@pytest.mark.parametrize("spelling", sorted(STATUS_SPELLINGS))
+def test_api_error_in_knows_every_failure_spelling(spelling: str) -> None:
+    """Each spelling of a failed task, in any casing, is the task's outcome; others are errors."""
+    base = {"status_code": 1027, "status_msg": "x"}
+    error = api_error_in({"status": f" {spelling.title()} ", "base_resp": base})
+    if STATUS_SPELLINGS[spelling] is TaskStatus.FAIL:
+        assert error is None
+    else:
+        assert isinstance(error, ContentPolicyError)
 
 
 @pytest.mark.parametrize(
@@ -364,3 +377,23 @@ def test_direct_snapshot_takes_the_documented_bodies() -> None:
         code, message = _code_and_message(body)
         assert message is None
         assert _direct_snapshot(body, code, message) == parse_snapshot(body)
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("https://example.com/f.jpg", "url"),
+        ("HTTP://example.com/f.jpg", "url"),
+        ("http://", "url"),  # starts like one: is_http_url says it is no valid URL
+        ("data:image/png;base64,AAAA", "data"),
+        ("DATA:image/png;base64,AAAA", "data"),
+        ("mm_file://123", "upload"),
+        ("MM_FILE://123", "upload"),
+        ("face.png", "path"),
+        ("httpx/face.png", "path"),
+        ("", "path"),
+    ],
+)
+def test_source_kind(source: str, kind: str) -> None:
+    """A media source is told apart by its prefix in any casing."""
+    assert source_kind(source) == kind

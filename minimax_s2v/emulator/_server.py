@@ -31,6 +31,7 @@ from .._wire import (
     is_http_url,
     is_id,
     parse_h3_request,
+    source_kind,
     v2_error_payload,
 )
 from ._callbacks import CallbackSender, Delivery
@@ -461,7 +462,7 @@ class Emulator:
         return self._check_image(images[0])
 
     def _check_image(self, image: str) -> tuple[int, str]:
-        if image[:5].lower() == "data:":
+        if source_kind(image) == "data":
             if self._config.data_urls == "reject":
                 return 1000, "disallowed image url"
             return _check_data_url(image)
@@ -679,9 +680,9 @@ class Emulator:
         if problem:
             return problem
         for image in (parsed.first_frame, parsed.last_frame, *parsed.references):
-            if image is None or image[:10].lower().startswith("mm_file://"):
+            if image is None or source_kind(image) == "upload":
                 continue
-            if image[:5].lower() == "data:":
+            if source_kind(image) == "data":
                 problem = _check_v2_data_image(image)
             elif not is_http_url(image):
                 problem = "image url must be a public URL, a data URI or mm_file://"
