@@ -65,15 +65,7 @@ async def test_chaos_nothing_lost_nothing_paid_twice(tmp_path: Path) -> None:
         {o.request.prompt for o in outcomes if o.error in other} & set(created)
     )
     # Every fault kind really happened on the submit endpoint, ambiguous submits included.
-    assert set(faults["submit"]) == {
-        "http_5xx",
-        "server_error",
-        "rate_limit",
-        "drop",
-        "slow",
-        "non_json",
-        "lost_response",
-    }
+    assert set(faults["submit"]) == set(EndpointFaults.KINDS)
     for endpoint in ("query", "retrieve", "download"):
         assert faults[endpoint], endpoint
     # Uncertain without a task are exactly the ambiguous faults that created nothing.

@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ._config import Durations, EmulatorConfig, Endpoint, FaultPlan
+from ._config import Durations, EmulatorConfig, Endpoint, EndpointFaults, FaultPlan
 
 __all__ = ["main"]
 
@@ -86,7 +86,8 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         "--fault-rate",
         type=float,
         default=0.0,
-        help="probability of each fault kind on every endpoint (chaos)",
+        help=f"probability of each fault kind ({', '.join(EndpointFaults.KINDS)}) on every "
+        "endpoint (chaos)",
     )
     parser.add_argument("--file-size", type=int, default=256 * 1024, help="bytes of each MP4")
     parser.add_argument(

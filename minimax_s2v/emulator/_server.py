@@ -35,7 +35,7 @@ from .._wire import (
     v2_error_payload,
 )
 from ._callbacks import CallbackSender, Delivery
-from ._config import EmulatorConfig, Endpoint
+from ._config import EmulatorConfig, Endpoint, EndpointFaults
 from ._engine import V2_STATUS_TEXT, Counters, EmulatedTask, TaskEngine
 from ._state import EmulatorState
 from ._video import VideoBytes
@@ -49,15 +49,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_BODY = 64 * 1024 * 1024
 _MAX_PROMPT = 2000
 _MAX_IMAGE = 20_000_000
-_FAULT_KINDS = (
-    "http_5xx",
-    "server_error",
-    "rate_limit",
-    "drop",
-    "slow",
-    "non_json",
-    "lost_response",
-)
 _CALLBACK_CHECK_FAILED = "invalid params, fail to check callback url"
 _MISSING_KEY = (
     "login fail: Please carry the API secret key in the 'Authorization' field of the request header"
@@ -271,7 +262,7 @@ class Emulator:
         """One draw per request, so a seed fixes the sequence of faults per endpoint."""
         faults = self._config.faults.for_endpoint(endpoint)
         point = self._fault_rngs[endpoint].random()
-        for kind in _FAULT_KINDS:
+        for kind in EndpointFaults.KINDS:
             point -= getattr(faults, kind)
             if point < 0:
                 self.counters.faults.setdefault(endpoint.value, Counter())[kind] += 1
