@@ -57,7 +57,6 @@ __all__ = [
     "SourceKind",
     "api_error_in",
     "callback_ack",
-    "file_payload",
     "h3_cancel_payload",
     "h3_list_payload",
     "h3_request_payload",
@@ -538,21 +537,6 @@ def snapshot_payload(snapshot: TaskSnapshot, *, callback: bool = False) -> dict[
         body["video_height"] = snapshot.height or 0
     body["base_resp"] = _base_payload(snapshot.error_code, snapshot.error_message)
     return body
-
-
-def file_payload(video: VideoFile) -> dict[str, Any]:
-    """The wire body of ``GET /v1/files/retrieve`` for ``video``."""
-    info: dict[str, Any] = {
-        "file_id": video.file_id,
-        "bytes": video.bytes,
-        "created_at": int(video.created_at.timestamp()),
-        "filename": video.filename,
-        "purpose": video.purpose,
-        "download_url": str(video.download_url),
-    }
-    if video.backup_download_url is not None:
-        info["backup_download_url"] = str(video.backup_download_url)
-    return {"file": info, "base_resp": _base_payload(None, None)}
 
 
 def callback_ack() -> dict[str, str]:

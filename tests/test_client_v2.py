@@ -93,7 +93,8 @@ async def test_cancel_a_queued_task() -> None:
             assert task.status is TaskStatus.CANCELLED
             with pytest.raises(TaskCancelledError):
                 await task.wait(5)
-        assert emu.status_of(task.task_id) is TaskStatus.CANCELLED
+        (seen,) = emu.state(tasks=True)["tasks"]
+        assert (seen["task_id"], seen["status"]) == (task.task_id, TaskStatus.CANCELLED.value)
         assert emu.charged() == []
         assert emu.counters.requests["v2_cancel"] == {"cancelled": 1}
 

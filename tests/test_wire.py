@@ -29,7 +29,6 @@ from minimax_s2v._wire import (
     _code_and_message,
     _direct_snapshot,
     api_error_in,
-    file_payload,
     parse_callback,
     parse_file,
     parse_request,
@@ -118,14 +117,14 @@ def test_unfinished_placeholders_are_none() -> None:
 
 
 def test_file_round_trips() -> None:
-    """The documented retrieve response round-trips; file_id is an int, URL a yarl.URL."""
+    """The documented retrieve response reads every field; file_id is an int, URL a yarl.URL."""
     video = parse_file(RETRIEVE, NOW)
     assert video.file_id == 176844028768320
     assert video.download_url == URL("https://example.com/output.mp4")
     assert video.created_at == datetime.fromtimestamp(1700469398, tz=UTC)
     assert video.expires_at == NOW + timedelta(hours=1)
     assert video.backup_download_url is None
-    assert file_payload(video) == RETRIEVE
+    assert (video.bytes, video.filename, video.purpose) == (0, "output.mp4", "video_generation")
 
 
 def test_callback_round_trips() -> None:

@@ -49,14 +49,8 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         action="append",
         dest="api_keys",
         metavar="KEY",
-        help="a key to accept (repeatable; default emulator-key)",
-    )
-    parser.add_argument(
-        "--other-region-key",
-        action="append",
-        default=[],
-        metavar="KEY",
-        help="a key to reject with 2049 as if from the other region",
+        help="a key to accept (repeatable; default emulator-key); any other key gets 2049, "
+        "as a key of the other region does",
     )
     parser.add_argument(
         "--speed",
@@ -151,7 +145,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m minimax_s2v.e
     try:
         config = EmulatorConfig(
             api_keys=tuple(args.api_keys or ("emulator-key",)),
-            other_region_keys=tuple(args.other_region_key),
             durations=args.speed,
             seed=args.seed,
             data_urls=args.data_urls,

@@ -271,10 +271,8 @@ class EmulatorConfig:
     """Everything the emulator can be told.
 
     Attributes:
-        api_keys: keys accepted as this region's.
-        other_region_keys: keys "of the other region": rejected with 2049, as the real API does.
-        region: ``"global"`` (api.minimax.io) or ``"cn"`` (api.minimaxi.com, which also takes
-            ``aigc_watermark``).
+        api_keys: the keys accepted. Any other key gets ``2049 invalid api key``, which is
+            also what the real API answers a key of the other region.
         durations: phase durations; zero for tests, a few seconds for the demo.
         seed: makes task timing, outcomes, ids and every fault draw repeatable.
         sensitive_marker: a prompt containing it fails right after Preparing with 1026.
@@ -317,12 +315,6 @@ class EmulatorConfig:
 
     api_keys: tuple[str, ...] = attrs.field(
         default=("emulator-key",), converter=_as_tuple, validator=strings
-    )
-    other_region_keys: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_tuple, validator=strings
-    )
-    region: Literal["global", "cn"] = attrs.field(
-        default="global", validator=one_of(("global", "cn"))
     )
     durations: Durations = attrs.field(
         factory=Durations,

@@ -846,10 +846,6 @@ class Emulator:
         """The emulated task ``task_id`` (``KeyError`` when unknown)."""
         return self.engine.tasks[task_id]
 
-    def status_of(self, task_id: str) -> TaskStatus:
-        """The status ``task_id`` has right now."""
-        return self.engine.tasks[task_id].status_at(self._clock())
-
 
 def _parse_json(raw: bytes) -> Any:
     """The JSON document ``raw``; ``ValueError`` for anything else (too deep included)."""
