@@ -20,7 +20,7 @@ from minimax_s2v.emulator import (
 )
 from tests.client_setup import face_request
 from tests.processes import free_port, python_process
-from tests.receiver_setup import remote_served_client, served_client
+from tests.receiver_setup import new_receiver, remote_served_client, served_client
 
 
 async def test_thousand_tasks_by_callbacks_without_polls() -> None:
@@ -66,7 +66,7 @@ async def test_lost_duplicated_and_reordered_callbacks() -> None:
     faults = FaultPlan(callbacks=CallbackFaults(drop=0.3, duplicate=0.1, reorder=0.1))
     durations = Durations(processing=(0.05, 0.3))
     async with Emulator(seed=7, durations=durations, faults=faults) as emu:
-        async with served_client(emu, fallback_after=2.0) as (client, _):
+        async with served_client(emu, new_receiver(fallback_after=2.0)) as (client, _):
             tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(200)))
             results = await asyncio.gather(*(t.wait(timeout=30) for t in tasks))
             stats = client.stats()
