@@ -19,7 +19,7 @@ from minimax_s2v.emulator import (
     FaultPlan,
 )
 from tests.client_setup import face_request
-from tests.processes import free_port, python_process
+from tests.processes import emulator_process
 from tests.receiver_setup import new_receiver, remote_served_client, served_client
 
 
@@ -29,16 +29,13 @@ async def test_thousand_tasks_by_callbacks_without_polls() -> None:
     The emulator runs in its own process, as MiniMax would, so the challenge latency it
     records is the receiver's and not a shared event loop's.
     """
-    port = free_port()
-    args = ["-m", "minimax_s2v.emulator", "--port", str(port), "--speed", "demo", "--seed", "1"]
-    with python_process(args, port):
-        emulator_url = URL.build(scheme="http", host="127.0.0.1", port=port)
-        async with remote_served_client(emulator_url) as (client, receiver):
+    with emulator_process("--speed", "demo", "--seed", "1") as emulator:
+        async with remote_served_client(URL(emulator.url)) as (client, receiver):
             tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(1000)))
             results = await asyncio.gather(*(t.wait(timeout=120) for t in tasks))
             stats = client.stats()
         async with aiohttp.ClientSession() as session:
-            async with session.get(emulator_url / "_emulator/state") as response:
+            async with session.get(f"{emulator.url}/_emulator/state") as response:
                 state = await response.json()
     assert {r.status for r in results} == {TaskStatus.SUCCESS}
     assert stats.fallback_polls == 0  # not a single poll
