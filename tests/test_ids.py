@@ -89,7 +89,7 @@ def test_no_name_leaves_the_directory(name: str) -> None:
 
 
 @pytest.fixture
-async def hostile_api(tmp_path: Path) -> AsyncIterator[tuple[URL, dict[str, Any]]]:
+async def hostile_api() -> AsyncIterator[tuple[URL, dict[str, Any]]]:
     """An API that answers every submission with a hostile task id, and serves any file."""
     settings: dict[str, Any] = {"task_id": "../escaped"}
     body = mp4(20_000)

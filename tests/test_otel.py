@@ -203,7 +203,7 @@ async def test_metrics_equal_stats() -> None:
     assert delta("minimax.task.duration") == 5
 
 
-def test_prometheus_example(tmp_path: Path) -> None:
+def test_prometheus_example() -> None:
     """examples/prometheus_metrics.py serves the standard exporter's page with our metrics."""
     pytest.importorskip("opentelemetry.exporter.prometheus")
     port = free_port()
