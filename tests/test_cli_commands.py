@@ -64,6 +64,7 @@ def test_generate_status_download(
     assert again.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
 def test_one_line_errors_with_exit_codes(
     minimax_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,6 +126,7 @@ def test_batch_reports_bad_lines_and_saves_the_rest(
     assert "6 already done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_batch_killed_then_rerun_submits_each_line_once(face: Path, tmp_path: Path) -> None:
     """A kill -9 in the middle of a batch; the re-run finishes every line, none submitted twice."""
     batch = tmp_path / "jobs.jsonl"

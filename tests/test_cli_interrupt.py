@@ -52,6 +52,7 @@ def state(url: str) -> dict[str, object]:
         return result
 
 
+@pytest.mark.slow
 def test_interrupted_batch_reruns_exactly_the_lines_never_sent(face: Path, tmp_path: Path) -> None:
     """SIGINT while lines wait for the rate limit: the re-run sends those, 0 uncertain."""
     batch = tmp_path / "jobs.jsonl"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from PIL import Image
 
 from minimax_s2v.emulator import EmulatorThread
@@ -38,6 +39,7 @@ def face(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_generate_one(minimax_emulator: EmulatorThread, tmp_path: Path) -> None:
     """generate_one.py prints the statuses and saves the MP4."""
     out = tmp_path / "one.mp4"

@@ -39,6 +39,7 @@ from minimax_s2v._wire import (
     source_kind,
 )
 from tests.json_strategies import json_values, shaped_like
+from tests.profiles import examples
 
 # The exact example payloads of API_FACTS.md.
 REQUEST = {
@@ -287,7 +288,7 @@ shaped = st.recursive(
 
 
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(shaped)
 def test_any_json_gives_model_or_typed_error(data: Any) -> None:
     """Structuring arbitrary JSON raises only ResponseValidationError, for every model."""
@@ -351,7 +352,7 @@ callback_like = st.fixed_dictionaries(
 
 
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), suppress_health_check=[HealthCheck.too_slow])
 @given(callback_like)
 @example({"task_id": "1", "status": "success", "error_message": "\udc80"})
 @example({"task_id": "1", "status": "success", "file_id": "0"})

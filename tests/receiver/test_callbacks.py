@@ -23,6 +23,7 @@ from tests.processes import emulator_process
 from tests.receiver_setup import new_receiver, remote_served_client, served_client
 
 
+@pytest.mark.slow
 async def test_thousand_tasks_by_callbacks_without_polls() -> None:
     """1,000 concurrent tasks resolve through callbacks: no poll, one confirmation each.
 

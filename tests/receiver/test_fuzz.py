@@ -22,6 +22,7 @@ from minimax_s2v import TaskSnapshot
 from minimax_s2v._wire import parse_callback
 from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
 from tests.json_strategies import json_values
+from tests.profiles import examples
 
 TASK_ID = "111222333444"
 MAX_BODY = 4096
@@ -141,7 +142,8 @@ bodies = (
 )
 
 
-@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=examples(5000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     method=methods,
     segments=st.lists(st.text(alphabet=token_chars, max_size=40), max_size=4),
@@ -179,8 +181,9 @@ def expected(body: bytes) -> tuple[int, Any]:
     return 200, message
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=5500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(5500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, extra=headers)
 def test_bodies_on_a_valid_url(live: LiveReceiver, body: bytes, extra: dict[str, str]) -> None:
     """On the bound URL: each body gets exactly the answer its content calls for.
