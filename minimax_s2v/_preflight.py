@@ -24,7 +24,7 @@ from ._models import (
     SubjectReference,
     VideoRequest,
 )
-from ._wire import h3_request_payload, is_http_url
+from ._wire import h3_request_payload, is_http_url, source_kind
 
 T = TypeVar("T")
 
@@ -172,12 +172,12 @@ def _check_subject(
 
 def _check_image(image: str, field: str, problems: list[Problem], inline: Inline) -> str:
     """Check one image reference; returns what to send (a data URL for a local file)."""
-    lowered = image[:8].lower()
-    if lowered.startswith(("http://", "https://")):
+    kind = source_kind(image)
+    if kind == "url":
         if not is_http_url(image):
             problems.append(Problem(field, "not a valid http(s) URL"))
         return image
-    if lowered.startswith("data:"):
+    if kind == "data":
         _check_data_url(image, field, problems)
         return image
     return _read_local_image(image, field, problems, inline)
@@ -500,17 +500,17 @@ def _check_media(
     if not isinstance(source, str) or not source:
         problems.append(Problem(field, f"an {kind.name} URL, data URL or path is required"))
         return _Checked(str(source))
-    lowered = source[:10].lower()
-    if lowered.startswith(("http://", "https://")):
+    source_is = source_kind(source)
+    if source_is == "url":
         if not is_http_url(source):
             problems.append(Problem(field, "not a valid http(s) URL"))
         return _Checked(source)
-    if lowered.startswith("mm_file://"):
+    if source_is == "upload":
         file_id = source[len("mm_file://") :]
         if not (file_id.isascii() and file_id.isdigit() and len(file_id) <= 40):
             problems.append(Problem(field, "mm_file:// must be followed by a file id (digits)"))
         return _Checked(source)
-    if lowered.startswith("data:"):
+    if source_is == "data":
         data = _data_url_bytes(source, field, kind, problems)
         if data is None:
             return _Checked(source)

@@ -32,7 +32,7 @@ from yarl import URL
 from ._models import AnyRequest, H3Request
 from ._preflight import check_any
 from ._redaction import shown_url
-from ._wire import h3_request_payload, request_payload
+from ._wire import h3_request_payload, request_payload, source_kind, with_media_urls
 
 T = TypeVar("T")
 
@@ -219,6 +219,14 @@ def _check(request: AnyRequest, callback_url: str | None) -> _Checked:
         inline[placeholder] = _Inline(f"data:{mime};base64,", data, None)
         return placeholder
 
+    def placed(source: str) -> str:  # a data URL given as text gets a placeholder too
+        if source_kind(source) != "data":
+            return source
+        header, _, encoded = source.partition(",")
+        placeholder = f"{mark}{len(inline)}"
+        inline[placeholder] = _Inline(f"{header},", None, encoded)
+        return placeholder
+
     checked = check_any(request, keep)
     if isinstance(checked, H3Request):
         payload = h3_request_payload(checked)
@@ -226,8 +234,9 @@ def _check(request: AnyRequest, callback_url: str | None) -> _Checked:
         payload = request_payload(checked)
     if callback_url is not None:
         payload["callback_url"] = callback_url
-    journal = _mark_inline(payload, mark, inline)
-    return _Checked(json.dumps(payload, separators=(",", ":")), inline, journal)
+    # The journal keeps the placeholders until _finish puts each image's summary in.
+    payload = with_media_urls(payload, placed)
+    return _Checked(json.dumps(payload, separators=(",", ":")), inline, payload)
 
 
 @attrs.frozen
@@ -275,58 +284,8 @@ def _finish(checked: _Checked, pieces: list[_Piece]) -> tuple[bytes, str, dict[s
         for placeholder, digest in digests.items()
     }
     body = b"".join([piece.data for piece in pieces])  # the one copy
-    return body, hasher.hexdigest()[:32], _journal(checked.journal, summaries)
-
-
-def _mark_inline(payload: dict[str, Any], mark: str, inline: dict[str, _Inline]) -> dict[str, Any]:
-    """Put placeholders for data URLs given as text too; returns the payload to journal.
-
-    The journal's copy shares everything but the media lists (V1's subject images, V2's
-    ``content`` items), which hold the placeholders until :func:`_journal` puts each
-    file's summary in.
-    """
-
-    def placed(source: str) -> str:
-        if source[:5].lower() != "data:":
-            return source
-        header, _, encoded = source.partition(",")
-        placeholder = f"{mark}{len(inline)}"
-        inline[placeholder] = _Inline(f"{header},", None, encoded)
-        return placeholder
-
-    if "content" in payload:
-        content = []
-        for index, item in enumerate(payload["content"]):
-            kind = item.get("type")
-            if kind == "text":
-                content.append(item)
-                continue
-            url = placed(item[kind]["url"])
-            payload["content"][index] = {**item, kind: {"url": url}}
-            content.append({**item, kind: {"url": url}})
-        return {**payload, "content": content}
-    subjects = []
-    for subject in payload.get("subject_reference", []):
-        images = subject.get("image", [])
-        for index, image in enumerate(images):
-            images[index] = placed(image)
-        subjects.append({**subject, "image": list(images)})
-    return {**payload, "subject_reference": subjects}
-
-
-def _journal(payload: dict[str, Any], summaries: dict[str, str]) -> dict[str, Any]:
-    for subject in payload.get("subject_reference", []):
-        subject["image"] = [summaries.get(image, image) for image in subject["image"]]
-    for index, item in enumerate(payload.get("content", [])):
-        kind = item.get("type")
-        if kind != "text":
-            url = item[kind]["url"]
-            payload["content"][index] = {**item, kind: {"url": summaries.get(url, url)}}
-    return payload
-
-
-def _is_remote(image: str) -> bool:
-    return image[:8].lower().startswith(("http://", "https://"))
+    journal = with_media_urls(checked.journal, lambda url: summaries.get(url, url))
+    return body, hasher.hexdigest()[:32], journal
 
 
 def _all_remote(request: AnyRequest) -> bool:
@@ -338,9 +297,9 @@ def _all_remote(request: AnyRequest) -> bool:
             if s is not None
         ]
         sources += [*request.reference_videos, *request.reference_audios]
-        return all(_is_remote(s) or s[:10].lower() == "mm_file://" for s in sources)
+        return all(source_kind(s) in ("url", "upload") for s in sources)
     for subject in request.subject:
         for image in subject.image:
-            if not _is_remote(image):
+            if source_kind(image) != "url":
                 return False
     return True

@@ -70,7 +70,7 @@ from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
 from .receiver import CallbackVerdict
-from .stores import StoredSubmission, TaskStore
+from .stores import SharedTaskStore, StoredSubmission, TaskStore
 
 __all__ = [
     "Resumed",
@@ -506,7 +506,7 @@ class TaskTracker:
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
-        self._shared = bool(getattr(store, "shared", False))
+        self._shared = isinstance(store, SharedTaskStore) and store.shared
         self._quiet_until = 0.0  # no conflict warning is logged before then
         self._doubt = polling.first_interval  # seconds a refuted final callback is not re-asked
         if receiver is not None:
@@ -520,9 +520,8 @@ class TaskTracker:
             return
         try:
             await self._store.open()
-            subscribe = getattr(self._store, "subscribe", None)
-            if subscribe is not None:
-                await subscribe(self._on_remote_update)
+            if isinstance(self._store, SharedTaskStore):
+                await self._store.subscribe(self._on_remote_update)
         except Exception as error:
             raise StoreError("be opened", describe(error)) from error
         self._started = True

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, Literal, TypeGuard, TypeVar
 
 import attrs
 import cattrs
@@ -54,9 +54,9 @@ __all__ = [
     "DOWNLOAD_URL_LIFETIME",
     "MAX_ID_DIGITS",
     "CancelAnswer",
+    "SourceKind",
     "api_error_in",
     "callback_ack",
-    "file_payload",
     "h3_cancel_payload",
     "h3_list_payload",
     "h3_request_payload",
@@ -76,8 +76,10 @@ __all__ = [
     "parse_submit",
     "request_payload",
     "snapshot_payload",
+    "source_kind",
     "v2_error_in",
     "v2_error_payload",
+    "with_media_urls",
 ]
 
 #: How long a ``download_url`` stays valid after retrieval (documented: one hour).
@@ -188,6 +190,27 @@ def is_http_url(value: object) -> bool:
         return url.scheme in ("http", "https") and bool(url.host)  # .host decodes IDNA
     except ValueError:  # UnicodeError included: a host that is not valid IDNA
         return False
+
+
+#: What a media source names: an http(s) URL, a data URL, a file uploaded to MiniMax
+#: (``mm_file://<file id>``, V2 only) or, for anything else, a local path.
+SourceKind = Literal["url", "data", "upload", "path"]
+
+
+def source_kind(source: str) -> SourceKind:
+    """What ``source`` names, by its prefix in any casing (the one such rule).
+
+    ``"url"`` says only that it starts like one: whether it is a valid URL is
+    :func:`is_http_url`'s to say.
+    """
+    head = source[:10].lower()
+    if head.startswith(("http://", "https://")):
+        return "url"
+    if head.startswith("data:"):
+        return "data"
+    if head.startswith("mm_file://"):
+        return "upload"
+    return "path"
 
 
 def _url(value: object, _: object) -> URL:
@@ -343,7 +366,7 @@ def api_error_in(
     if base is None or base[0] == 0:
         return None
     status = data.get("status")
-    if isinstance(status, str) and status.strip().lower() in ("fail", "failed", "failure"):
+    if isinstance(status, str) and STATUS_SPELLINGS.get(status.strip().lower()) is TaskStatus.FAIL:
         return None
     code, message = base
     return error_for_code(
@@ -478,6 +501,27 @@ def request_payload(request: VideoRequest) -> dict[str, Any]:
     return payload
 
 
+def with_media_urls(payload: dict[str, Any], replace: Callable[[str], str]) -> dict[str, Any]:
+    """A request body (V1 or V2) with each media URL ``url`` replaced by ``replace(url)``.
+
+    Only the media lists (V1's subject images, V2's media items of ``content``) are new:
+    the rest is shared with ``payload``, which is left as it is.
+    """
+    if "content" in payload:
+        content = []
+        for item in payload["content"]:
+            kind = item.get("type")
+            if kind != "text":
+                item = {**item, kind: {"url": replace(item[kind]["url"])}}  # noqa: PLW2901
+            content.append(item)
+        return {**payload, "content": content}
+    subjects = [
+        {**subject, "image": [replace(image) for image in subject.get("image", [])]}
+        for subject in payload.get("subject_reference", [])
+    ]
+    return {**payload, "subject_reference": subjects}
+
+
 def _base_payload(code: int | None, message: str | None) -> dict[str, Any]:
     if code is None:
         return {"status_code": 0, "status_msg": "success"}
@@ -501,21 +545,6 @@ def snapshot_payload(snapshot: TaskSnapshot, *, callback: bool = False) -> dict[
         body["video_height"] = snapshot.height or 0
     body["base_resp"] = _base_payload(snapshot.error_code, snapshot.error_message)
     return body
-
-
-def file_payload(video: VideoFile) -> dict[str, Any]:
-    """The wire body of ``GET /v1/files/retrieve`` for ``video``."""
-    info: dict[str, Any] = {
-        "file_id": video.file_id,
-        "bytes": video.bytes,
-        "created_at": int(video.created_at.timestamp()),
-        "filename": video.filename,
-        "purpose": video.purpose,
-        "download_url": str(video.download_url),
-    }
-    if video.backup_download_url is not None:
-        info["backup_download_url"] = str(video.backup_download_url)
-    return {"file": info, "base_resp": _base_payload(None, None)}
 
 
 def callback_ack() -> dict[str, str]:

@@ -29,6 +29,7 @@ from typing import Any, NoReturn, TypeVar
 
 import attrs
 
+from ._cli_display import Reporter, make_reporter, terminal_safe
 from ._client import Client
 from ._errors import (
     APIError,
@@ -51,11 +52,10 @@ from ._models import (
     VideoRequest,
 )
 from ._polling import PollPolicy
-from ._progress import Reporter, make_reporter, terminal_safe
 from ._ratelimit import RateLimit
 from ._redaction import Redactor, describe
 from ._tasks import Task
-from ._wire import is_http_url, is_id, parse_h3_request, parse_request
+from ._wire import is_http_url, is_id, parse_h3_request, parse_request, source_kind
 
 __all__ = ["EXIT", "main"]
 
@@ -635,9 +635,7 @@ def _batch_h3_request(data: dict[str, Any], base: Path) -> H3Request:
 
 
 def _resolve(image: str, base: Path) -> str:
-    if image[:8].lower().startswith(("http://", "https://")) or image[:5].lower() == "data:":
-        return image
-    if image[:10].lower() == "mm_file://":
+    if source_kind(image) != "path":
         return image
     candidate = Path(image).expanduser()
     return str(candidate if candidate.is_absolute() else base / candidate)

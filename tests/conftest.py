@@ -15,6 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from minimax_s2v.emulator import Emulator
+from tests import profiles  # noqa: F401 - loads the Hypothesis profile before any test module
 
 pytest_plugins = ["pytester"]
 

@@ -5,26 +5,19 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import pytest
-import uvicorn
-from aiohttp import web
-from fastapi import FastAPI
 
 from minimax_s2v import (
     CallbackUnreachableError,
-    Client,
     InvalidRequestError,
     TaskStatus,
     VideoRequest,
 )
 from minimax_s2v.emulator import Durations, Emulator
-from minimax_s2v.receiver import CallbackReceiver
-from tests.client_setup import NO_WAIT, face_request, fast_client
+from tests.client_setup import face_request, fast_client
 from tests.processes import free_port, python_process
-from tests.receiver_setup import POLLING, SECRET, new_receiver
+from tests.receiver_setup import MOUNTS, client_of, mounted, new_receiver
 
 CONCURRENT = 200
 
@@ -112,65 +105,12 @@ async def test_docs_fastapi_sample_answers_before_the_create_call() -> None:
     assert emu.counters.callbacks["challenges_sent"] == 1
 
 
-Mount = Callable[[CallbackReceiver, int], Awaitable[Callable[[], Awaitable[None]]]]
-
-
-async def serve_standalone(receiver: CallbackReceiver, port: int) -> Callable[[], Awaitable[None]]:
-    serving = receiver.serve("127.0.0.1", port)
-    await serving.__aenter__()
-
-    async def stop() -> None:
-        await serving.__aexit__(None, None, None)
-
-    return stop
-
-
-async def serve_sub_app(receiver: CallbackReceiver, port: int) -> Callable[[], Awaitable[None]]:
-    app = web.Application()
-    receiver.setup(app, prefix="/minimax")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner.cleanup
-
-
-async def serve_asgi(receiver: CallbackReceiver, port: int) -> Callable[[], Awaitable[None]]:
-    app = FastAPI()
-    app.mount("/minimax", receiver.asgi())
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-
-    async def stop() -> None:
-        server.should_exit = True
-        await serving
-
-    return stop
-
-
-@asynccontextmanager
-async def mounted(mount: Mount) -> AsyncIterator[CallbackReceiver]:
-    port = free_port()
-    receiver = CallbackReceiver(f"http://127.0.0.1:{port}/minimax", secret=SECRET)
-    stop = await mount(receiver, port)
-    try:
-        yield receiver
-    finally:
-        await stop()
-        await receiver.close()
-
-
-@pytest.mark.parametrize(
-    "mount", [serve_standalone, serve_sub_app, serve_asgi], ids=["standalone", "sub-app", "asgi"]
-)
-async def test_own_receiver_passes_the_check_in_every_mount(mount: Mount) -> None:
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_own_receiver_passes_the_check_in_every_mount(kind: str) -> None:
     """200 concurrent submissions, each challenged during its create call, all created."""
-    async with Emulator(durations=Durations(processing=0.1)) as emu, mounted(mount) as receiver:
-        async with Client(
-            emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-        ) as client:
+    receiver = new_receiver()
+    async with Emulator(durations=Durations(processing=0.1)) as emu, mounted(kind, receiver):
+        async with client_of(emu, receiver) as client:
             submits = (client.submit(face_request()) for _ in range(CONCURRENT))
             tasks = await asyncio.gather(*submits)
             results = await asyncio.gather(*(t.wait(timeout=60) for t in tasks))

@@ -16,7 +16,7 @@ from PIL import Image
 
 from minimax_s2v.cli import EXIT, main
 from minimax_s2v.emulator import EmulatorThread
-from tests.processes import ROOT, free_port, python_process
+from tests.processes import ROOT, emulator_process, free_port
 
 
 def api(emu: EmulatorThread, key: str | None = None) -> list[str]:
@@ -64,6 +64,7 @@ def test_generate_status_download(
     assert again.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
 def test_one_line_errors_with_exit_codes(
     minimax_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,9 +126,9 @@ def test_batch_reports_bad_lines_and_saves_the_rest(
     assert "6 already done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_batch_killed_then_rerun_submits_each_line_once(face: Path, tmp_path: Path) -> None:
     """A kill -9 in the middle of a batch; the re-run finishes every line, none submitted twice."""
-    port = free_port()
     batch = tmp_path / "jobs.jsonl"
     count = 60
     batch.write_text(
@@ -138,7 +139,6 @@ def test_batch_killed_then_rerun_submits_each_line_once(face: Path, tmp_path: Pa
         )
     )
     out = tmp_path / "out"
-    args = ["-m", "minimax_s2v.emulator", "--port", str(port), "--speed", "0.01", "--seed", "2"]
     command = [
         sys.executable,
         "-m",
@@ -149,14 +149,13 @@ def test_batch_killed_then_rerun_submits_each_line_once(face: Path, tmp_path: Pa
         str(out),
         "--api-key",
         "emulator-key",
-        "--base-url",
-        f"http://127.0.0.1:{port}",
         "--poll-interval",
         "0.2",
         "--concurrency",
         "20",
     ]
-    with python_process(args, port):
+    with emulator_process("--speed", "0.01", "--seed", "2") as emu:
+        command += ["--base-url", emu.url]
         first = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -184,7 +183,7 @@ def test_batch_killed_then_rerun_submits_each_line_once(face: Path, tmp_path: Pa
         )
         from urllib.request import urlopen
 
-        with urlopen(f"http://127.0.0.1:{port}/_emulator/state?tasks=1", timeout=10) as response:
+        with urlopen(f"{emu.url}/_emulator/state?tasks=1", timeout=10) as response:
             state = json.load(response)
     assert second.returncode in (EXIT["ok"], EXIT["uncertain"]), second.stderr[-2000:]
     created = Counter(task["prompt"] for task in state["tasks"])

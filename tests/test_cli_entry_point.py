@@ -126,6 +126,7 @@ def test_busy_port_is_one_clear_line(command: list[str], busy_port: int, tmp_pat
     assert "in use" in lines[0]
 
 
+@pytest.mark.slow
 def test_two_seeded_demos_do_not_overwrite_each_other(tmp_path: Path) -> None:
     """The same --seed twice makes the same task ids: the second run refuses, unless asked."""
     first = run("demo", "--count", "1", "--seed", "1", cwd=tmp_path)
@@ -141,6 +142,7 @@ def test_two_seeded_demos_do_not_overwrite_each_other(tmp_path: Path) -> None:
     assert video.read_bytes()[4:8] == b"ftyp"
 
 
+@pytest.mark.slow
 def test_the_readme_demo_can_be_run_twice(tmp_path: Path) -> None:
     """Without --seed each run's task ids are new: a second run adds its videos beside."""
     for _ in range(2):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 
 from minimax_s2v.cli import EXIT
-from tests.processes import ROOT, free_port, python_process
+from tests.processes import ROOT, EmulatorProcess, emulator_process
 
 
 @pytest.fixture
@@ -41,19 +42,19 @@ def start(command: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def emulator(port: int, speed: str = "0.01") -> list[str]:
-    return ["-m", "minimax_s2v.emulator", "--port", str(port), "--speed", speed, "--seed", "4"]
+def emulator(speed: str = "0.01") -> AbstractContextManager[EmulatorProcess]:
+    return emulator_process("--speed", speed, "--seed", "4")
 
 
-def state(port: int) -> dict[str, object]:
-    with urlopen(f"http://127.0.0.1:{port}/_emulator/state?tasks=1", timeout=10) as response:
+def state(url: str) -> dict[str, object]:
+    with urlopen(f"{url}/_emulator/state?tasks=1", timeout=10) as response:
         result: dict[str, object] = json.load(response)
         return result
 
 
+@pytest.mark.slow
 def test_interrupted_batch_reruns_exactly_the_lines_never_sent(face: Path, tmp_path: Path) -> None:
     """SIGINT while lines wait for the rate limit: the re-run sends those, 0 uncertain."""
-    port = free_port()
     batch = tmp_path / "jobs.jsonl"
     batch.write_text(
         "".join(
@@ -62,14 +63,14 @@ def test_interrupted_batch_reruns_exactly_the_lines_never_sent(face: Path, tmp_p
         )
     )
     out = tmp_path / "out"
-    base = ["batch", str(batch), "--out", str(out), "--api-key", "emulator-key"]
-    base += ["--base-url", f"http://127.0.0.1:{port}", "--poll-interval", "0.1"]
-    with python_process(emulator(port), port):
+    with emulator() as emu:
+        base = ["batch", str(batch), "--out", str(out), "--api-key", "emulator-key"]
+        base += ["--base-url", emu.url, "--poll-interval", "0.1"]
         first = start(cli(*base, "--rpm", "6"))  # one now, the next in 10 s
         time.sleep(3.0)
         first.send_signal(signal.SIGINT)
         _, first_err = first.communicate(timeout=30)
-        sent_first = state(port)["tasks_created"]
+        sent_first = state(emu.url)["tasks_created"]
         second = subprocess.run(
             cli(*base, "--rpm", "600"),
             cwd=ROOT,
@@ -78,7 +79,7 @@ def test_interrupted_batch_reruns_exactly_the_lines_never_sent(face: Path, tmp_p
             timeout=120,
             check=False,
         )
-        tasks = state(port)["tasks"]
+        tasks = state(emu.url)["tasks"]
     assert first.returncode == EXIT["interrupted"], first_err[-2000:]
     assert sent_first == 1
     assert second.returncode == EXIT["ok"], second.stderr[-2000:]
@@ -92,8 +93,7 @@ def test_interrupted_batch_reruns_exactly_the_lines_never_sent(face: Path, tmp_p
 
 def test_ctrl_c_during_generate_never_advises_paying_twice(face: Path, tmp_path: Path) -> None:
     """The task id and the exact commands to follow it, and a plain warning."""
-    port = free_port()
-    with python_process(emulator(port, "0.2"), port):
+    with emulator("0.2") as emu:
         run = start(
             cli(
                 "generate",
@@ -104,7 +104,7 @@ def test_ctrl_c_during_generate_never_advises_paying_twice(face: Path, tmp_path:
                 "--api-key",
                 "emulator-key",
                 "--base-url",
-                f"http://127.0.0.1:{port}",
+                emu.url,
                 "--out",
                 str(tmp_path / "v.mp4"),
             )

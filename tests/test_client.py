@@ -96,7 +96,7 @@ async def test_region_key_mismatch(caplog: pytest.LogCaptureFixture) -> None:
     """A key of the other region fails with 2049, a region hint and a trace id; never the key."""
     caplog.set_level(logging.DEBUG, logger="minimax_s2v")
     async with (
-        Emulator(other_region_keys=(SECRET,)) as emu,
+        Emulator() as emu,  # does not accept SECRET: 2049, as for a key of the other region
         fast_client(emu, api_key=SECRET) as client,
     ):
         with pytest.raises(AuthenticationError) as info:
@@ -152,7 +152,7 @@ async def test_poll_errors_are_retried_not_fatal() -> None:
     assert sum(emu.counters.faults["query"].values()) > 0
 
 
-async def test_closed_client_fails_loudly(emulator: Emulator) -> None:
+async def test_closed_client_fails_loudly() -> None:
     """Using a closed client raises; pending waits end with a clear error."""
     durations = Durations(processing=5)
     async with Emulator(durations=durations) as emu:
@@ -176,7 +176,7 @@ async def test_given_session_is_not_closed(emulator: Emulator) -> None:
         assert not session.closed
 
 
-def test_session_of_another_loop_is_refused(emulator: Emulator) -> None:
+def test_session_of_another_loop_is_refused() -> None:
     """A session made in another event loop gives a clear error, not a hang."""
     holder: list[aiohttp.ClientSession] = []
 

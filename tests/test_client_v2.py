@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from minimax_s2v import (
     CancelRefusedError,
-    Client,
     H3Request,
     RateLimit,
     SubmissionUncertainError,
@@ -20,24 +17,13 @@ from minimax_s2v import (
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
-from minimax_s2v.receiver import CallbackReceiver
 from minimax_s2v.stores import SQLiteStore
 from tests.client_setup import face_request, fast_client
-from tests.processes import free_port
-from tests.receiver_setup import POLLING, new_receiver
+from tests.receiver_setup import served_client
+from tests.waiting import claim_weighed
 
 FACE = "https://example.com/face.jpg"
 NO_RPM = RateLimit(v2_submit_rpm=None)  # the 300 RPM default paces a burst at 5 a second
-
-
-@asynccontextmanager
-async def served_client(emu: Emulator) -> AsyncIterator[tuple[Client, CallbackReceiver]]:
-    """A receiver on a free port and a client of ``emu`` using it, with no RPM pacing."""
-    port = free_port()
-    receiver = new_receiver(port)
-    async with receiver.serve("127.0.0.1", port):
-        async with fast_client(emu, receiver=receiver, polling=POLLING, rate_limit=NO_RPM) as c:
-            yield c, receiver
 
 
 def h3(prompt: str = "She turns to the camera and smiles.") -> H3Request:
@@ -93,7 +79,8 @@ async def test_cancel_a_queued_task() -> None:
             assert task.status is TaskStatus.CANCELLED
             with pytest.raises(TaskCancelledError):
                 await task.wait(5)
-        assert emu.status_of(task.task_id) is TaskStatus.CANCELLED
+        (seen,) = emu.state(tasks=True)["tasks"]
+        assert (seen["task_id"], seen["status"]) == (task.task_id, TaskStatus.CANCELLED.value)
         assert emu.charged() == []
         assert emu.counters.requests["v2_cancel"] == {"cancelled": 1}
 
@@ -132,7 +119,7 @@ async def test_200_reference_tasks_by_callbacks_with_the_cap_held() -> None:
     """200 at once: every one resolved by callbacks, no fallback poll, never over 30 in flight."""
     durations = Durations(queueing=(0.05, 0.2), processing=(0.1, 0.4))
     async with Emulator(durations=durations, seed=19) as emu:
-        async with served_client(emu) as (client, receiver):
+        async with served_client(emu, rate_limit=NO_RPM) as (client, receiver):
             tasks = await asyncio.gather(*(client.submit(h3(f"take {i}")) for i in range(200)))
             results = await asyncio.gather(*(t.wait(60) for t in tasks))
             stats = client.stats()
@@ -151,7 +138,7 @@ async def test_lost_create_answer_is_adopted_from_a_v2_callback() -> None:
     """A create whose answer was lost is adopted once a V2 query shows the task its URL named."""
     faults = FaultPlan(endpoints={Endpoint.V2_SUBMIT: EndpointFaults(lost_response=1.0)})
     async with Emulator(durations=Durations(processing=0.2), faults=faults) as emu:
-        async with served_client(emu) as (client, _):
+        async with served_client(emu, rate_limit=NO_RPM) as (client, _):
             with pytest.raises(SubmissionUncertainError) as caught:
                 await client.submit(h3())
             for _ in range(100):
@@ -190,8 +177,8 @@ async def test_forged_v2_success_callback_waits_for_the_v2_query() -> None:
     import aiohttp
     from yarl import URL
 
-    async with Emulator(durations=Durations(queueing=0.3, processing=0.3)) as emu:
-        async with served_client(emu) as (client, _):
+    async with Emulator(durations=Durations(queueing=1.0, processing=0.3)) as emu:
+        async with served_client(emu, rate_limit=NO_RPM) as (client, _):
             task = await client.submit(h3())
             url = URL(emu.task(task.task_id).callback_url or "")
             forged = {
@@ -201,12 +188,11 @@ async def test_forged_v2_success_callback_waits_for_the_v2_query() -> None:
                     "content": {"url": "https://evil.example/not-your-video.mp4"},
                 }
             }
+            before = emu.counters.queries_by_task[task.task_id]
             async with aiohttp.ClientSession() as http, http.post(url, json=forged) as answer:
                 assert answer.status == 200  # journaled as a hint
-            async with asyncio.timeout(5):  # the confirming V2 query is made at once…
-                while emu.counters.requests_to("v2_query") == 0:
-                    await asyncio.sleep(0.01)
-            assert not task.done  # …and says queued: nothing is believed
+            await claim_weighed(emu, task.task_id, before)  # the V2 query says queued…
+            assert not task.done  # …so nothing is believed
             final = await task.wait(10)
             origin = str(emu.url)
     assert final.status is TaskStatus.SUCCESS

@@ -22,6 +22,7 @@ from yarl import URL
 
 from minimax_s2v import Client, DownloadError, RetryPolicy, Timeouts, TransportError, VideoFile
 from tests.media import mp4
+from tests.profiles import examples
 
 KEY = "sk-hostile-download-key-0123456789"
 ATTEMPTS = 4
@@ -444,7 +445,7 @@ async def play(script: list[tuple[str, int | None]], dest: Path) -> tuple[object
     return outcome, requests
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(script=answers())
 def test_any_sequence_of_answers_gives_a_whole_file_or_a_typed_error(
     tmp_path_factory: pytest.TempPathFactory, script: list[tuple[str, int | None]]

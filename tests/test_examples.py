@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import uvicorn
+import pytest
 from PIL import Image
 
 from minimax_s2v.emulator import EmulatorThread
 from tests.processes import ROOT, free_port
+from tests.receiver_setup import uvicorn_serving
 
 
 def run_example(
@@ -38,6 +39,7 @@ def face(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_generate_one(minimax_emulator: EmulatorThread, tmp_path: Path) -> None:
     """generate_one.py prints the statuses and saves the MP4."""
     out = tmp_path / "one.mp4"
@@ -83,15 +85,8 @@ def test_fastapi_service(minimax_emulator: EmulatorThread) -> None:
         from examples import fastapi_service
 
         async def exercise() -> dict[str, object]:
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    fastapi_service.app, host="127.0.0.1", port=port, log_level="warning"
-                )
-            )
-            serving = asyncio.ensure_future(server.serve())
-            try:
-                while not server.started:
-                    await asyncio.sleep(0.02)
+            # The port is chosen first: the example reads its PUBLIC_URL when imported.
+            async with uvicorn_serving(fastapi_service.app, port):
                 async with aiohttp.ClientSession() as http:
                     body = {"image": "https://example.com/face.jpg", "prompt": "hello"}
                     async with http.post(f"http://127.0.0.1:{port}/videos", json=body) as r:
@@ -103,9 +98,6 @@ def test_fastapi_service(minimax_emulator: EmulatorThread) -> None:
                             return status
                         await asyncio.sleep(0.05)
                     return status
-            finally:
-                server.should_exit = True
-                await serving
 
         status = asyncio.run(exercise())
     finally:

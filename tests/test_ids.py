@@ -23,6 +23,7 @@ from minimax_s2v import (
 from minimax_s2v._download import target_path
 from minimax_s2v._wire import parse_callback, parse_file, parse_snapshot, parse_submit
 from tests.media import mp4
+from tests.profiles import examples
 
 HOSTILE_IDS: list[object] = [
     "../../../../tmp/x",
@@ -71,7 +72,7 @@ def test_usual_ids_still_read() -> None:
     assert parse_file({"file": info}, datetime.now(UTC)).file_id == 176844028768320
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(st.text(max_size=60))
 def test_no_name_leaves_the_directory(name: str) -> None:
     """Whatever the name, a file saved into a directory is directly inside it, or refused."""
@@ -89,7 +90,7 @@ def test_no_name_leaves_the_directory(name: str) -> None:
 
 
 @pytest.fixture
-async def hostile_api(tmp_path: Path) -> AsyncIterator[tuple[URL, dict[str, Any]]]:
+async def hostile_api() -> AsyncIterator[tuple[URL, dict[str, Any]]]:
     """An API that answers every submission with a hostile task id, and serves any file."""
     settings: dict[str, Any] = {"task_id": "../escaped"}
     body = mp4(20_000)

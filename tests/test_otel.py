@@ -17,7 +17,7 @@ from minimax_s2v import APIError
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
 from tests.client_setup import face_request, fast_client
 from tests.processes import ROOT, free_port
-from tests.receiver_setup import POLLING, SECRET, new_receiver
+from tests.receiver_setup import SECRET, served_client
 
 sdk = pytest.importorskip("opentelemetry.sdk")
 
@@ -83,13 +83,9 @@ async def test_one_generation_traced_in_one_trace(tmp_path: Path) -> None:
     """generate() with callbacks: submit, callbacks, confirmation, retrieve, download, one trace."""
     durations = Durations(preparing=0.2, processing=0.2)
     async with Emulator(durations=durations) as emu:
-        port = free_port()
-        receiver = new_receiver(port)
-        async with receiver.serve("127.0.0.1", port):
-            client = fast_client(emu, receiver=receiver, polling=POLLING, tracing=True)
-            async with client:
-                generation = await client.generate(face_request(), tmp_path / "out.mp4")
-                await emu.callbacks.drain(5)
+        async with served_client(emu, tracing=True) as (client, _):
+            generation = await client.generate(face_request(), tmp_path / "out.mp4")
+            await emu.callbacks.drain(5)
             callback_url = URL(emu.task(generation.task_id).callback_url or "")
     spans = _EXPORTER.get_finished_spans()
     by_name: dict[str, list[ReadableSpan]] = {}
@@ -182,17 +178,14 @@ async def test_metrics_equal_stats() -> None:
     """The metrics move by exactly what stats() says this client and receiver did."""
     before = _metric_points()
     async with Emulator(durations=Durations(preparing=0.1)) as emu:
-        port = free_port()
-        receiver = new_receiver(port)
-        async with receiver.serve("127.0.0.1", port):
-            async with fast_client(emu, receiver=receiver, polling=POLLING, tracing=True) as c:
-                tasks = await asyncio.gather(*(c.submit(face_request()) for _ in range(5)))
-                await asyncio.gather(*(t.wait(timeout=10) for t in tasks))
-                await emu.callbacks.drain(5)
-                following = _metric_points()[("minimax.tasks.following", ())]
-            stats = c.stats()
-            received = receiver.stats()
-            after = _metric_points()
+        async with served_client(emu, tracing=True) as (c, receiver):
+            tasks = await asyncio.gather(*(c.submit(face_request()) for _ in range(5)))
+            await asyncio.gather(*(t.wait(timeout=10) for t in tasks))
+            await emu.callbacks.drain(5)
+            following = _metric_points()[("minimax.tasks.following", ())]
+        stats = c.stats()
+        received = receiver.stats()
+        after = _metric_points()
 
     def delta(name: str, **attributes: str) -> Any:
         key = (name, tuple(sorted(attributes.items())))
@@ -210,7 +203,7 @@ async def test_metrics_equal_stats() -> None:
     assert delta("minimax.task.duration") == 5
 
 
-def test_prometheus_example(tmp_path: Path) -> None:
+def test_prometheus_example() -> None:
     """examples/prometheus_metrics.py serves the standard exporter's page with our metrics."""
     pytest.importorskip("opentelemetry.exporter.prometheus")
     port = free_port()

@@ -17,6 +17,7 @@ import sysconfig
 import tarfile
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -78,6 +79,7 @@ def dependency_site(target: Path, roots: list[str]) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_sdist_and_wheel_install_and_run_outside_the_repository(tmp_path: Path) -> None:
     """Build, check, install the wheel in a new venv; the demo and the README example run."""
     dist = tmp_path / "dist"

@@ -75,7 +75,7 @@ def test_header_dimensions_match_pillow(fmt: str) -> None:
         assert (info.format, info.width, info.height) == (fmt, width, height)
 
 
-def test_lossless_and_extended_webp(tmp_path: Path) -> None:
+def test_lossless_and_extended_webp() -> None:
     """VP8L (lossless) and VP8X (with alpha) WebP headers are read too."""
     lossless = image_bytes("webp", 640, 480, lossless=True)
     assert lossless[12:16] == b"VP8L"

@@ -322,7 +322,7 @@ def test_every_problem_at_once(tmp_path: Path) -> None:
     }
 
 
-def test_data_urls_are_checked_like_files(tmp_path: Path) -> None:
+def test_data_urls_are_checked_like_files() -> None:
     """A data URL's type, encoding and content are checked from its bytes."""
     face = base64.b64encode(png(300, 300)).decode()
     assert passes(H3Request("p", references=[f"data:image/png;base64,{face}"]))

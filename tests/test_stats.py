@@ -50,9 +50,8 @@ async def test_stats_match_the_emulator_after_faults_and_forgeries(tmp_path: Pat
     durations = Durations(preparing=0.2, processing=(0.05, 0.2))
     count = 40
     async with Emulator(seed=11, durations=durations, faults=faults) as emu:
-        port = free_port()
-        receiver = new_receiver(port, fallback_after=1.0)
-        async with receiver.serve("127.0.0.1", port), aiohttp.ClientSession() as http:
+        receiver = new_receiver(fallback_after=1.0)
+        async with receiver.serve("127.0.0.1", 0, path="/minimax"), aiohttp.ClientSession() as http:
             async with fast_client(emu, receiver=receiver, polling=POLLING) as client:
                 tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(count)))
                 results = await asyncio.gather(*(t.wait(timeout=30) for t in tasks))

@@ -29,6 +29,7 @@ from minimax_s2v._preflight import decode_base64
 from minimax_s2v._submission import build_submission, remote_submission
 from minimax_s2v._wire import request_payload
 from tests.client_setup import NO_WAIT
+from tests.profiles import examples
 
 
 def plain_body(request: VideoRequest, callback_url: str | None) -> bytes:
@@ -77,7 +78,7 @@ HEADERS = [
 ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     prompt=st.none() | st.text(max_size=40),
     local=st.booleans(),
@@ -164,7 +165,7 @@ async def test_large_body_arrives_whole(tmp_path: Path) -> None:
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     text=st.text(alphabet="ABCab+/09=-\n\u00e9", max_size=40)
     | st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()),

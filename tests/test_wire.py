@@ -23,12 +23,12 @@ from minimax_s2v import (
     UnknownStatusWarning,
     VideoRequest,
 )
+from minimax_s2v._models import STATUS_SPELLINGS
 from minimax_s2v._wire import (
     _cattrs_snapshot,
     _code_and_message,
     _direct_snapshot,
     api_error_in,
-    file_payload,
     parse_callback,
     parse_file,
     parse_request,
@@ -36,8 +36,10 @@ from minimax_s2v._wire import (
     parse_submit,
     request_payload,
     snapshot_payload,
+    source_kind,
 )
 from tests.json_strategies import json_values, shaped_like
+from tests.profiles import examples
 
 # The exact example payloads of API_FACTS.md.
 REQUEST = {
@@ -116,14 +118,14 @@ def test_unfinished_placeholders_are_none() -> None:
 
 
 def test_file_round_trips() -> None:
-    """The documented retrieve response round-trips; file_id is an int, URL a yarl.URL."""
+    """The documented retrieve response reads every field; file_id is an int, URL a yarl.URL."""
     video = parse_file(RETRIEVE, NOW)
     assert video.file_id == 176844028768320
     assert video.download_url == URL("https://example.com/output.mp4")
     assert video.created_at == datetime.fromtimestamp(1700469398, tz=UTC)
     assert video.expires_at == NOW + timedelta(hours=1)
     assert video.backup_download_url is None
-    assert file_payload(video) == RETRIEVE
+    assert (video.bytes, video.filename, video.purpose) == (0, "output.mp4", "video_generation")
 
 
 def test_callback_round_trips() -> None:
@@ -197,6 +199,17 @@ def test_api_error_in_reads_base_resp() -> None:
         {"status": "Processing", "base_resp": {"status_code": 1027, "status_msg": "x"}}
     )
     assert isinstance(failed_call, ContentPolicyError)
+
+
+@pytest.mark.parametrize("spelling", sorted(STATUS_SPELLINGS))
+def test_api_error_in_knows_every_failure_spelling(spelling: str) -> None:
+    """Each spelling of a failed task, in any casing, is the task's outcome; others are errors."""
+    base = {"status_code": 1027, "status_msg": "x"}
+    error = api_error_in({"status": f" {spelling.title()} ", "base_resp": base})
+    if STATUS_SPELLINGS[spelling] is TaskStatus.FAIL:
+        assert error is None
+    else:
+        assert isinstance(error, ContentPolicyError)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +288,7 @@ shaped = st.recursive(
 
 
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(shaped)
 def test_any_json_gives_model_or_typed_error(data: Any) -> None:
     """Structuring arbitrary JSON raises only ResponseValidationError, for every model."""
@@ -339,7 +352,7 @@ callback_like = st.fixed_dictionaries(
 
 
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), suppress_health_check=[HealthCheck.too_slow])
 @given(callback_like)
 @example({"task_id": "1", "status": "success", "error_message": "\udc80"})
 @example({"task_id": "1", "status": "success", "file_id": "0"})
@@ -364,3 +377,23 @@ def test_direct_snapshot_takes_the_documented_bodies() -> None:
         code, message = _code_and_message(body)
         assert message is None
         assert _direct_snapshot(body, code, message) == parse_snapshot(body)
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("https://example.com/f.jpg", "url"),
+        ("HTTP://example.com/f.jpg", "url"),
+        ("http://", "url"),  # starts like one: is_http_url says it is no valid URL
+        ("data:image/png;base64,AAAA", "data"),
+        ("DATA:image/png;base64,AAAA", "data"),
+        ("mm_file://123", "upload"),
+        ("MM_FILE://123", "upload"),
+        ("face.png", "path"),
+        ("httpx/face.png", "path"),
+        ("", "path"),
+    ],
+)
+def test_source_kind(source: str, kind: str) -> None:
+    """A media source is told apart by its prefix in any casing."""
+    assert source_kind(source) == kind

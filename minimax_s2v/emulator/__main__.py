@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ._config import Durations, EmulatorConfig, Endpoint, FaultPlan
+from ._config import Durations, EmulatorConfig, Endpoint, EndpointFaults, FaultPlan
 
 __all__ = ["main"]
 
@@ -49,14 +49,8 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         action="append",
         dest="api_keys",
         metavar="KEY",
-        help="a key to accept (repeatable; default emulator-key)",
-    )
-    parser.add_argument(
-        "--other-region-key",
-        action="append",
-        default=[],
-        metavar="KEY",
-        help="a key to reject with 2049 as if from the other region",
+        help="a key to accept (repeatable; default emulator-key); any other key gets 2049, "
+        "as a key of the other region does",
     )
     parser.add_argument(
         "--speed",
@@ -86,7 +80,8 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         "--fault-rate",
         type=float,
         default=0.0,
-        help="probability of each fault kind on every endpoint (chaos)",
+        help=f"probability of each fault kind ({', '.join(EndpointFaults.KINDS)}) on every "
+        "endpoint (chaos)",
     )
     parser.add_argument("--file-size", type=int, default=256 * 1024, help="bytes of each MP4")
     parser.add_argument(
@@ -150,7 +145,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m minimax_s2v.e
     try:
         config = EmulatorConfig(
             api_keys=tuple(args.api_keys or ("emulator-key",)),
-            other_region_keys=tuple(args.other_region_key),
             durations=args.speed,
             seed=args.seed,
             data_urls=args.data_urls,

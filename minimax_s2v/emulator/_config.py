@@ -6,7 +6,7 @@ import contextlib
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import attrs
 
@@ -135,7 +135,12 @@ class EndpointFaults:
         non_json: answer HTTP 200 with an HTML page; nothing is done.
         lost_response: submit only: the task IS created, then the connection is closed
             before the answer (the ambiguous submit).
+
+    ``EndpointFaults.KINDS`` names the kinds (the probability fields), in the order one
+    draw tries them.
     """
+
+    KINDS: ClassVar[tuple[str, ...]]
 
     http_5xx: float = _probability_field()
     server_error: float = _probability_field()
@@ -153,31 +158,22 @@ class EndpointFaults:
     @property
     def total(self) -> float:
         """The probability that a request meets any fault."""
-        return (
-            self.http_5xx
-            + self.server_error
-            + self.rate_limit
-            + self.drop
-            + self.slow
-            + self.non_json
-            + self.lost_response
-        )
+        return float(sum(getattr(self, kind) for kind in self.KINDS))
 
     @classmethod
     def uniform(
         cls, probability: float, *, submit: bool = False, slow_seconds: float = 2.0
     ) -> EndpointFaults:
         """Every fault kind with the same probability (``lost_response`` only for submit)."""
-        return cls(
-            slow_seconds=slow_seconds,
-            http_5xx=probability,
-            server_error=probability,
-            rate_limit=probability,
-            drop=probability,
-            slow=probability,
-            non_json=probability,
-            lost_response=probability if submit else 0.0,
-        )
+        chances = dict.fromkeys(cls.KINDS, probability)
+        chances["lost_response"] = probability if submit else 0.0
+        return cls(slow_seconds=slow_seconds, **chances)
+
+
+# Derived from the fields, so that a new kind is declared in one place.
+EndpointFaults.KINDS = tuple(
+    field.name for field in attrs.fields(EndpointFaults) if field.name != "slow_seconds"
+)
 
 
 @attrs.frozen
@@ -275,10 +271,8 @@ class EmulatorConfig:
     """Everything the emulator can be told.
 
     Attributes:
-        api_keys: keys accepted as this region's.
-        other_region_keys: keys "of the other region": rejected with 2049, as the real API does.
-        region: ``"global"`` (api.minimax.io) or ``"cn"`` (api.minimaxi.com, which also takes
-            ``aigc_watermark``).
+        api_keys: the keys accepted. Any other key gets ``2049 invalid api key``, which is
+            also what the real API answers a key of the other region.
         durations: phase durations; zero for tests, a few seconds for the demo.
         seed: makes task timing, outcomes, ids and every fault draw repeatable.
         sensitive_marker: a prompt containing it fails right after Preparing with 1026.
@@ -321,12 +315,6 @@ class EmulatorConfig:
 
     api_keys: tuple[str, ...] = attrs.field(
         default=("emulator-key",), converter=_as_tuple, validator=strings
-    )
-    other_region_keys: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_tuple, validator=strings
-    )
-    region: Literal["global", "cn"] = attrs.field(
-        default="global", validator=one_of(("global", "cn"))
     )
     durations: Durations = attrs.field(
         factory=Durations,

@@ -79,7 +79,3 @@ class EmulatorThread:
             return self.emulator.state(tasks=tasks)
 
         return self._call(read())
-
-    def drain_callbacks(self, timeout: float = 30.0) -> None:
-        """Wait until every scheduled callback has been sent."""
-        self._call(self.emulator.callbacks.drain(timeout), timeout + 5)

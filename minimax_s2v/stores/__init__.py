@@ -13,13 +13,14 @@ hearing back leaves a trace: such a submission is reported as uncertain, never r
 
 from __future__ import annotations
 
-from ._base import StoredSubmission, StoredTask, SubmissionState, TaskStore
+from ._base import SharedTaskStore, StoredSubmission, StoredTask, SubmissionState, TaskStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = [
     "MemoryStore",
     "SQLiteStore",
+    "SharedTaskStore",
     "StoredSubmission",
     "StoredTask",
     "SubmissionState",

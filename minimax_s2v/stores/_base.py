@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from .._models import EventSource, TaskSnapshot
 
-__all__ = ["StoredSubmission", "StoredTask", "SubmissionState", "TaskStore"]
+__all__ = [
+    "RemoteUpdate",
+    "SharedTaskStore",
+    "StoredSubmission",
+    "StoredTask",
+    "SubmissionState",
+    "TaskStore",
+]
+
+#: ``on_update(nonce or None, snapshot, confirmed)``: an update another replica recorded.
+RemoteUpdate = Callable[[str | None, TaskSnapshot, bool], Awaitable[None]]
 
 
 class SubmissionState(enum.Enum):
@@ -59,8 +70,7 @@ class StoredTask:
 class TaskStore(Protocol):
     """What the client asks of a store. Every method may do I/O; none blocks the loop.
 
-    A store shared by several replicas (see :class:`~minimax_s2v.stores.redis.RedisStore`)
-    also has ``shared = True`` and ``subscribe(on_update)``.
+    A store shared by several replicas is also a :class:`SharedTaskStore`.
     """
 
     async def open(self) -> None:
@@ -122,4 +132,22 @@ class TaskStore(Protocol):
         self, task_id: str | None = None
     ) -> list[tuple[TaskSnapshot, EventSource, bool]]:
         """Journaled updates (snapshot, source, confirmed), oldest first."""
+        ...
+
+
+@runtime_checkable
+class SharedTaskStore(TaskStore, Protocol):
+    """A store that several replicas share (:class:`~minimax_s2v.stores.redis.RedisStore`).
+
+    The client recognises one with ``isinstance(store, SharedTaskStore)``: it subscribes to
+    the other replicas' updates when it starts, and its receiver hands callbacks for tasks
+    this process does not follow to the store, where the replica that follows them sees them,
+    instead of to an early-event buffer.
+    """
+
+    #: Updates recorded here reach every replica.
+    shared: bool
+
+    async def subscribe(self, on_update: RemoteUpdate) -> None:
+        """Call ``on_update`` for every update another replica records; returns once listening."""
         ...

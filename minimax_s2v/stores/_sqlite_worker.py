@@ -26,36 +26,54 @@ import sys
 from typing import Any, BinaryIO
 
 SCHEMA_VERSION = 2
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS submissions (
-    nonce TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    label TEXT,
-    state TEXT NOT NULL,
-    task_id TEXT,
-    created_at REAL NOT NULL
-);
+# The columns of each table, named once: the store writes and reads rows by these names.
+_SUBMISSIONS = (
+    ("nonce", "TEXT PRIMARY KEY"),
+    ("fingerprint", "TEXT NOT NULL"),
+    ("payload", "TEXT NOT NULL"),
+    ("label", "TEXT"),
+    ("state", "TEXT NOT NULL"),
+    ("task_id", "TEXT"),
+    ("created_at", "REAL NOT NULL"),
+)
+# A snapshot's columns of an event, the first after its id.
+_SNAPSHOT = (
+    ("task_id", "TEXT NOT NULL"),
+    ("status", "TEXT NOT NULL"),
+    ("status_text", "TEXT NOT NULL"),
+    ("file_id", "TEXT"),
+    ("width", "INTEGER"),
+    ("height", "INTEGER"),
+    ("error_code", "INTEGER"),
+    ("error_message", "TEXT"),
+)
+_EVENTS = (
+    ("id", "INTEGER PRIMARY KEY"),
+    *_SNAPSHOT,
+    ("source", "TEXT NOT NULL"),
+    ("confirmed", "INTEGER NOT NULL"),
+    ("terminal", "INTEGER NOT NULL"),
+    ("nonce", "TEXT"),
+    ("received_at", "REAL NOT NULL"),
+)
+SUBMISSION_COLUMNS = tuple(name for name, _ in _SUBMISSIONS)
+SNAPSHOT_COLUMNS = tuple(name for name, _ in _SNAPSHOT)
+#: The columns an event is written with (its id is SQLite's to give).
+EVENT_COLUMNS = tuple(name for name, _ in _EVENTS if name != "id")
+
+
+def _table(name: str, columns: tuple[tuple[str, str], ...]) -> str:
+    lines = ",\n".join(f"    {column} {kind}" for column, kind in columns)
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n{lines}\n);"
+
+
+SCHEMA = f"""
+{_table("submissions", _SUBMISSIONS)}
 CREATE INDEX IF NOT EXISTS submissions_task ON submissions (task_id);
 CREATE INDEX IF NOT EXISTS submissions_label ON submissions (label);
 -- Every update, in arrival order. A task's known state is its last confirmed event: it is
 -- derived when read, so that journaling an update is one row in one table.
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    task_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    status_text TEXT NOT NULL,
-    file_id TEXT,
-    width INTEGER,
-    height INTEGER,
-    error_code INTEGER,
-    error_message TEXT,
-    source TEXT NOT NULL,
-    confirmed INTEGER NOT NULL,
-    terminal INTEGER NOT NULL,
-    nonce TEXT,
-    received_at REAL NOT NULL
-);
+{_table("events", _EVENTS)}
 CREATE INDEX IF NOT EXISTS events_task ON events (task_id);
 -- For people reading the journal with the sqlite3 shell: each task's last confirmed event.
 CREATE VIEW IF NOT EXISTS tasks AS

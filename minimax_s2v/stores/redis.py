@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from yarl import URL
 from .._models import EventSource, TaskSnapshot
 from .._redaction import REDACTED, describe
 from .._wire import parse_snapshot, snapshot_payload
-from ._base import StoredSubmission, StoredTask, SubmissionState
+from ._base import RemoteUpdate, StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
 
 __all__ = ["RedisStore", "RemoteUpdate"]
@@ -31,9 +30,6 @@ logger = logging.getLogger("minimax_s2v")
 
 # An update waiting to be written: snapshot, source, confirmed, nonce, and its waiter.
 _Pending = tuple[TaskSnapshot, EventSource, bool, "str | None", "asyncio.Future[None]"]
-
-#: ``on_update(nonce or None, snapshot, confirmed)``: an update another replica recorded.
-RemoteUpdate = Callable[[str | None, TaskSnapshot, bool], Awaitable[None]]
 
 # After a lost subscription, the journal is replayed from a little before the loss was
 # noticed: a publication may have been lost on the dying connection before the error came.

@@ -10,6 +10,7 @@ import sqlite3
 import struct
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from .._errors import ConfigurationError
 from .._models import EventSource, TaskSnapshot, TaskStatus
 from ._base import StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
+from ._sqlite_worker import EVENT_COLUMNS, SNAPSHOT_COLUMNS, SUBMISSION_COLUMNS
 
 __all__ = ["SQLiteStore"]
 
@@ -26,24 +28,33 @@ logger = logging.getLogger("minimax_s2v")
 _WORKER = Path(__file__).with_name("_sqlite_worker.py")
 _HEADER = struct.Struct(">I")
 
-_INSERT_EVENT = (
-    "INSERT INTO events (task_id, status, status_text, file_id, width, height, error_code, "
-    "error_message, source, confirmed, terminal, nonce, received_at) VALUES "
+# Every statement names its columns (the worker's lists), and rows are read by those names.
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
+_SAVE_SUBMISSION = (
+    f"INSERT OR REPLACE INTO submissions ({', '.join(SUBMISSION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SUBMISSION_COLUMNS))})"
 )
-# A task's submission and its last confirmed event (columns as _snapshot() reads them).
+_SUBMISSIONS = f"SELECT {', '.join(SUBMISSION_COLUMNS)} FROM submissions "
+# A task's submission and its last confirmed event, whose columns are named event_<column>.
+_EVENT_PREFIX = "event_"
+_TASK_COLUMNS = (*SUBMISSION_COLUMNS, *(_EVENT_PREFIX + name for name in SNAPSHOT_COLUMNS))
 _TASK_QUERY = (
-    "SELECT s.*, e.task_id, e.status, e.status_text, e.file_id, e.width, e.height, "
-    "e.error_code, e.error_message FROM submissions s LEFT JOIN events e ON e.id = "
+    "SELECT "
+    + ", ".join(
+        [
+            *(f"s.{name}" for name in SUBMISSION_COLUMNS),
+            *(f"e.{name} AS {_EVENT_PREFIX}{name}" for name in SNAPSHOT_COLUMNS),
+        ]
+    )
+    + " FROM submissions s LEFT JOIN events e ON e.id = "
     "(SELECT MAX(x.id) FROM events x WHERE x.task_id = s.task_id AND x.confirmed = 1) "
 )
 _LAST_CONFIRMED_EVENT = (
-    "SELECT task_id, status, status_text, file_id, width, height, error_code, error_message "
-    "FROM events WHERE task_id = ? AND confirmed = 1 ORDER BY id DESC LIMIT 1"
+    f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM events "
+    "WHERE task_id = ? AND confirmed = 1 ORDER BY id DESC LIMIT 1"
 )
-_EVENTS = (
-    "SELECT task_id, status, status_text, file_id, width, height, error_code, error_message, "
-    "source, confirmed FROM events"
-)
+_EVENT_COLUMNS_READ = (*SNAPSHOT_COLUMNS, "source", "confirmed")
+_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS_READ)} FROM events"
 
 # A statement for the worker: SQL, parameters, and whether its rows are wanted.
 Statement = tuple[str, "list[Any] | tuple[Any, ...]", bool]
@@ -308,18 +319,16 @@ class SQLiteStore:
 
     async def save_submission(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent (returns once committed)."""
-        await self._execute(
-            "INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                submission.nonce,
-                submission.fingerprint,
-                json.dumps(submission.payload, separators=(",", ":")),
-                submission.label,
-                submission.state.value,
-                submission.task_id,
-                submission.created_at.timestamp(),
-            ),
-        )
+        values = {
+            "nonce": submission.nonce,
+            "fingerprint": submission.fingerprint,
+            "payload": json.dumps(submission.payload, separators=(",", ":")),
+            "label": submission.label,
+            "state": submission.state.value,
+            "task_id": submission.task_id,
+            "created_at": submission.created_at.timestamp(),
+        }
+        await self._execute(_SAVE_SUBMISSION, tuple(values[name] for name in SUBMISSION_COLUMNS))
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
@@ -349,7 +358,7 @@ class SQLiteStore:
     ) -> None:
         """Journal an update; returns once it is committed."""
         status = snapshot.status
-        row = (
+        row = (  # in EVENT_COLUMNS' order: this is the receiver's hot path, no dict per update
             snapshot.task_id,
             status.value,
             snapshot.status_text,
@@ -372,14 +381,12 @@ class SQLiteStore:
             _TASK_QUERY + "WHERE s.task_id IS NOT NULL AND COALESCE(e.terminal, 0) = 0 "
             "ORDER BY s.created_at"
         )
-        return [_task_row(row) for row in rows]
+        return [_task(row) for row in rows]
 
     async def uncertain(self) -> list[StoredSubmission]:
         """Submissions without a known task, oldest first."""
-        rows = await self._rows(
-            "SELECT * FROM submissions WHERE task_id IS NULL ORDER BY created_at"
-        )
-        return [_submission_row(row) for row in rows]
+        rows = await self._rows(_SUBMISSIONS + "WHERE task_id IS NULL ORDER BY created_at")
+        return [_submission(_named(SUBMISSION_COLUMNS, row)) for row in rows]
 
     async def task(self, task_id: str) -> StoredTask | None:
         """One task, if known."""
@@ -391,18 +398,20 @@ class SQLiteStore:
             write=False,
         )
         if submitted:
-            return _task_row(submitted[0])
-        return StoredTask(task_id, _snapshot(alone[0]), None) if alone else None
+            return _task(submitted[0])
+        if not alone:
+            return None
+        return StoredTask(task_id, _snapshot(_named(SNAPSHOT_COLUMNS, alone[0])), None)
 
     async def submission(self, nonce: str) -> StoredSubmission | None:
         """The submission journaled under ``nonce``, if any."""
-        rows = await self._rows("SELECT * FROM submissions WHERE nonce = ?", (nonce,))
-        return _submission_row(rows[0]) if rows else None
+        rows = await self._rows(_SUBMISSIONS + "WHERE nonce = ?", (nonce,))
+        return _submission(_named(SUBMISSION_COLUMNS, rows[0])) if rows else None
 
     async def submissions(self) -> list[StoredSubmission]:
         """Every journaled submission, oldest first."""
-        rows = await self._rows("SELECT * FROM submissions ORDER BY created_at")
-        return [_submission_row(row) for row in rows]
+        rows = await self._rows(_SUBMISSIONS + "ORDER BY created_at")
+        return [_submission(_named(SUBMISSION_COLUMNS, row)) for row in rows]
 
     async def events(
         self, task_id: str | None = None
@@ -412,7 +421,13 @@ class SQLiteStore:
             rows = await self._rows(_EVENTS + " ORDER BY id")
         else:
             rows = await self._rows(_EVENTS + " WHERE task_id = ? ORDER BY id", (task_id,))
-        return [(_snapshot(row[:8]), EventSource(row[8]), bool(row[9])) for row in rows]
+        events = []
+        for row in rows:
+            values = _named(_EVENT_COLUMNS_READ, row)
+            events.append(
+                (_snapshot(values), EventSource(values["source"]), bool(values["confirmed"]))
+            )
+        return events
 
 
 async def _read_frame(process: asyncio.subprocess.Process) -> dict[str, Any]:
@@ -444,29 +459,42 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_result(value)
 
 
-def _snapshot(row: list[Any]) -> TaskSnapshot:
-    """A snapshot from an event's columns ``task_id, status, … error_message``."""
-    task_id, status, status_text, file_id, width, height, error_code, error_message = row
+def _named(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    """A row as a mapping of its columns' names (the SELECT named them in this order)."""
+    return dict(zip(columns, row, strict=True))
+
+
+def _snapshot(values: Mapping[str, Any], prefix: str = "") -> TaskSnapshot:
+    """A snapshot from an event's columns, named ``prefix + column``."""
     return TaskSnapshot(
-        task_id, TaskStatus(status), file_id, width, height, error_code, error_message, status_text
+        task_id=values[prefix + "task_id"],
+        status=TaskStatus(values[prefix + "status"]),
+        file_id=values[prefix + "file_id"],
+        width=values[prefix + "width"],
+        height=values[prefix + "height"],
+        error_code=values[prefix + "error_code"],
+        error_message=values[prefix + "error_message"],
+        status_text=values[prefix + "status_text"],
     )
 
 
-def _submission_row(row: list[Any]) -> StoredSubmission:
-    nonce, fingerprint, payload, label, state, task_id, created_at = row[:7]
+def _submission(values: Mapping[str, Any]) -> StoredSubmission:
     return StoredSubmission(
-        nonce=nonce,
-        fingerprint=fingerprint,
-        payload=json.loads(payload),
-        label=label,
-        state=SubmissionState(state),
-        created_at=datetime.fromtimestamp(created_at, tz=UTC),
-        task_id=task_id,
+        nonce=values["nonce"],
+        fingerprint=values["fingerprint"],
+        payload=json.loads(values["payload"]),
+        label=values["label"],
+        state=SubmissionState(values["state"]),
+        created_at=datetime.fromtimestamp(values["created_at"], tz=UTC),
+        task_id=values["task_id"],
     )
 
 
-def _task_row(row: list[Any]) -> StoredTask:
-    submission = _submission_row(row)
-    snapshot = _snapshot(row[7:15]) if row[7] is not None else None
+def _task(row: Sequence[Any]) -> StoredTask:
+    """A row of the task query: a submission and, when one was confirmed, its last event."""
+    values = _named(_TASK_COLUMNS, row)
+    submission = _submission(values)
+    has_event = values[_EVENT_PREFIX + "task_id"] is not None
+    snapshot = _snapshot(values, _EVENT_PREFIX) if has_event else None
     assert submission.task_id is not None  # noqa: S101 - the queries select tasks with an id
     return StoredTask(submission.task_id, snapshot, submission)

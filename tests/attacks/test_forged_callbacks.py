@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from yarl import URL
 
-from minimax_s2v import Client, SubmissionUncertainError, TaskStatus
+from minimax_s2v import TaskStatus
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
-from minimax_s2v.receiver import CallbackReceiver
-from minimax_s2v.stores import SQLiteStore, TaskStore
-from tests.client_setup import NO_WAIT, face_request
+from minimax_s2v.stores import SQLiteStore
+from tests.client_setup import face_request
 from tests.raw_api import DOC_REQUEST, auth
-from tests.receiver_setup import POLLING, SECRET
+from tests.receiver_setup import client_of, new_receiver, served_client, uncertain_submission
 
 
 def update(task_id: str, status: str, message: str = "success", code: int = 0) -> dict[str, Any]:
@@ -33,25 +29,6 @@ def update(task_id: str, status: str, message: str = "success", code: int = 0) -
         "file_id": "",
         "base_resp": {"status_code": code, "status_msg": message},
     }
-
-
-@asynccontextmanager
-async def served(
-    emu: Emulator, store: TaskStore | None = None
-) -> AsyncIterator[tuple[Client, CallbackReceiver]]:
-    receiver = CallbackReceiver(secret=SECRET, fallback_after=30.0)
-    async with receiver.serve("127.0.0.1", 0, path="/minimax"):
-        options: dict[str, Any] = {"store": store} if store is not None else {}
-        client = Client(
-            emu.api_key,
-            base_url=emu.url,
-            receiver=receiver,
-            polling=POLLING,
-            retry=NO_WAIT,
-            **options,
-        )
-        async with client:
-            yield client, receiver
 
 
 def callback_url(emu: Emulator, task_id: str) -> URL:
@@ -66,7 +43,7 @@ async def test_uncertain_submission_does_not_adopt_a_foreign_finished_task() -> 
     made ``recover()`` return that task and ``wait()`` resolve SUCCESS with its file, while
     the task the submission really created was still Preparing.
     """
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator() as emu:
         async with aiohttp.ClientSession() as http:
             async with http.post(
@@ -78,15 +55,8 @@ async def test_uncertain_submission_does_not_adopt_a_foreign_finished_task() -> 
             durations=Durations(preparing=20.0),
         )
         async with receiver.serve("127.0.0.1", 0):
-            client = Client(
-                emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-            )
-            async with client:
-                with pytest.raises(SubmissionUncertainError) as info:
-                    await client.submit(face_request())
-                (real,) = [
-                    t["task_id"] for t in emu.state(tasks=True)["tasks"] if t["task_id"] != other
-                ]
+            async with client_of(emu, receiver) as client:
+                lost, real = await uncertain_submission(client, emu, besides=other)
                 async with aiohttp.ClientSession() as http:
                     async with http.post(
                         callback_url(emu, real), json=update(other, "Success")
@@ -96,7 +66,7 @@ async def test_uncertain_submission_does_not_adopt_a_foreign_finished_task() -> 
                     if client.stats().reconciliations and client.stats().adopted:
                         break
                     await asyncio.sleep(0.02)
-                task = client.recover(info.value)
+                task = client.recover(lost)
                 # The promise: only the task this submission created may be adopted.
                 assert task is None or task.task_id == real
 
@@ -108,7 +78,7 @@ async def test_forged_terminal_callbacks_cannot_drive_unbounded_queries() -> Non
     on one task's URL caused 300 confirmation queries (plus continuous fallback polls).
     """
     async with Emulator(durations=Durations(preparing=60.0)) as emu:
-        async with served(emu) as (client, _):
+        async with served_client(emu) as (client, _):
             task = await client.submit(face_request())
             url = callback_url(emu, task.task_id)
             before = emu.counters.requests_to("query")
@@ -132,7 +102,7 @@ async def test_forged_callbacks_on_a_finished_task_do_not_grow_the_journal(
     """
     db = tmp_path / "journal.db"
     async with Emulator() as emu:
-        async with served(emu, SQLiteStore(db)) as (client, _):
+        async with served_client(emu, store=SQLiteStore(db)) as (client, _):
             task = await client.submit(face_request())
             await task.wait(timeout=20)
             url = callback_url(emu, task.task_id)
@@ -155,17 +125,12 @@ async def test_disproved_claims_do_not_lock_out_the_real_task() -> None:
     query) filled the claim limit; the real task's own callbacks then got 409 and
     ``recover()`` stayed ``None`` (issue 13's finding 4, by another road).
     """
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     faults = FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(lost_response=1.0)})
     async with Emulator(faults=faults, durations=Durations(preparing=0.5, processing=0.3)) as emu:
         async with receiver.serve("127.0.0.1", 0):
-            client = Client(
-                emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-            )
-            async with client:
-                with pytest.raises(SubmissionUncertainError) as info:
-                    await client.submit(face_request())
-                ((real,),) = [[t["task_id"]] for t in emu.state(tasks=True)["tasks"]]
+            async with client_of(emu, receiver) as client:
+                lost, real = await uncertain_submission(client, emu)
                 async with aiohttp.ClientSession() as http:
                     for i in range(4):
                         forged = update(str(900_000_000 + i), "Processing")
@@ -173,7 +138,7 @@ async def test_disproved_claims_do_not_lock_out_the_real_task() -> None:
                             assert r.status == 200
                 await emu.callbacks.drain(5)
                 for _ in range(100):
-                    if client.recover(info.value) is not None:
+                    if client.recover(lost) is not None:
                         break
                     await asyncio.sleep(0.02)
                 delivered = [
@@ -181,7 +146,7 @@ async def test_disproved_claims_do_not_lock_out_the_real_task() -> None:
                     for d in emu.deliveries
                     if d.kind == "status" and d.task_id == real
                 ]
-                task = client.recover(info.value)
+                task = client.recover(lost)
     assert set(delivered) == {200}
     assert task is not None
     assert task.task_id == real

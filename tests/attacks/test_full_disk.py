@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["download", "journal"])
 def test_full_disk_is_a_typed_error(what: str, tmp_path: Path) -> None:
     done = subprocess.run(

@@ -14,12 +14,10 @@ import json
 import pytest
 from yarl import URL
 
-from minimax_s2v import Client
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.receiver import CallbackReceiver
-from tests.client_setup import NO_WAIT, face_request
-from tests.receiver.test_trust import mounted
-from tests.receiver_setup import POLLING, SECRET
+from tests.client_setup import face_request
+from tests.receiver_setup import MOUNTS, SECRET, client_of, mounted
 
 
 async def raw_post(port: int, path: str, body: bytes) -> int:
@@ -35,16 +33,13 @@ async def raw_post(port: int, path: str, body: bytes) -> int:
     return status
 
 
-@pytest.mark.parametrize("kind", ["serve", "setup", "asgi"])
+@pytest.mark.parametrize("kind", MOUNTS)
 @pytest.mark.parametrize("spelling", ["token", "nonce", "slash", "mount"])
 async def test_percent_encoded_spelling_gets_404(kind: str, spelling: str) -> None:
     public = None if kind == "serve" else "http://127.0.0.1:1/minimax"
     receiver = CallbackReceiver(public, secret=SECRET, fallback_after=30.0)
     async with Emulator(durations=Durations(preparing=60.0)) as emu, mounted(kind, receiver):
-        client = Client(
-            emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-        )
-        async with client:
+        async with client_of(emu, receiver) as client:
             task = await client.submit(face_request())
             url = URL(emu.task(task.task_id).callback_url or "")
             nonce, token = url.parts[-2], url.parts[-1]

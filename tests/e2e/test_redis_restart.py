@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 from urllib.request import urlopen
 
+import pytest
+
 from tests.processes import free_port, python_process
 from tests.redis_server import RestartableRedis
 
 COUNT = 40
 
 
+@pytest.mark.slow
 def test_tasks_resolve_by_callback_across_a_redis_restart(tmp_path: Path) -> None:
     """Kill -9 Redis for 2 s while tasks are processing: all end by callback, none twice.
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.request import urlopen
 
-from tests.processes import free_port, python_process
+from tests.processes import emulator_process, free_port, python_process
 from tests.redis_server import redis_server
 
 COUNT = 100
@@ -23,31 +23,20 @@ def test_callbacks_on_other_replicas_resolve_the_submitter(tmp_path: Path) -> No
 
     Not one query is made: every update reaches the submitter through Redis.
     """
-    emulator_port, first_port, second_port = free_port(), free_port(), free_port()
+    first_port, second_port = free_port(), free_port()  # known to the emulator beforehand
     prefix = "replicas:"
     with redis_server(tmp_path) as redis_url:
         first = ["-m", "tests.e2e.replica", "receiver", str(first_port), redis_url, prefix]
         second = ["-m", "tests.e2e.replica", "receiver", str(second_port), redis_url, prefix]
-        emulator = [
-            "-m",
-            "minimax_s2v.emulator",
-            "--port",
-            str(emulator_port),
-            "--speed",
-            "0.005",
-            "--seed",
-            "3",
-            "--callback-target",
-            f"http://127.0.0.1:{first_port}",
-            "--callback-target",
-            f"http://127.0.0.1:{second_port}",
-        ]
+        targets = [f"http://127.0.0.1:{first_port}", f"http://127.0.0.1:{second_port}"]
         with (
             python_process(first, first_port),
             python_process(second, second_port),
-            python_process(emulator, emulator_port),
+            emulator_process(
+                "--speed", "0.005", "--seed", "3", *(f"--callback-target={t}" for t in targets)
+            ) as emulator,
         ):
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            emulator_url = emulator.url
             # The public URL names the load balancer; the emulator plays it by alternating.
             public = f"http://127.0.0.1:{first_port}/cb"
             submitter = [

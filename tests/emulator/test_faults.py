@@ -138,3 +138,13 @@ def test_probabilities_are_checked() -> None:
         EndpointFaults(drop=0.6, slow=0.6)
     with pytest.raises(ValueError, match="probability"):
         EndpointFaults(drop=1.5)
+
+
+@pytest.mark.parametrize("kind", EndpointFaults.KINDS)
+async def test_every_kind_is_drawn_and_counted(kind: str, http: aiohttp.ClientSession) -> None:
+    """Each declared kind is drawn by a plan that gives it certainty, and counted under its name."""
+    faults = EndpointFaults(**{kind: 1.0}, slow_seconds=0.01)
+    async with Emulator(faults=FaultPlan(endpoints={Endpoint.SUBMIT: faults})) as emu:
+        await outcome(http, emu)
+        assert emu.counters.faults == {"submit": {kind: 1}}
+    assert EndpointFaults.uniform(0.1, submit=True).total == pytest.approx(0.1 * len(faults.KINDS))

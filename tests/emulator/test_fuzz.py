@@ -19,8 +19,10 @@ from yarl import URL
 
 from minimax_s2v.emulator import EmulatorThread
 from tests.json_strategies import json_values
+from tests.profiles import examples
 
-EXAMPLES = 5000  # each sends one request to each of four endpoints: 5,000 to each
+# Each sends one request to each of four endpoints: 5,000 to each (in CI).
+EXAMPLES = examples(5000)
 API_PATHS = ("/v1/video_generation", "/v1/query/video_generation", "/v1/files/retrieve")
 
 
@@ -144,6 +146,7 @@ def _assert_minimax_shaped(status: int, data: bytes) -> None:
         assert isinstance(body["base_resp"]["status_msg"], str)
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     body=bodies,
@@ -184,6 +187,7 @@ def test_malformed_requests_never_500(  # noqa: PLR0917 - hypothesis passes each
     assert status < 500
 
 
+@pytest.mark.slow
 def test_the_fuzz_reached_every_endpoint_without_an_internal_error(
     emulator_connection: Connection,
 ) -> None:

@@ -169,6 +169,32 @@ async def test_rpm_and_auth_use_the_envelope(http: aiohttp.ClientSession) -> Non
 
 
 @pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (None, 1004),
+        ("Basic emulator-key", 1004),
+        ("Bearer ", 1004),
+        ("bearer someone-elses-key", 2049),
+        ("Bearer someone-elses-key", 2049),
+    ],
+)
+async def test_v1_and_v2_refuse_a_key_alike(
+    header: str | None, code: int, http: aiohttp.ClientSession
+) -> None:
+    """One rule decides a missing key (1004) from a refused one (2049), in either envelope."""
+    headers = {} if header is None else {"Authorization": header}
+    async with Emulator() as emu:
+        async with http.get(
+            emu.url / "v1/query/video_generation", params={"task_id": "1"}, headers=headers
+        ) as response:
+            assert (await response.json())["base_resp"]["status_code"] == code
+        async with http.get(emu.url / "v2/query/video_generation/1", headers=headers) as response:
+            error = v2_error_in(await response.json(), http_status=response.status)
+            assert (response.status, error.code if error else None) == (401, code)
+        assert emu.counters.requests == {"query": {"auth_error": 1}, "v2_query": {"auth_error": 1}}
+
+
+@pytest.mark.parametrize(
     ("change", "needle"),
     [
         ({"content": [{"type": "text", "text": " "}]}, "non-empty"),

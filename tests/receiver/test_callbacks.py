@@ -19,26 +19,24 @@ from minimax_s2v.emulator import (
     FaultPlan,
 )
 from tests.client_setup import face_request
-from tests.processes import free_port, python_process
-from tests.receiver_setup import remote_served_client, served_client
+from tests.processes import emulator_process
+from tests.receiver_setup import new_receiver, remote_served_client, served_client
 
 
+@pytest.mark.slow
 async def test_thousand_tasks_by_callbacks_without_polls() -> None:
     """1,000 concurrent tasks resolve through callbacks: no poll, one confirmation each.
 
     The emulator runs in its own process, as MiniMax would, so the challenge latency it
     records is the receiver's and not a shared event loop's.
     """
-    port = free_port()
-    args = ["-m", "minimax_s2v.emulator", "--port", str(port), "--speed", "demo", "--seed", "1"]
-    with python_process(args, port):
-        emulator_url = URL.build(scheme="http", host="127.0.0.1", port=port)
-        async with remote_served_client(emulator_url) as (client, receiver):
+    with emulator_process("--speed", "demo", "--seed", "1") as emulator:
+        async with remote_served_client(URL(emulator.url)) as (client, receiver):
             tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(1000)))
             results = await asyncio.gather(*(t.wait(timeout=120) for t in tasks))
             stats = client.stats()
         async with aiohttp.ClientSession() as session:
-            async with session.get(emulator_url / "_emulator/state") as response:
+            async with session.get(f"{emulator.url}/_emulator/state") as response:
                 state = await response.json()
     assert {r.status for r in results} == {TaskStatus.SUCCESS}
     assert stats.fallback_polls == 0  # not a single poll
@@ -66,7 +64,7 @@ async def test_lost_duplicated_and_reordered_callbacks() -> None:
     faults = FaultPlan(callbacks=CallbackFaults(drop=0.3, duplicate=0.1, reorder=0.1))
     durations = Durations(processing=(0.05, 0.3))
     async with Emulator(seed=7, durations=durations, faults=faults) as emu:
-        async with served_client(emu, fallback_after=2.0) as (client, _):
+        async with served_client(emu, new_receiver(fallback_after=2.0)) as (client, _):
             tasks = await asyncio.gather(*(client.submit(face_request()) for _ in range(200)))
             results = await asyncio.gather(*(t.wait(timeout=30) for t in tasks))
             stats = client.stats()

@@ -16,12 +16,13 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 from minimax_s2v import TaskSnapshot
 from minimax_s2v._wire import parse_callback
 from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
 from tests.json_strategies import json_values
-from tests.processes import free_port
+from tests.profiles import examples
 
 TASK_ID = "111222333444"
 MAX_BODY = 4096
@@ -47,15 +48,11 @@ class LiveReceiver:
     """A receiver served on its own loop in a thread, driven by a blocking HTTP client."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.receiver = CallbackReceiver(
-            f"http://127.0.0.1:{self.port}/cb",
-            secret="fuzz-secret-0123456789abcdef",
-            max_body=MAX_BODY,
-        )
+        self.port = 0  # known once it listens
+        self.receiver = CallbackReceiver(secret="fuzz-secret-0123456789abcdef", max_body=MAX_BODY)
         self.sink = RecordingSink()
         self.nonce = "boundnonce01"
-        self.url = self.receiver.callback_url(self.nonce)
+        self.url = URL()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -65,8 +62,11 @@ class LiveReceiver:
     def _run(self) -> None:
         async def main() -> None:
             self._stop = asyncio.Event()
-            self.receiver.expect(self.nonce, self.sink)
-            async with self.receiver.serve("127.0.0.1", self.port):
+            async with self.receiver.serve("127.0.0.1", 0, path="/cb") as local:
+                assert local.port is not None
+                self.port = local.port
+                self.receiver.expect(self.nonce, self.sink)
+                self.url = self.receiver.callback_url(self.nonce)
                 self._ready.set()
                 await self._stop.wait()
             await self.receiver.close()
@@ -75,7 +75,7 @@ class LiveReceiver:
 
     def start(self) -> None:
         self._thread.start()
-        self._ready.wait(10)
+        assert self._ready.wait(10), "the receiver did not start"
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -142,7 +142,8 @@ bodies = (
 )
 
 
-@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=examples(5000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     method=methods,
     segments=st.lists(st.text(alphabet=token_chars, max_size=40), max_size=4),
@@ -180,8 +181,9 @@ def expected(body: bytes) -> tuple[int, Any]:
     return 200, message
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=5500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(5500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, extra=headers)
 def test_bodies_on_a_valid_url(live: LiveReceiver, body: bytes, extra: dict[str, str]) -> None:
     """On the bound URL: each body gets exactly the answer its content calls for.

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
-import uvicorn
 from aiohttp import web
 from fastapi import FastAPI
+from yarl import URL
 
-from minimax_s2v import Client, TaskStatus
+from minimax_s2v import TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.receiver import RECEIVER_KEY, CallbackReceiver
-from tests.client_setup import NO_WAIT, face_request
+from tests.client_setup import face_request
 from tests.processes import free_port
-from tests.receiver_setup import POLLING, SECRET
+from tests.receiver_setup import SECRET, client_of, new_receiver, uvicorn_serving
 
 
 async def run_tasks(emu: Emulator, receiver: CallbackReceiver, count: int = 5) -> list[TaskStatus]:
-    async with Client(
-        emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-    ) as client:
+    async with client_of(emu, receiver) as client:
         tasks = [await client.submit(face_request()) for _ in range(count)]
         return [(await t.wait(timeout=15)).status for t in tasks]
 
 
 async def test_aiohttp_sub_app() -> None:
     """Mounted with setup(app, prefix) next to the app's own routes: callbacks resolve tasks."""
-    port = free_port()
-    receiver = CallbackReceiver(f"http://127.0.0.1:{port}/hooks/minimax", secret=SECRET)
+    receiver = new_receiver()
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -39,8 +34,10 @@ async def test_aiohttp_sub_app() -> None:
     assert app[RECEIVER_KEY] is receiver
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        receiver.public_url = URL(f"http://127.0.0.1:{port}/hooks/minimax")
         async with Emulator(durations=Durations(processing=0.2)) as emu:
             statuses = await run_tasks(emu, receiver)
             async with (
@@ -58,8 +55,7 @@ async def test_aiohttp_sub_app() -> None:
 
 async def test_fastapi_mount_under_uvicorn() -> None:
     """app.mount("/minimax", receiver.asgi()) in FastAPI, served by a real uvicorn server."""
-    port = free_port()
-    receiver = CallbackReceiver(f"http://127.0.0.1:{port}/minimax", secret=SECRET)
+    receiver = new_receiver()
     app = FastAPI()
 
     @app.get("/health")
@@ -67,11 +63,8 @@ async def test_fastapi_mount_under_uvicorn() -> None:
         return {"status": "ok"}
 
     app.mount("/minimax", receiver.asgi())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
+    async with uvicorn_serving(app) as port:
+        receiver.public_url = URL(f"http://127.0.0.1:{port}/minimax")
         async with Emulator(durations=Durations(processing=0.2)) as emu:
             statuses = await run_tasks(emu, receiver)
             check = await receiver.self_check()
@@ -82,9 +75,6 @@ async def test_fastapi_mount_under_uvicorn() -> None:
                     assert r.status == 405
                 async with http.post(f"http://127.0.0.1:{port}/minimax/x/y", json={}) as r:
                     assert r.status == 404
-    finally:
-        server.should_exit = True
-        await serving
     assert statuses == [TaskStatus.SUCCESS] * 5
     assert emu.state()["requests"]["query"] == {"success": 5}  # one confirmation each
     assert check.ok, check
@@ -92,18 +82,17 @@ async def test_fastapi_mount_under_uvicorn() -> None:
 
 async def test_self_check_reports_both_ways() -> None:
     """self_check() passes when public_url reaches the receiver, and says why when not."""
-    port = free_port()
-    receiver = CallbackReceiver(f"http://127.0.0.1:{port}/cb", secret=SECRET)
-    async with receiver.serve("127.0.0.1", port):
+    receiver = CallbackReceiver(secret=SECRET)
+    async with receiver.serve("127.0.0.1", 0, path="/cb") as local:
         good = await receiver.self_check()
+        wrong_mount = CallbackReceiver(local.with_path("/elsewhere"), secret=SECRET)
+        misrouted = await wrong_mount.self_check()
     assert good.ok
     assert good.http_status == 200
     assert good.latency is not None
+    # Nothing listens on a port that was free a moment ago.
     bad = await CallbackReceiver(f"http://127.0.0.1:{free_port()}/cb").self_check(timeout=2)
     assert not bad.ok
     assert bad.error
-    wrong_mount = CallbackReceiver(f"http://127.0.0.1:{port}/elsewhere", secret=SECRET)
-    async with receiver.serve("127.0.0.1", port):
-        misrouted = await wrong_mount.self_check()
     assert not misrouted.ok
     assert misrouted.http_status == 404

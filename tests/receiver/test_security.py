@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,6 +14,7 @@ from minimax_s2v.receiver import CallbackReceiver
 from tests.client_setup import face_request
 from tests.raw_api import DOC_REQUEST, auth, query
 from tests.receiver_setup import served_client
+from tests.waiting import claim_weighed
 
 SUCCESS_BODY = {
     "status": "success",
@@ -50,11 +50,10 @@ async def test_forgeries_change_nothing() -> None:
             ] == 404  # token of another nonce
             other = {**forged, "task_id": "999999999"}
             assert (await post(url, other))[0] == 409  # valid token, another task
+            before = emu.counters.queries_by_task[task.task_id]
             assert (await post(url, forged))[0] == 200  # valid token, foreign file: accepted...
-            await asyncio.sleep(0.5)
-            assert (
-                not task.done
-            )  # ...but not believed: retrieve refused it, the query said Processing
+            await claim_weighed(emu, task.task_id, before)
+            assert not task.done  # ...but not believed: the query said Processing
             assert task.status in (TaskStatus.PREPARING, TaskStatus.QUEUEING, TaskStatus.PROCESSING)
             # All three forged paths were counted, the bare mount path included.
             assert receiver.stats().callbacks.not_found == 3
@@ -77,8 +76,9 @@ async def test_forged_failure_is_not_believed() -> None:
                 "file_id": "",
                 "base_resp": {"status_code": 1027, "status_msg": "output sensitive"},
             }
+            before = emu.counters.queries_by_task[task.task_id]
             assert (await post(url, body))[0] == 200
-            await asyncio.sleep(0.3)
+            await claim_weighed(emu, task.task_id, before)
             assert not task.done
             assert (await task.wait(timeout=10)).status is TaskStatus.SUCCESS
 
@@ -92,8 +92,9 @@ async def test_reused_file_id_of_another_task_is_not_believed() -> None:
             task = await client.submit(face_request())
             url = emu.task(task.task_id).callback_url or ""
             forged = {**SUCCESS_BODY, "task_id": task.task_id, "file_id": first.file_id}
+            before = emu.counters.queries_by_task[task.task_id]
             assert (await post(url, forged))[0] == 200
-            await asyncio.sleep(0.3)
+            await claim_weighed(emu, task.task_id, before)
             assert not task.done
             final = await task.wait(timeout=10)
     assert final.file_id != first.file_id

@@ -9,29 +9,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
-from aiohttp import web
 from yarl import URL
 
 from minimax_s2v import (
-    Client,
     ConfigurationError,
     SubmissionConflictError,
-    SubmissionUncertainError,
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
-from minimax_s2v.receiver import CallbackReceiver, ReceiverTimeouts
-from tests.client_setup import NO_WAIT, face_request
+from minimax_s2v.receiver import ReceiverTimeouts
+from tests.client_setup import face_request
 from tests.raw_api import DOC_REQUEST, auth
-from tests.receiver_setup import POLLING, SECRET
+from tests.receiver_setup import (
+    MOUNTS,
+    client_of,
+    mounted,
+    new_receiver,
+    uncertain_submission,
+)
 from tests.stores.flaky import FlakyStore
+from tests.waiting import claim_weighed
 
 SLOW = Durations(preparing=30.0)  # a task that stays in Preparing while the test runs
 
@@ -49,45 +50,6 @@ def update(task_id: str, status: str, file_id: str = "") -> dict[str, Any]:
         "file_id": file_id,
         "base_resp": {"status_code": 0, "status_msg": "success"},
     }
-
-
-@asynccontextmanager
-async def mounted(kind: str, receiver: CallbackReceiver) -> AsyncIterator[None]:
-    """``receiver`` served on a free port: standalone, as an aiohttp sub-app, or under uvicorn."""
-    if kind == "serve":
-        async with receiver.serve("127.0.0.1", 0, path="/minimax"):
-            yield
-        return
-    if kind == "setup":
-        app = receiver.setup(web.Application(), "/minimax")
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        receiver.public_url = URL(f"http://127.0.0.1:{port}/minimax")
-        try:
-            yield
-        finally:
-            await runner.cleanup()
-        return
-    from fastapi import FastAPI
-
-    api = FastAPI()
-    api.mount("/minimax", receiver.asgi())
-    config = uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        receiver.public_url = URL(f"http://127.0.0.1:{port}/minimax")
-        yield
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def raw_post(url: URL, body: bytes, *, chunked: bool) -> tuple[int, bytes]:
@@ -120,13 +82,12 @@ async def raw_post(url: URL, body: bytes, *, chunked: bool) -> tuple[int, bytes]
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["two-writes", "chunked"])
-@pytest.mark.parametrize("kind", ["serve", "setup", "asgi"])
+@pytest.mark.parametrize("kind", MOUNTS)
 async def test_split_bodies_are_read_whole(kind: str, chunked: bool) -> None:
     """A challenge and an update sent in two pieces 50 ms apart: answered 200 and applied."""
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator(durations=SLOW) as emu, mounted(kind, receiver):
-        client = Client(emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING)
-        async with client:
+        async with client_of(emu, receiver) as client:
             task = await client.submit(face_request())
             url = URL(emu.task(task.task_id).callback_url or "")
             challenge = json.dumps({"challenge": "x" * 40}).encode()
@@ -140,10 +101,9 @@ async def test_split_bodies_are_read_whole(kind: str, chunked: bool) -> None:
 
 async def test_self_check_and_never_issued_urls_resolve_nothing() -> None:
     """The self-check URL, and a verified URL nobody issued, get 404 for updates."""
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator(durations=SLOW) as emu, receiver.serve("127.0.0.1", 0):
-        client = Client(emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING)
-        async with client:
+        async with client_of(emu, receiver) as client:
             task = await client.submit(face_request())
             check = await receiver.self_check()
             assert check.ok  # its challenge is echoed…
@@ -157,10 +117,9 @@ async def test_self_check_and_never_issued_urls_resolve_nothing() -> None:
 
 async def test_stale_url_of_a_finished_task_cannot_touch_another() -> None:
     """A finished task's URL naming another followed task: 409, and that task is untouched."""
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator() as emu, receiver.serve("127.0.0.1", 0):
-        client = Client(emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING)
-        async with client:
+        async with client_of(emu, receiver) as client:
             done = await client.submit(face_request())
             await done.wait(timeout=10)
             stale = URL(emu.task(done.task_id).callback_url or "")
@@ -176,10 +135,9 @@ async def test_stale_url_of_a_finished_task_cannot_touch_another() -> None:
 
 async def test_evicted_nonce_is_valid_for_its_own_task_only() -> None:
     """A nonce the receiver forgot is checked against the journal: its task only."""
-    receiver = CallbackReceiver(secret=SECRET, max_bindings=1)
+    receiver = new_receiver(max_bindings=1)
     async with Emulator(durations=SLOW) as emu, receiver.serve("127.0.0.1", 0):
-        client = Client(emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING)
-        async with client:
+        async with client_of(emu, receiver) as client:
             first = await client.submit(face_request())
             second = await client.submit(face_request())  # evicts the first's nonce
             evicted = URL(emu.task(first.task_id).callback_url or "")
@@ -191,7 +149,7 @@ async def test_evicted_nonce_is_valid_for_its_own_task_only() -> None:
 
 async def test_forged_success_with_a_file_of_the_same_account_is_not_believed() -> None:
     """A `success` naming another task's file of the same account waits for the real one."""
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator(durations=Durations(processing=1.5)) as emu:
         async with aiohttp.ClientSession() as http:
             async with http.post(
@@ -199,19 +157,15 @@ async def test_forged_success_with_a_file_of_the_same_account_is_not_believed() 
             ) as r:
                 other = (await r.json())["task_id"]  # same account, not followed by the client
         async with receiver.serve("127.0.0.1", 0):
-            client = Client(
-                emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-            )
-            async with client:
+            async with client_of(emu, receiver) as client:
                 await asyncio.sleep(1.6)  # the other task's file now exists
                 task = await client.submit(face_request())
                 url = URL(emu.task(task.task_id).callback_url or "")
                 foreign = str(emu.task(other).file_id)
+                before = emu.counters.queries_by_task[task.task_id]
                 assert (await post(url, update(task.task_id, "success", foreign)))[0] == 200
-                async with asyncio.timeout(5):  # the confirming query is made at once…
-                    while emu.counters.queries_by_task.get(task.task_id, 0) == 0:
-                        await asyncio.sleep(0.01)
-                assert not task.done  # …and says Processing: nothing is believed
+                await claim_weighed(emu, task.task_id, before)  # the query says Processing…
+                assert not task.done  # …so nothing is believed
                 final = await task.wait(timeout=10)
     assert final.status is TaskStatus.SUCCESS
     assert final.file_id == str(emu.task(task.task_id).file_id) != foreign
@@ -222,7 +176,7 @@ async def test_forged_success_with_a_file_of_the_same_account_is_not_believed() 
 async def test_uncertain_submission_is_not_adopted_from_a_forged_claim() -> None:
     """A forged claim first, then the real task's callbacks: a conflict, never silent."""
     faults = FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(lost_response=1.0)})
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator(durations=Durations(preparing=0.3, processing=0.3)) as emu:
         async with aiohttp.ClientSession() as http:
             async with http.post(
@@ -231,14 +185,8 @@ async def test_uncertain_submission_is_not_adopted_from_a_forged_claim() -> None
                 other = (await r.json())["task_id"]  # exists in the account, no nonce holds it
         emu.configure(faults=faults)
         async with receiver.serve("127.0.0.1", 0):
-            client = Client(
-                emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-            )
-            async with client:
-                with pytest.raises(SubmissionUncertainError) as info:
-                    await client.submit(face_request())
-                tasks = emu.state(tasks=True)["tasks"]
-                (real,) = [t["task_id"] for t in tasks if t["task_id"] != other]
+            async with client_of(emu, receiver) as client:
+                lost, real = await uncertain_submission(client, emu, besides=other)
                 url = URL(emu.task(real).callback_url or "")
                 assert (await post(url, update(other, "processing")))[0] == 200  # a claim
                 await emu.callbacks.drain(5)  # the real task's callbacks: claims too
@@ -246,7 +194,7 @@ async def test_uncertain_submission_is_not_adopted_from_a_forged_claim() -> None
                     while client.stats().conflicts == 0:
                         await asyncio.sleep(0.01)
                 with pytest.raises(SubmissionConflictError) as conflict:
-                    client.recover(info.value)
+                    client.recover(lost)
     assert set(conflict.value.task_ids) == {other, real}
     delivered = [d for d in emu.deliveries if d.kind == "status" and d.task_id == real]
     assert delivered
@@ -256,21 +204,16 @@ async def test_uncertain_submission_is_not_adopted_from_a_forged_claim() -> None
 async def test_uncertain_submission_adopts_only_a_task_the_api_shows() -> None:
     """A forged claim naming a task that does not exist is dropped; the real one is adopted."""
     faults = FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(lost_response=1.0)})
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator(faults=faults, durations=Durations(preparing=0.3, processing=1.0)) as emu:
         async with receiver.serve("127.0.0.1", 0):
-            client = Client(
-                emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING, retry=NO_WAIT
-            )
-            async with client:
-                with pytest.raises(SubmissionUncertainError) as info:
-                    await client.submit(face_request())
-                ((real,),) = [[t["task_id"]] for t in emu.state(tasks=True)["tasks"]]
+            async with client_of(emu, receiver) as client:
+                lost, real = await uncertain_submission(client, emu)
                 url = URL(emu.task(real).callback_url or "")
                 assert (await post(url, update("123456789", "success")))[0] == 200
                 await emu.callbacks.drain(5)
                 async with asyncio.timeout(5):
-                    while (task := client.recover(info.value)) is None:
+                    while (task := client.recover(lost)) is None:
                         await asyncio.sleep(0.01)
                 assert task.task_id == real
                 assert (await task.wait(timeout=10)).status is TaskStatus.SUCCESS
@@ -280,12 +223,9 @@ async def test_uncertain_submission_adopts_only_a_task_the_api_shows() -> None:
 async def test_closed_client_and_failing_store_answer_503() -> None:
     """Not recorded means not acknowledged: 503, and the task does not move."""
     store = FlakyStore()
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator(durations=SLOW) as emu, receiver.serve("127.0.0.1", 0):
-        client = Client(
-            emu.api_key, base_url=emu.url, receiver=receiver, store=store, polling=POLLING
-        )
-        async with client:
+        async with client_of(emu, receiver, store=store) as client:
             task = await client.submit(face_request())
             url = URL(emu.task(task.task_id).callback_url or "")
             store.failures["save_event"] = 10**6
@@ -306,7 +246,7 @@ async def test_standalone_server_bounds_slow_and_silent_clients(
 ) -> None:
     """A silent connection and slow headers are closed; a slow body gets 408; bad tokens 404."""
     caplog.set_level(logging.DEBUG, logger="minimax_s2v")
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     timeouts = ReceiverTimeouts(header=0.3, body=0.3, idle=0.6)
     async with receiver.serve("127.0.0.1", 0, timeouts=timeouts) as local:
         assert local.port is not None
@@ -336,12 +276,11 @@ async def test_standalone_server_bounds_slow_and_silent_clients(
 
 async def test_submit_after_the_receiver_stopped_spends_no_call() -> None:
     """A standalone receiver whose serve() has ended: submit() says so, nothing is sent."""
-    receiver = CallbackReceiver(secret=SECRET)
+    receiver = new_receiver()
     async with Emulator() as emu:
         async with receiver.serve("127.0.0.1", 0):
             pass
-        client = Client(emu.api_key, base_url=emu.url, receiver=receiver, polling=POLLING)
-        async with client:
+        async with client_of(emu, receiver) as client:
             with pytest.raises(ConfigurationError, match="not being served"):
                 await client.submit(face_request())
             assert await client.store.submissions() == []

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v import Client, EventSource, TaskSnapshot, TaskStatus
 from minimax_s2v.stores import (
     MemoryStore,
+    SharedTaskStore,
     SQLiteStore,
     StoredSubmission,
     SubmissionState,
@@ -220,3 +221,27 @@ async def test_redis_batches_concurrent_updates(redis_url: str) -> None:
     assert confirmed is not None
     assert confirmed.snapshot is not None
     assert confirmed.snapshot.status is TaskStatus.PROCESSING
+
+
+async def test_a_store_of_the_shared_protocol_is_subscribed_to(tmp_path: Path) -> None:
+    """Any store with `shared` and `subscribe` is a SharedTaskStore: the client listens to it."""
+
+    class Shared(MemoryStore):
+        shared = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.subscribers: list[object] = []
+
+        async def subscribe(self, on_update: object) -> None:
+            self.subscribers.append(on_update)
+
+    store = Shared()
+    assert isinstance(store, SharedTaskStore)
+    redis = RedisStore("redis://127.0.0.1:1")  # never connects
+    assert isinstance(redis, SharedTaskStore)
+    await redis.close()
+    assert not isinstance(MemoryStore(), SharedTaskStore)
+    assert not isinstance(SQLiteStore(tmp_path / "j.db"), SharedTaskStore)
+    async with Client("k", base_url="http://127.0.0.1:1", store=store):
+        assert len(store.subscribers) == 1

@@ -15,34 +15,24 @@ from minimax_s2v.receiver import CallbackReceiver
 from minimax_s2v.stores import SQLiteStore, StoredSubmission, SubmissionState
 from tests.client_setup import NO_WAIT, face_request
 from tests.processes import free_port
-from tests.receiver_setup import POLLING, new_receiver
+from tests.receiver_setup import POLLING, new_receiver, served_client
 
 _NOW = datetime.now(UTC)
 
 
 async def test_acknowledged_means_recorded(tmp_path: Path) -> None:
     """Every callback the emulator saw acknowledged is in the SQLite journal."""
-    port = free_port()
-    receiver = new_receiver(port)
     store = SQLiteStore(tmp_path / "j.db")
     async with Emulator(seed=3, durations=Durations(processing=(0.1, 0.4))) as emu:
-        async with receiver.serve("127.0.0.1", port):
-            async with Client(
-                emu.api_key,
-                base_url=emu.url,
-                receiver=receiver,
-                store=store,
-                polling=POLLING,
-                retry=NO_WAIT,
-            ) as client:
-                tasks = await asyncio.gather(
-                    *(client.submit(face_request(), label=str(i)) for i in range(100))
-                )
-                await asyncio.gather(*(t.wait(timeout=20) for t in tasks))
-                journal = {
-                    (s.task_id, s.status_text.lower(), source.value)
-                    for s, source, _ in await store.events()
-                }
+        async with served_client(emu, store=store) as (client, _):
+            tasks = await asyncio.gather(
+                *(client.submit(face_request(), label=str(i)) for i in range(100))
+            )
+            await asyncio.gather(*(t.wait(timeout=20) for t in tasks))
+            journal = {
+                (s.task_id, s.status_text.lower(), source.value)
+                for s, source, _ in await store.events()
+            }
         acknowledged = {
             (d.task_id, (d.status or "").lower())
             for d in emu.deliveries

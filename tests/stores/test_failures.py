@@ -25,6 +25,7 @@ from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import MemoryStore, SQLiteStore
 from tests.client_setup import FAST_POLLS, NO_WAIT, face_request
 from tests.stores.flaky import FlakyStore
+from tests.waiting import wait_until
 
 
 async def test_a_journal_failing_for_a_while_costs_a_delay_not_a_task() -> None:
@@ -123,8 +124,7 @@ async def test_killing_the_sqlite_worker_during_a_burst(tmp_path: Path) -> None:
     ):
 
         async def kill_when_busy() -> None:
-            while emu.counters.requests_to("submit") < 20:
-                await asyncio.sleep(0.001)
+            await wait_until(lambda: emu.counters.requests_to("submit") >= 20, "20 submissions")
             pid = store.worker_pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)

@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 from minimax_s2v import ConfigurationError, EventSource, TaskSnapshot, TaskStatus
-from minimax_s2v.stores import SQLiteStore, StoredSubmission
+from minimax_s2v.stores import SQLiteStore, StoredSubmission, SubmissionState
 from tests.processes import ROOT
 from tests.stores.test_contract import submission
 
@@ -92,6 +93,35 @@ async def test_a_journal_of_another_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(unversioned) as connection:
         assert connection.execute("PRAGMA user_version").fetchone() == (0,)
         assert [r[0] for r in connection.execute("SELECT name FROM sqlite_master")] == ["events"]
+
+
+async def test_rows_are_read_by_column_name_whatever_the_tables_order(tmp_path: Path) -> None:
+    """A journal whose tables hold the same columns in another order reads back the same."""
+    path = tmp_path / "shuffled.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(
+            "CREATE TABLE submissions (created_at REAL NOT NULL, task_id TEXT, state TEXT NOT "
+            "NULL, label TEXT, payload TEXT NOT NULL, fingerprint TEXT NOT NULL, nonce TEXT "
+            "PRIMARY KEY);"
+            "CREATE TABLE events (received_at REAL NOT NULL, nonce TEXT, terminal INTEGER NOT "
+            "NULL, confirmed INTEGER NOT NULL, source TEXT NOT NULL, error_message TEXT, "
+            "error_code INTEGER, height INTEGER, width INTEGER, file_id TEXT, status_text TEXT "
+            "NOT NULL, status TEXT NOT NULL, task_id TEXT NOT NULL, id INTEGER PRIMARY KEY);"
+            "PRAGMA user_version = 2;"
+        )
+    store = SQLiteStore(path)
+    sent = submission("nonce-1", label="line 1")
+    await store.save_submission(sent)
+    await store.mark_submitted("nonce-1", "77")
+    done = TaskSnapshot("77", TaskStatus.FAIL, error_code=1026, error_message="sensitive")
+    await store.save_event(done, EventSource.POLL, confirmed=True)
+    found, events, kept = await store.task("77"), await store.events(), await store.submissions()
+    await store.close()
+    assert found is not None
+    assert found.snapshot == done
+    assert found.submission == attrs.evolve(sent, state=SubmissionState.SUBMITTED, task_id="77")
+    assert events == [(done, EventSource.POLL, True)]
+    assert kept == [found.submission]
 
 
 async def test_a_dead_worker_fails_calls_clearly_then_is_replaced(tmp_path: Path) -> None:
