@@ -54,7 +54,7 @@ from ._models import (
 from ._polling import PollPolicy
 from ._preflight import validate_request
 from ._ratelimit import RateLimit
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, is_testing, set_testing
 from ._stats import (
     CallbackStats,
     ClientStats,
@@ -127,6 +127,8 @@ __all__ = [
     "UnknownStatusWarning",
     "VideoFile",
     "VideoRequest",
+    "is_testing",
+    "set_testing",
     "validate_request",
 ]
 

@@ -22,10 +22,8 @@ from ._errors import (
     CallbackUnreachableError,
     CancelRefusedError,
     ConfigurationError,
-    ConnectError,
     InvalidRequestError,
     MiniMaxError,
-    RateLimitError,
     ResponseValidationError,
     StoreError,
     SubmissionUncertainError,
@@ -44,11 +42,11 @@ from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
 from ._redaction import shown_url
 from ._retry import RetryPolicy, retry_call
 from ._stats import CallCounts, ClientStats, SubmissionStats
-from ._submission import check_submission, prepare_submission
+from ._submission import check_submission, created_nothing, prepare_submission, resend_is_safe
 from ._tasks import Task
 from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
 from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
-from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport, in_band_rejection
+from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport
 from ._validators import check_argument, number
 from ._wire import (
     DOWNLOAD_URL_LIFETIME,
@@ -126,16 +124,6 @@ class GenerationOutcome:
     def ok(self) -> bool:
         """Whether the generation succeeded."""
         return self.generation is not None
-
-
-def _certainly_not_created(error: BaseException) -> bool:
-    """Whether a failed submission certainly created no task (refused, or answered "no")."""
-    return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
-
-
-def _resubmit_is_safe(error: BaseException) -> bool:
-    """A submission may be repeated only when the failed one certainly created nothing."""
-    return _certainly_not_created(error) and isinstance(error, MiniMaxError) and error.retryable
 
 
 class _Calls:
@@ -272,7 +260,7 @@ class Client:
             self.store,
             self.polling,
             receiver,
-            journal_retry=attrs.evolve(JOURNAL_RETRY, wait=self.retry.wait),
+            journal_retry=JOURNAL_RETRY,
             telemetry=telemetry,
         )
         self._submit_slots = asyncio.Semaphore(_SUBMITS_AT_ONCE)
@@ -478,7 +466,7 @@ class Client:
                     before_send=journal,
                 )
             except MiniMaxError as error:
-                if stage == "sent" and _certainly_not_created(error):
+                if stage == "sent" and created_nothing(error):
                     stage = "refused"  # e.g. a 1002: a cancelled retry was never sent
                 raise
             return parse_submit(response.data)
@@ -488,7 +476,7 @@ class Client:
                 self.retry,
                 attempt,
                 what="submission",
-                should_retry=lambda e: _resubmit_is_safe(e) and self.retry.should_retry(e),
+                should_retry=resend_is_safe,
                 on_retry=self._on_retry["submit"],
             )
         except asyncio.CancelledError:
@@ -511,7 +499,7 @@ class Client:
         self, error: MiniMaxError, nonce: str, fingerprint: str, callback_shown: str | None
     ) -> NoReturn:
         """Raise what a failed submission amounts to: the error, or its uncertainty."""
-        if _certainly_not_created(error):
+        if created_nothing(error):
             self._v2_nonces.discard(nonce)
             await self._tracker.abandon(nonce)
             if isinstance(error, CallbackUnreachableError):

@@ -19,7 +19,7 @@ from yarl import URL
 from ._errors import DownloadError, MiniMaxError, TransportError, error_for_http_status
 from ._models import VideoFile
 from ._redaction import STRUCTURAL, Redactor, describe
-from ._retry import RetryPolicy
+from ._retry import Retrying, RetryPolicy
 from ._transport import Timeouts
 from ._wire import is_id
 
@@ -257,7 +257,10 @@ async def _fetch_all(
         total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
     )
     refreshes = 0
-    failures = 0
+    # Broken exchanges are retried as the policy says (its ``on``, attempts, timeout and
+    # waits), by the mechanism every call uses; an answer that does not fit starts over at
+    # once. Both use up the policy's attempts; a refreshed URL does not.
+    retrying = Retrying(retry, what=f"download of file {video.file_id}", on_retry=on_retry)
     if video.expires_at <= datetime.now(UTC):
         video = await refresh(video.file_id)
         refreshes += 1
@@ -270,10 +273,9 @@ async def _fetch_all(
             limits = _Limits(video.bytes or None, max_bytes)
             await _fetch_once(session, urls[which], state, timeout, limits)
         except _Restart as restart:
-            failures += 1
             await state.restart()
-            if failures >= retry.attempts:
-                gave_up = f"{restart}; gave up after {failures} answers that did not fit"
+            if not retrying.spent():
+                gave_up = f"{restart}; gave up after {retrying.failures} failed tries"
             else:
                 logger.info("download of file %s starts over: %s", video.file_id, restart)
         except _Expired:
@@ -281,26 +283,18 @@ async def _fetch_all(
             if refreshes > _MAX_REFRESHES:
                 gave_up = f"the download URL was refused even after {_MAX_REFRESHES} fresh ones"
             else:
-                logger.info(
-                    "download URL of file %s refused; retrieving a fresh one", video.file_id
-                )
+                logger.info("download of file %s refused; retrieving a fresh one", video.file_id)
         except TransportError as error:
-            failures += 1
-            if failures >= retry.attempts:
+            if not retrying.failed(error):
                 raise
             which = (which + 1) % len(urls)
-            delay = retry.backoff(failures, error)
             logger.info(
-                "download of file %s broke off after %d bytes (%s); resuming in %.2fs",
+                "download of file %s broke off after %d bytes; resuming from there",
                 video.file_id,
                 state.done,
-                error,
-                delay,
             )
             await state.flush()
-            if on_retry is not None:
-                on_retry()
-            await asyncio.sleep(delay)
+            await retrying.wait()
             continue
         else:
             await state.flush()

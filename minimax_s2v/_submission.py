@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 from yarl import URL
 
+from ._errors import APIError, ConnectError, MiniMaxError, RateLimitError
 from ._models import AnyRequest, H3Request
 from ._preflight import check_any
 from ._redaction import shown_url
@@ -36,7 +37,15 @@ from ._wire import h3_request_payload, request_payload, source_kind, with_media_
 
 T = TypeVar("T")
 
-__all__ = ["CallbackHost", "PreparedSubmission", "check_submission", "prepare_submission"]
+__all__ = [
+    "CallbackHost",
+    "PreparedSubmission",
+    "check_submission",
+    "created_nothing",
+    "in_band_rejection",
+    "prepare_submission",
+    "resend_is_safe",
+]
 
 _SLICE = 768 * 1024  # raw bytes per base64 slice: 1 MiB of text, about 0.5 ms of the loop
 _TEXT_SLICE = 1024 * 1024  # characters per slice of a data URL given as text
@@ -54,6 +63,39 @@ _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minimax-s2v-prep
 
 async def _in_worker(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_WORKER, function, *args)
+
+
+# -- whether a failed submission created a task ----------------------------------------------
+
+
+def in_band_rejection(error: BaseException) -> bool:
+    """Whether ``error`` is a complete answer refusing the call (so nothing was created).
+
+    That is an in-band ``base_resp`` code, or a V2 error envelope (it carries a request id).
+    """
+    return isinstance(error, APIError) and (error.code is not None or error.request_id is not None)
+
+
+def created_nothing(error: BaseException) -> bool:
+    """Whether a failed submission certainly created no task: refused, or answered "no".
+
+    A connection that was never made, a rate limit (MiniMax counts before it creates), or
+    a complete answer refusing the call. Anything else (a timeout, a broken exchange, an
+    answer without a readable task id) may have created one: it is uncertain, never sent
+    again (:class:`~minimax_s2v.SubmissionUncertainError`).
+    """
+    return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
+
+
+def resend_is_safe(error: BaseException) -> bool:
+    """Whether a submission may be sent again (the retry policy has the last word).
+
+    Only when the failed one created nothing, and a retry may succeed.
+    """
+    return created_nothing(error) and isinstance(error, MiniMaxError) and error.retryable
+
+
+# -- preparing a submission -------------------------------------------------------------------
 
 
 class CallbackHost(Protocol):

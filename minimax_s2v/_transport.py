@@ -36,7 +36,6 @@ __all__ = [
     "ApiResponse",
     "Timeouts",
     "Transport",
-    "in_band_rejection",
 ]
 
 logger = logging.getLogger("minimax_s2v")
@@ -301,11 +300,3 @@ class _SlicedBody(aiohttp.Payload):
         view = memoryview(self._value)[:content_length]
         for start in range(0, len(view), _BODY_SLICE):
             await writer.write(view[start : start + _BODY_SLICE])  # waits for the socket's room
-
-
-def in_band_rejection(error: BaseException) -> bool:
-    """Whether ``error`` is a complete answer refusing the call (so nothing was created).
-
-    That is an in-band ``base_resp`` code, or a V2 error envelope (it carries a request id).
-    """
-    return isinstance(error, APIError) and (error.code is not None or error.request_id is not None)

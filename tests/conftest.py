@@ -14,8 +14,14 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+import minimax_s2v
 from minimax_s2v.emulator import Emulator
 from tests import profiles  # noqa: F401 - loads the Hypothesis profile before any test module
+
+# Retries go at once in this suite, as stamina's set_testing() makes them: the policies stay
+# as configured (attempts, which errors, the waits they compute). A test of real waiting
+# turns it off for its own block (`with minimax_s2v.set_testing(False):`).
+minimax_s2v.set_testing()
 
 pytest_plugins = ["pytester"]
 

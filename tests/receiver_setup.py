@@ -14,7 +14,7 @@ from yarl import URL
 from minimax_s2v import Client, PollPolicy, SubmissionUncertainError
 from minimax_s2v.emulator import Emulator
 from minimax_s2v.receiver import CallbackReceiver
-from tests.client_setup import NO_WAIT, face_request, fast_client
+from tests.client_setup import TEST_RETRY, face_request, fast_client
 from tests.waiting import wait_until
 
 SECRET = "receiver-test-secret-0123456789"
@@ -38,7 +38,7 @@ POLLING = PollPolicy(first_interval=0.05, max_interval=0.2, max_rate=1000, max_i
 def client_of(emu: Emulator, receiver: CallbackReceiver, **options: Any) -> Client:
     """A client of ``emu`` with ``receiver``, polling quickly and retrying without waits."""
     options.setdefault("polling", POLLING)
-    options.setdefault("retry", NO_WAIT)
+    options.setdefault("retry", TEST_RETRY)
     return Client(emu.api_key, base_url=emu.url, receiver=receiver, **options)
 
 
@@ -69,7 +69,7 @@ async def remote_served_client(
             base_url=emulator_url,
             receiver=receiver,
             polling=POLLING,
-            retry=NO_WAIT,
+            retry=TEST_RETRY,
         )
         async with client:
             yield client, receiver

@@ -114,7 +114,7 @@ async def test_backup_url_used_when_main_fails(tmp_path: Path) -> None:
         video, expected = await finished_file(emu)
         assert video.backup_download_url is not None
         emu.configure(faults=FaultPlan(endpoints={Endpoint.DOWNLOAD: EndpointFaults(http_5xx=0.5)}))
-        retry = RetryPolicy(attempts=12).without_waiting()
+        retry = RetryPolicy(attempts=12)
         async with fast_client(emu, retry=retry) as client:
             path = await client.download(video, tmp_path / "v.mp4")
     assert path.read_bytes() == expected

@@ -20,7 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from minimax_s2v import Client, DownloadError, RetryPolicy, Timeouts, TransportError, VideoFile
+from minimax_s2v import (
+    Client,
+    ConnectError,
+    DownloadError,
+    RetryPolicy,
+    Timeouts,
+    TransportError,
+    VideoFile,
+)
 from tests.media import mp4
 from tests.profiles import examples
 
@@ -77,9 +85,11 @@ def video_at(url: URL, size: int = 0) -> VideoFile:
     )
 
 
-async def download(video: VideoFile, dest: Path, **options: object) -> Path:
+async def download(
+    video: VideoFile, dest: Path, retry: RetryPolicy | None = None, **options: object
+) -> Path:
     """``Client.download`` with a small retry budget, cut off after 10 s (a loop fails)."""
-    retry = RetryPolicy(attempts=ATTEMPTS).without_waiting()
+    retry = retry or RetryPolicy(attempts=ATTEMPTS)
     client = Client(KEY, base_url="http://127.0.0.1:9", retry=retry, timeouts=Timeouts(read=5))
     async with asyncio.timeout(10), client:
         return await client.download(video, dest, **options)  # type: ignore[arg-type]
@@ -336,11 +346,8 @@ async def test_redirect_loop_is_a_download_error_without_the_key(
     assert_no_leftovers(tmp_path)
 
 
-async def test_body_shorter_than_its_content_length_is_bounded(
-    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
-) -> None:
-    """A host that always closes early: resumed a bounded number of times, then a typed error."""
-    body = mp4(100_000)
+def truncating_host(body: bytes) -> Handler:
+    """A host that sends 1,000 bytes of what was asked for, then drops the connection."""
 
     async def truncating(request: web.Request) -> web.StreamResponse:
         start = int(request.headers.get("Range", "bytes=0-").removeprefix("bytes=").rstrip("-"))
@@ -355,7 +362,15 @@ async def test_body_shorter_than_its_content_length_is_bounded(
         request.transport.close()
         return response
 
-    server = await serve(truncating)
+    return truncating
+
+
+async def test_body_shorter_than_its_content_length_is_bounded(
+    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
+) -> None:
+    """A host that always closes early: resumed a bounded number of times, then a typed error."""
+    body = mp4(100_000)
+    server = await serve(truncating_host(body))
     with pytest.raises(TransportError, match="interrupted"):
         await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4")
     assert len(server.requests) == ATTEMPTS
@@ -460,3 +475,30 @@ def test_any_sequence_of_answers_gives_a_whole_file_or_a_typed_error(
     else:
         assert isinstance(outcome, DownloadError | TransportError)
         assert_no_leftovers(directory)
+
+
+async def test_a_policy_that_does_not_retry_broken_exchanges_is_obeyed(
+    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
+) -> None:
+    """The client's RetryPolicy decides for downloads too: its ``on`` leaves them out here."""
+    body = mp4(100_000)
+    server = await serve(truncating_host(body))
+    only_refusals = RetryPolicy(attempts=ATTEMPTS, on=(ConnectError,))
+    with pytest.raises(TransportError, match="interrupted"):
+        await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4", only_refusals)
+    assert len(server.requests) == 1  # not resumed: the policy does not retry this error
+    assert_no_leftovers(tmp_path)
+
+
+async def test_a_policys_timeout_bounds_the_resumptions(
+    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
+) -> None:
+    """No resumption starts once the policy's ``timeout`` would be passed by its wait."""
+    body = mp4(100_000)
+    server = await serve(truncating_host(body))
+    # A first wait of 30 s against a 1 s budget: the broken exchange is not resumed.
+    short = RetryPolicy(attempts=ATTEMPTS, timeout=1.0, wait_initial=30, wait_max=30)
+    with pytest.raises(TransportError, match="interrupted"):
+        await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4", short)
+    assert len(server.requests) == 1
+    assert_no_leftovers(tmp_path)

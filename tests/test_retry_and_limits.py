@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+import minimax_s2v
 from minimax_s2v import RateLimit, RateLimitError, RetryPolicy, ServerError, TransportError
 from minimax_s2v._errors import InvalidRequestError, error_for_code
 from minimax_s2v._ratelimit import EndpointClass, RateLimiter, TokenBucket
-from minimax_s2v._retry import retry_call
+from minimax_s2v._retry import Retrying, retry_call
 
 
 def test_backoff_is_capped_and_grows() -> None:
@@ -19,7 +22,6 @@ def test_backoff_is_capped_and_grows() -> None:
     limited = RateLimitError("slow", code=1002, retry_after=20)
     assert policy.backoff(1, limited) == 20
     assert policy.backoff(1, RateLimitError("slow", code=1002, retry_after=999)) == 30
-    assert policy.without_waiting().backoff(3, limited) == 0
 
 
 def test_jitter_stays_in_bounds() -> None:
@@ -39,7 +41,7 @@ async def test_retry_call_reraises_last_error_unwrapped() -> None:
         raise ServerError("boom", code=1013)
 
     with pytest.raises(ServerError, match="boom"):
-        await retry_call(RetryPolicy(attempts=4, wait=False), flaky, what="test")
+        await retry_call(RetryPolicy(attempts=4), flaky, what="test")
     assert len(calls) == 4
 
     async def final() -> str:
@@ -47,7 +49,7 @@ async def test_retry_call_reraises_last_error_unwrapped() -> None:
         raise InvalidRequestError("bad", code=2013)
 
     with pytest.raises(InvalidRequestError):
-        await retry_call(RetryPolicy(attempts=4, wait=False), final, what="test")
+        await retry_call(RetryPolicy(attempts=4), final, what="test")
     assert calls.count(2) == 1
 
 
@@ -61,7 +63,7 @@ async def test_retry_on_exception_classes_and_success() -> None:
             raise TransportError("reset")
         return "ok"
 
-    policy = RetryPolicy(on=(TransportError,), wait=False)
+    policy = RetryPolicy(on=(TransportError,))
     assert await retry_call(policy, second_time, what="test") == "ok"
     assert not policy.should_retry(error_for_code(1002, "x"))
 
@@ -110,3 +112,81 @@ async def test_bucket_grants_its_burst_at_once() -> None:
     bucket = TokenBucket(60, burst=3)
     for _ in range(3):
         await bucket.acquire()
+
+
+async def test_set_testing_skips_the_waits_and_keeps_the_policy() -> None:
+    """Under set_testing() an hour-long backoff goes at once; the attempts still count."""
+    policy = RetryPolicy(attempts=3, wait_initial=3600, wait_max=3600, wait_jitter=0, timeout=None)
+    calls: list[int] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ServerError("boom", code=1013)
+        return "ok"
+
+    with minimax_s2v.set_testing():
+        assert minimax_s2v.is_testing()
+        async with asyncio.timeout(5):  # would wait two hours if the waits were kept
+            assert await retry_call(policy, flaky, what="test") == "ok"
+    assert calls == [1, 1, 1]
+    assert policy.backoff(1) == 3600  # the policy itself is unchanged
+
+
+def test_set_testing_as_a_context_manager_restores_the_setting() -> None:
+    """The previous setting comes back at the end of the block, nested or not."""
+    before = minimax_s2v.is_testing()
+    with minimax_s2v.set_testing(False):
+        assert not minimax_s2v.is_testing()
+        with minimax_s2v.set_testing(True):
+            assert minimax_s2v.is_testing()
+        assert not minimax_s2v.is_testing()
+    assert minimax_s2v.is_testing() is before
+
+
+async def test_retrying_gives_each_attempt_its_number_and_stops_on_success() -> None:
+    """The attempts iterator: numbered tries, a retried error swallowed, none after success."""
+    seen: list[int] = []
+    async for attempt in Retrying(RetryPolicy(attempts=5), what="test"):
+        with attempt:
+            seen.append(attempt.number)
+            if attempt.number < 3:
+                raise TransportError("broke off")
+    assert seen == [1, 2, 3]
+
+
+async def test_retrying_lets_an_unretried_error_through_at_once() -> None:
+    """An error the policy does not retry leaves the first attempt's block as raised."""
+    seen: list[int] = []
+
+    async def refused() -> None:
+        async for attempt in Retrying(RetryPolicy(attempts=5), what="test"):
+            with attempt:
+                seen.append(attempt.number)
+                raise InvalidRequestError("no", code=2013)
+
+    with pytest.raises(InvalidRequestError):
+        await refused()
+    assert seen == [1]
+
+
+async def test_retrying_narrows_with_should_retry_and_keeps_the_policys_on() -> None:
+    """``should_retry`` narrows what the policy retries; it never widens it."""
+    policy = RetryPolicy(attempts=4, on=(TransportError,))
+    counted: list[int] = []
+
+    async def server_error() -> None:
+        counted.append(1)
+        raise ServerError("boom", code=1013)  # retryable by class, but not in `on`
+
+    with pytest.raises(ServerError):
+        await retry_call(policy, server_error, what="test", should_retry=lambda _: True)
+    assert counted == [1]
+
+    async def broken() -> None:
+        counted.append(2)
+        raise TransportError("broke off")
+
+    with pytest.raises(TransportError):
+        await retry_call(policy, broken, what="test", should_retry=lambda _: False)
+    assert counted == [1, 2]

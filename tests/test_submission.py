@@ -28,7 +28,7 @@ from minimax_s2v import (
 from minimax_s2v._preflight import decode_base64
 from minimax_s2v._submission import build_submission, remote_submission
 from minimax_s2v._wire import request_payload
-from tests.client_setup import NO_WAIT
+from tests.client_setup import TEST_RETRY
 from tests.profiles import examples
 
 
@@ -149,7 +149,7 @@ async def test_large_body_arrives_whole(tmp_path: Path) -> None:
     host, port = runner.addresses[0][:2]
     request = VideoRequest(subject=str(face), prompt="smile")
     try:
-        async with Client("k", base_url=f"http://{host}:{port}", retry=NO_WAIT) as client:
+        async with Client("k", base_url=f"http://{host}:{port}", retry=TEST_RETRY) as client:
             with warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("always")
                 task = await client.submit(request)

@@ -13,6 +13,7 @@ from minimax_s2v import (
     RateLimitError,
     RetryPolicy,
     SubmissionUncertainError,
+    set_testing,
 )
 from minimax_s2v.emulator import Emulator, Endpoint, EndpointFaults, FaultPlan
 from tests.client_setup import face_request, fast_client
@@ -65,7 +66,7 @@ async def test_rate_limit_and_in_band_errors_are_retried() -> None:
 async def test_persistent_rate_limit_surfaces() -> None:
     """After the policy's attempts a RateLimitError is raised unwrapped."""
     async with Emulator(faults=submit_faults(rate_limit=1.0)) as emu:
-        client = fast_client(emu, retry=RetryPolicy(attempts=3).without_waiting())
+        client = fast_client(emu, retry=RetryPolicy(attempts=3))
         async with client:
             with pytest.raises(RateLimitError):
                 await client.submit(face_request())
@@ -98,7 +99,7 @@ async def test_connection_refused_is_retried_then_raised() -> None:
     client = Client(
         "k",
         base_url=f"http://127.0.0.1:{free_port()}",
-        retry=RetryPolicy(attempts=3).without_waiting(),
+        retry=RetryPolicy(attempts=3),
     )
     async with client:
         with pytest.raises(ConnectError):
@@ -107,6 +108,11 @@ async def test_connection_refused_is_retried_then_raised() -> None:
 
 async def test_cancelled_while_waiting_to_retry_a_1002_leaves_no_uncertain_entry() -> None:
     """A 1002 created nothing: cancelled before its retry, the journal forgets it."""
+    with set_testing(False):  # the retry must really wait, to be cancelled meanwhile
+        await _cancel_while_waiting_to_retry()
+
+
+async def _cancel_while_waiting_to_retry() -> None:
     async with Emulator(rate_limits={"submit": 1}) as emu:
         client = Client(
             emu.api_key,

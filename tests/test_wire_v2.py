@@ -24,7 +24,8 @@ from minimax_s2v import (
 )
 from minimax_s2v._models import H3Task
 from minimax_s2v._ratelimit import EndpointClass, RateLimit, RateLimiter
-from minimax_s2v._transport import Timeouts, Transport, in_band_rejection
+from minimax_s2v._submission import in_band_rejection
+from minimax_s2v._transport import Timeouts, Transport
 from minimax_s2v._wire import (
     _direct_h3_task,
     _flat_task,

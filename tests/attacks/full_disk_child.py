@@ -12,10 +12,10 @@ import signal
 import sys
 from pathlib import Path
 
-from minimax_s2v import Client, MiniMaxError
+from minimax_s2v import Client, MiniMaxError, set_testing
 from minimax_s2v.emulator import Emulator
 from minimax_s2v.stores import MemoryStore, SQLiteStore
-from tests.client_setup import NO_WAIT, face_request
+from tests.client_setup import TEST_RETRY, face_request
 
 LIMIT = 300_000  # the emulator's video is bigger; a journal row or two fit
 
@@ -27,7 +27,7 @@ def say(line: str) -> None:
 async def main(what: str, where: Path) -> None:
     async with Emulator(file_size=2_000_000) as emu:
         store = SQLiteStore(where / "j.db") if what == "journal" else MemoryStore()
-        async with Client(emu.api_key, base_url=emu.url, retry=NO_WAIT, store=store) as client:
+        async with Client(emu.api_key, base_url=emu.url, retry=TEST_RETRY, store=store) as client:
             try:
                 if what == "download":
                     await client.generate(face_request(), dest=where / "out.mp4")
@@ -46,4 +46,5 @@ async def main(what: str, where: Path) -> None:
 if __name__ == "__main__":
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG
     resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+    set_testing()  # retries go at once, as in the suite that runs this child
     asyncio.run(main(sys.argv[1], Path(sys.argv[2])))

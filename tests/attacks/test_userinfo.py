@@ -7,7 +7,7 @@ import pytest
 from minimax_s2v import CallbackReceiver, CallbackUnreachableError, Client
 from minimax_s2v.emulator import Emulator
 from minimax_s2v.stores.redis import RedisStore
-from tests.client_setup import NO_WAIT, face_request
+from tests.client_setup import TEST_RETRY, face_request
 from tests.processes import free_port
 
 
@@ -25,7 +25,7 @@ async def test_unreachable_callback_error_hides_user_info() -> None:
     receiver = CallbackReceiver(f"http://user:hunter22@127.0.0.1:{free_port()}/cb", secret="s" * 32)
     async with (
         Emulator() as emu,
-        Client(emu.api_key, base_url=emu.url, receiver=receiver, retry=NO_WAIT) as client,
+        Client(emu.api_key, base_url=emu.url, receiver=receiver, retry=TEST_RETRY) as client,
     ):
         with pytest.raises(CallbackUnreachableError) as info:
             await client.submit(face_request())

@@ -120,7 +120,7 @@ async def test_unreachable_public_url_warns_and_polls(caplog: pytest.LogCaptureF
     """After-create reading, no challenge arriving: one warning, polling takes over."""
     from minimax_s2v import Client
     from minimax_s2v.receiver import CallbackReceiver
-    from tests.client_setup import FAST_POLLS, NO_WAIT
+    from tests.client_setup import FAST_POLLS, TEST_RETRY
     from tests.processes import free_port
 
     caplog.set_level(logging.WARNING, logger="minimax_s2v")
@@ -129,7 +129,7 @@ async def test_unreachable_public_url_warns_and_polls(caplog: pytest.LogCaptureF
     )
     async with Emulator(challenge_timing="after_create") as emu:
         async with Client(
-            emu.api_key, base_url=emu.url, receiver=receiver, polling=FAST_POLLS, retry=NO_WAIT
+            emu.api_key, base_url=emu.url, receiver=receiver, polling=FAST_POLLS, retry=TEST_RETRY
         ) as client:
             tasks = [await client.submit(face_request()) for _ in range(3)]
             results = await asyncio.gather(*(t.wait(timeout=10) for t in tasks))

@@ -13,7 +13,7 @@ from minimax_s2v import Client, TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.receiver import CallbackReceiver
 from minimax_s2v.stores import SQLiteStore, StoredSubmission, SubmissionState
-from tests.client_setup import NO_WAIT, face_request
+from tests.client_setup import TEST_RETRY, face_request
 from tests.processes import free_port
 from tests.receiver_setup import POLLING, new_receiver, served_client
 
@@ -52,13 +52,13 @@ async def test_resume_after_a_stop(tmp_path: Path) -> None:
     async with Emulator(durations=Durations(processing=(0.5, 1.0))) as emu:
         first_store = SQLiteStore(path)
         async with Client(
-            emu.api_key, base_url=emu.url, store=first_store, polling=POLLING, retry=NO_WAIT
+            emu.api_key, base_url=emu.url, store=first_store, polling=POLLING, retry=TEST_RETRY
         ) as first:
             submitted = [await first.submit(face_request(), label=f"line {i}") for i in range(10)]
         await first_store.close()
         second_store = SQLiteStore(path)
         async with Client(
-            emu.api_key, base_url=emu.url, store=second_store, polling=POLLING, retry=NO_WAIT
+            emu.api_key, base_url=emu.url, store=second_store, polling=POLLING, retry=TEST_RETRY
         ) as second:
             resumed = await second.resume()
             results = await asyncio.gather(*(t.wait(timeout=10) for t in resumed.tasks))
@@ -90,7 +90,7 @@ async def test_uncertain_submission_survives_restart_and_is_adopted(tmp_path: Pa
             store=store,
             receiver=new_receiver(port),
             polling=POLLING,
-            retry=NO_WAIT,
+            retry=TEST_RETRY,
         ) as first:
             with pytest.raises(SubmissionUncertainError):
                 await first.submit(face_request(), label="only")
@@ -104,7 +104,7 @@ async def test_uncertain_submission_survives_restart_and_is_adopted(tmp_path: Pa
                 store=store,
                 receiver=receiver,
                 polling=POLLING,
-                retry=NO_WAIT,
+                retry=TEST_RETRY,
             ) as second:
                 resumed = await second.resume()
                 assert [s.label for s in resumed.uncertain] == ["only"]

@@ -23,7 +23,7 @@ from minimax_s2v import (
 )
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import MemoryStore, SQLiteStore
-from tests.client_setup import FAST_POLLS, NO_WAIT, face_request
+from tests.client_setup import FAST_POLLS, TEST_RETRY, face_request
 from tests.stores.flaky import FlakyStore
 from tests.waiting import wait_until
 
@@ -35,7 +35,7 @@ async def test_a_journal_failing_for_a_while_costs_a_delay_not_a_task() -> None:
     async with (
         Emulator() as emu,
         Client(
-            emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS, retry=NO_WAIT
+            emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS, retry=TEST_RETRY
         ) as client,
     ):
         task = await client.submit(face_request())
@@ -53,7 +53,7 @@ async def test_a_journal_failing_for_good_names_the_task_it_created() -> None:
     async with (
         Emulator() as emu,
         Client(
-            emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS, retry=NO_WAIT
+            emu.api_key, base_url=emu.url, store=store, polling=FAST_POLLS, retry=TEST_RETRY
         ) as client,
     ):
         with pytest.raises(StoreError) as info:
@@ -74,7 +74,7 @@ async def test_a_submission_the_journal_refuses_is_not_sent() -> None:
     store.failures["save_submission"] = 10**6
     async with (
         Emulator() as emu,
-        Client(emu.api_key, base_url=emu.url, store=store, retry=NO_WAIT) as client,
+        Client(emu.api_key, base_url=emu.url, store=store, retry=TEST_RETRY) as client,
     ):
         with pytest.raises(StoreError) as info:
             await client.submit(face_request())
@@ -173,7 +173,9 @@ async def test_an_unwritable_journal_file_is_a_store_error(tmp_path: Path) -> No
         extra.unlink(missing_ok=True)
     with immutable(path):
         async with Emulator() as emu:
-            client = Client(emu.api_key, base_url=emu.url, store=SQLiteStore(path), retry=NO_WAIT)
+            client = Client(
+                emu.api_key, base_url=emu.url, store=SQLiteStore(path), retry=TEST_RETRY
+            )
             with pytest.raises(StoreError) as info:
                 async with client:
                     await client.submit(face_request())
