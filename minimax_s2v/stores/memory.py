@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Iterator
 from datetime import datetime
+from typing import ClassVar
 
 from .._models import EventSource, TaskSnapshot
 from ._base import StoredSubmission, StoredTask, SubmissionState
 
 __all__ = ["MemoryStore"]
-
-_KINDS = {
-    (source, confirmed): (source, confirmed)
-    for source in EventSource
-    for confirmed in (True, False)
-}
 
 
 class MemoryStore:
@@ -33,10 +29,7 @@ class MemoryStore:
         self._submissions: dict[str, str] = {}  # nonce -> the StoredSubmission, as text
         self._nonces: dict[str, str] = {}  # task id -> the nonce of the submission that made it
         self._snapshots: dict[str, TaskSnapshot] = {}  # task id -> last confirmed state
-        # The journal of updates: each an (already live) snapshot and one of a few shared
-        # (source, confirmed) pairs, so that an event adds no object of its own.
-        self._events: deque[TaskSnapshot] = deque(maxlen=max_events)
-        self._event_kinds: deque[tuple[EventSource, bool]] = deque(maxlen=max_events)
+        self._events = _EventLog(max_events)
         self._max_tasks = max_tasks
 
     def __repr__(self) -> str:
@@ -127,8 +120,7 @@ class MemoryStore:
         nonce: str | None = None,
     ) -> None:
         """Journal an update; confirmed ones become the task's known state."""
-        self._events.append(snapshot)  # the oldest drop off at the limit, in both
-        self._event_kinds.append(_KINDS[source, confirmed])
+        self._events.append(snapshot, source, confirmed=confirmed)
         if confirmed:
             self._snapshots[snapshot.task_id] = snapshot
 
@@ -168,11 +160,7 @@ class MemoryStore:
         self, task_id: str | None = None
     ) -> list[tuple[TaskSnapshot, EventSource, bool]]:
         """Journaled updates, oldest first."""
-        return [
-            (snapshot, source, confirmed)
-            for snapshot, (source, confirmed) in zip(self._events, self._event_kinds, strict=True)
-            if task_id in (None, snapshot.task_id)
-        ]
+        return [event for event in self._events if task_id in (None, event[0].task_id)]
 
     def _trim(self) -> None:
         if len(self._submissions) <= self._max_tasks:
@@ -184,3 +172,32 @@ class MemoryStore:
                 del self._snapshots[task_id]
             if len(self._submissions) <= self._max_tasks:
                 return
+
+
+class _EventLog:
+    """The journal of updates, the oldest dropped past ``max_events``.
+
+    Each entry is a snapshot (already held by the tracker) and one of a few shared
+    (source, confirmed) pairs: an update adds no object of its own for the collector.
+    """
+
+    __slots__ = ("_kinds", "_snapshots")
+
+    _SHARED: ClassVar[dict[tuple[EventSource, bool], tuple[EventSource, bool]]] = {
+        (source, confirmed): (source, confirmed)
+        for source in EventSource
+        for confirmed in (True, False)
+    }
+
+    def __init__(self, max_events: int) -> None:
+        self._snapshots: deque[TaskSnapshot] = deque(maxlen=max_events)
+        self._kinds: deque[tuple[EventSource, bool]] = deque(maxlen=max_events)
+
+    def append(self, snapshot: TaskSnapshot, source: EventSource, *, confirmed: bool) -> None:
+        """Add an update (the oldest goes once full)."""
+        self._snapshots.append(snapshot)
+        self._kinds.append(self._SHARED[source, confirmed])
+
+    def __iter__(self) -> Iterator[tuple[TaskSnapshot, EventSource, bool]]:
+        for snapshot, (source, confirmed) in zip(self._snapshots, self._kinds, strict=True):
+            yield snapshot, source, confirmed
