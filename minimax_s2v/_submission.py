@@ -240,15 +240,21 @@ def remote_submission(
     the request is not checked again (it is immutable, and it has no file that could
     change since its check).
     """
+    payload = _payload(request, callback_url)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    fingerprint = hashlib.sha256(body).hexdigest()[:32]
+    return PreparedSubmission(body, fingerprint, payload, callback_shown)
+
+
+def _payload(request: AnyRequest, callback_url: str | None) -> dict[str, Any]:
+    """The request's wire payload, with the callback URL when there is one."""
     if isinstance(request, H3Request):
         payload = h3_request_payload(request)
     else:
         payload = request_payload(request)
     if callback_url is not None:
         payload["callback_url"] = callback_url
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    fingerprint = hashlib.sha256(body).hexdigest()[:32]
-    return PreparedSubmission(body, fingerprint, payload, callback_shown)
+    return payload
 
 
 def _check(request: AnyRequest, callback_url: str | None) -> _Checked:
@@ -269,13 +275,7 @@ def _check(request: AnyRequest, callback_url: str | None) -> _Checked:
         inline[placeholder] = _Inline(f"{header},", None, encoded)
         return placeholder
 
-    checked = check_any(request, keep)
-    if isinstance(checked, H3Request):
-        payload = h3_request_payload(checked)
-    else:
-        payload = request_payload(checked)
-    if callback_url is not None:
-        payload["callback_url"] = callback_url
+    payload = _payload(check_any(request, keep), callback_url)
     # The journal keeps the placeholders until _finish puts each image's summary in.
     payload = with_media_urls(payload, placed)
     return _Checked(json.dumps(payload, separators=(",", ":")), inline, payload)

@@ -395,17 +395,12 @@ def _plain_dimension(value: object) -> int | None:
     return -1
 
 
-def _direct_snapshot(
-    data: Mapping[str, Any], code: int, message: str | None
-) -> TaskSnapshot | None:
-    """The snapshot of a body in the shape MiniMax sends, built directly; else ``None``.
+def _usual_status(task_id: object, status_text: object) -> tuple[str, TaskStatus, str] | None:
+    """A task id, its status and the status text, all in their usual spelling; else ``None``.
 
-    Anything unusual (ids as integers, non-ASCII text, odd types) returns ``None`` and goes
-    through the cattrs structurers, which give the same result or name what is wrong.
+    The checks of :func:`_ascii_id` and :func:`is_id` written out: this runs for every
+    update, V1 and V2.
     """
-    # The checks of _ascii_id and is_id written out: this runs for every update.
-    task_id = data.get("task_id")
-    status_text = data.get("status")
     if not (
         type(task_id) is str
         and 0 < len(task_id) <= MAX_ID_DIGITS
@@ -416,6 +411,21 @@ def _direct_snapshot(
     ):
         return None
     status = STATUS_SPELLINGS.get(status_text) or STATUS_SPELLINGS.get(status_text.strip().lower())
+    return None if status is None else (task_id, status, status_text)
+
+
+def _direct_snapshot(
+    data: Mapping[str, Any], code: int, message: str | None
+) -> TaskSnapshot | None:
+    """The snapshot of a body in the shape MiniMax sends, built directly; else ``None``.
+
+    Anything unusual (ids as integers, non-ASCII text, odd types) returns ``None`` and goes
+    through the cattrs structurers, which give the same result or name what is wrong.
+    """
+    usual = _usual_status(data.get("task_id"), data.get("status"))
+    if usual is None:
+        return None
+    task_id, status, status_text = usual
     file_id = data.get("file_id")
     if file_id is not None:
         file_id = _ascii_id(file_id)
@@ -427,7 +437,7 @@ def _direct_snapshot(
             return None
     width = _plain_dimension(data.get("video_width"))
     height = _plain_dimension(data.get("video_height"))
-    if status is None or width == -1 or height == -1:
+    if width == -1 or height == -1:
         return None
     if message is not None and not message.isascii():
         return None
@@ -760,23 +770,14 @@ def _direct_h3_task(task: Mapping[str, Any]) -> H3Task | None:
     returns ``None`` and goes through the cattrs structurer, which gives the same result or
     names what is wrong (as :func:`_direct_snapshot` does for V1).
     """
-    task_id = task.get("id")
-    status_text = task.get("status")
-    if not (
-        type(task_id) is str
-        and 0 < len(task_id) <= MAX_ID_DIGITS
-        and task_id.isascii()
-        and task_id.isdigit()
-        and type(status_text) is str
-        and status_text.isascii()
-    ):
+    usual = _usual_status(task.get("id"), task.get("status"))
+    if usual is None:
         return None
-    status = STATUS_SPELLINGS.get(status_text) or STATUS_SPELLINGS.get(status_text.strip().lower())
+    task_id, status, status_text = usual
     texts = [task.get(name) for name in _H3_TEXTS]
     numbers = [task.get(name) for name in _H3_NUMBERS]
     if (
-        status is None
-        or "video_url" in task  # fields that the structurer would read from the top level
+        "video_url" in task  # fields that the structurer would read from the top level
         or "error_code" in task
         or "error_message" in task
         or not all(_plain_text(text) for text in texts)

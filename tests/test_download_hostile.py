@@ -477,28 +477,23 @@ def test_any_sequence_of_answers_gives_a_whole_file_or_a_typed_error(
         assert_no_leftovers(directory)
 
 
-async def test_a_policy_that_does_not_retry_broken_exchanges_is_obeyed(
-    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
+@pytest.mark.parametrize(
+    "policy",
+    [
+        # Its ``on`` leaves broken exchanges out.
+        RetryPolicy(attempts=ATTEMPTS, on=(ConnectError,)),
+        # A first wait of 30 s against a 1 s budget: no resumption may start.
+        RetryPolicy(attempts=ATTEMPTS, timeout=1.0, wait_initial=30, wait_max=30),
+    ],
+    ids=["on", "timeout"],
+)
+async def test_the_clients_retry_policy_decides_for_downloads_too(
+    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path, policy: RetryPolicy
 ) -> None:
-    """The client's RetryPolicy decides for downloads too: its ``on`` leaves them out here."""
+    """A policy that does not retry this broken exchange is obeyed: no resumption."""
     body = mp4(100_000)
     server = await serve(truncating_host(body))
-    only_refusals = RetryPolicy(attempts=ATTEMPTS, on=(ConnectError,))
     with pytest.raises(TransportError, match="interrupted"):
-        await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4", only_refusals)
-    assert len(server.requests) == 1  # not resumed: the policy does not retry this error
-    assert_no_leftovers(tmp_path)
-
-
-async def test_a_policys_timeout_bounds_the_resumptions(
-    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path
-) -> None:
-    """No resumption starts once the policy's ``timeout`` would be passed by its wait."""
-    body = mp4(100_000)
-    server = await serve(truncating_host(body))
-    # A first wait of 30 s against a 1 s budget: the broken exchange is not resumed.
-    short = RetryPolicy(attempts=ATTEMPTS, timeout=1.0, wait_initial=30, wait_max=30)
-    with pytest.raises(TransportError, match="interrupted"):
-        await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4", short)
+        await download(video_at(server.url, size=len(body)), tmp_path / "v.mp4", policy)
     assert len(server.requests) == 1
     assert_no_leftovers(tmp_path)
