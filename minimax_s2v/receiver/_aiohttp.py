@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
-from aiohttp import StreamReader, web
+from aiohttp import HttpVersion11, StreamReader, hdrs, web
 from aiohttp.web_protocol import RequestHandler
 from yarl import URL
 
@@ -26,8 +26,13 @@ __all__ = ["make_app", "read_body", "serve"]
 logger = logging.getLogger("minimax_s2v")
 
 
-async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> tuple[bytes, bool]:
+async def read_body(
+    request: web.BaseRequest, max_body: int, timeout: float, *, send_continue: bool = False
+) -> tuple[bytes, bool]:
     """The whole body of ``request`` and whether it was over ``max_body`` (then dropped).
+
+    With ``send_continue`` (the low-level server, which has no expect handler), a client
+    that asked with ``Expect: 100-continue`` is told to send the body: it may wait for that.
 
     Raises:
         TimeoutError: the body did not arrive within ``timeout`` seconds.
@@ -35,6 +40,13 @@ async def read_body(request: web.BaseRequest, max_body: int, timeout: float) -> 
     declared = request.content_length
     if declared is not None and declared > max_body:
         return b"", True
+    if (
+        send_continue
+        and request.version == HttpVersion11
+        and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+    ):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own size is counted from here
     async with asyncio.timeout(timeout):
         return await _read_all(request.content, max_body)
 
@@ -49,9 +61,18 @@ async def _read_all(content: StreamReader, max_body: int) -> tuple[bytes, bool]:
 
 
 async def respond(
-    receiver: ReceiverCore, request: web.BaseRequest, path: str, body_timeout: float
+    receiver: ReceiverCore,
+    request: web.BaseRequest,
+    path: str,
+    body_timeout: float,
+    *,
+    send_continue: bool = False,
 ) -> web.Response:
-    """Answer one aiohttp request for ``path`` (relative to the mount point)."""
+    """Answer one aiohttp request for ``path`` (relative to the mount point).
+
+    ``send_continue``: answer ``Expect: 100-continue`` before reading the body (see
+    :func:`read_body`).
+    """
     raw_path = request.raw_path
     if "%" in raw_path and "%" in raw_path.partition("?")[0]:
         # aiohttp decodes the path: a callback URL is never %-encoded (rule 1), so a
@@ -59,11 +80,14 @@ async def respond(
         path = "%"
     content = request.content
     body: bytes | BodyReader
-    if content.is_eof():
-        # The usual callback: all of it came with the headers, already in memory.
+    if content.is_eof() and content.exception() is None:
+        # The usual callback: all of it came with the headers, already in memory. (A body
+        # whose sender hung up meanwhile holds an error: the reader reports it, 400.)
         body = content.read_nowait()
     else:
-        body = partial(read_body, request, receiver.max_body, body_timeout)
+        body = partial(
+            read_body, request, receiver.max_body, body_timeout, send_continue=send_continue
+        )
     status, answer = await receiver.process(request.method, path, body)
     return web.Response(body=answer, status=status, content_type="application/json")
 
@@ -133,7 +157,9 @@ async def serve(
         if not request.path.startswith(prefix):
             status, body = receiver.not_found()
             return web.Response(body=body, status=status, content_type="application/json")
-        return await respond(receiver, request, request.path[len(prefix) :], timeouts.body)
+        return await respond(
+            receiver, request, request.path[len(prefix) :], timeouts.body, send_continue=True
+        )
 
     server = _GuardedServer(
         handle,

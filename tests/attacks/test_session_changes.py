@@ -1,0 +1,390 @@
+"""Attacks on what the hot paths changed: receiver, tracker, stores, history, retries, parsers.
+
+The receiver's body fast path, the tracker's fast path for callbacks, the memory store's
+layout, the task history, the retry mechanism, V2's direct parser and the submission of
+URL-only requests. Each test sends what a hostile callback sender, a broken proxy or host,
+a buggy server or a user misusing the API would, and pins the promise that must hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from yarl import URL
+
+from minimax_s2v import TaskSnapshot
+from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
+from tests.receiver_setup import MOUNTS, SECRET, mounted
+
+# -- the receiver's hot path ------------------------------------------------------------------
+
+MAX_BODY = 1024
+TASK = "123456789012345"
+
+
+class RecordingSink:
+    """A sink that records each update it is handed (the receiver's only side effect)."""
+
+    def __init__(self) -> None:
+        self.got: list[TaskSnapshot] = []
+
+    async def deliver(self, nonce: str, snapshot: TaskSnapshot) -> CallbackVerdict:
+        """Record the update."""
+        self.got.append(snapshot)
+        return CallbackVerdict.RECORDED
+
+
+def update(status: str = "Processing", pad: int = 0) -> bytes:
+    """A status callback's body, padded with spaces to ``pad`` bytes at least."""
+    body = json.dumps(
+        {
+            "task_id": TASK,
+            "status": status,
+            "file_id": "",
+            "base_resp": {"status_code": 0, "status_msg": "success"},
+        }
+    ).encode()
+    return body + b" " * max(0, pad - len(body))
+
+
+def post(path: str, body: bytes, *, close: bool = True, extra: str = "") -> bytes:
+    """A POST with a Content-Length."""
+    connection = "Connection: close\r\n" if close else ""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}{connection}\r\n"
+    ).encode() + body
+
+
+def chunked(body: bytes, size: int = 7) -> bytes:
+    """``body`` in chunked transfer coding, ``size`` bytes a chunk."""
+    out = b""
+    for start in range(0, len(body), size):
+        piece = body[start : start + size]
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def chunked_head(path: str) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})[^\r\n]*\r\n")
+
+
+def statuses(raw: bytes, *, head: bool = False) -> list[int]:
+    """The statuses of the HTTP/1.1 responses in ``raw``, in order (bodies skipped)."""
+    found = []
+    position = 0
+    while (match := _STATUS_LINE.match(raw, position)) is not None:
+        status = int(match.group(1))
+        found.append(status)
+        end = raw.index(b"\r\n\r\n", match.end() - 2) + 4
+        headers = raw[match.end() : end].decode("latin-1").lower()
+        length = re.search(r"content-length:\s*(\d+)", headers)
+        if status >= 200 and not head:
+            if length is not None:
+                end += int(length.group(1))
+            elif "chunked" in headers:
+                end = raw.index(b"\r\n0\r\n\r\n", end) + 7
+            else:  # delimited by the connection's end
+                end = len(raw)
+        position = end
+    assert position == len(raw), f"unparsed answer bytes: {raw[position:][:200]!r}"
+    return found
+
+
+async def exchange(port: int, *pieces: bytes, pause: float = 0.05, head: bool = False) -> list[int]:
+    """Write ``pieces`` on one connection (pausing between them); the statuses answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for index, piece in enumerate(pieces):
+            if index:
+                await asyncio.sleep(pause)
+            writer.write(piece)
+            await writer.drain()
+        async with asyncio.timeout(10):
+            raw = await reader.read()
+    finally:
+        writer.close()
+    return statuses(raw, head=head)
+
+
+@asynccontextmanager
+async def receiving(kind: str) -> AsyncIterator[tuple[int, str, RecordingSink, CallbackReceiver]]:
+    """A receiver in host ``kind`` with one expected nonce: port, its path, sink, receiver."""
+    public = None if kind == "serve" else "http://127.0.0.1:1/minimax"
+    receiver = CallbackReceiver(public, secret=SECRET, max_body=MAX_BODY, fallback_after=30.0)
+    sink = RecordingSink()
+    async with mounted(kind, receiver) as base:
+        assert base.port is not None
+        url = receiver.expect("nonce-0123456789", sink)
+        yield base.port, url.path, sink, receiver
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_chunked_and_split_bodies_are_recorded_once_each(kind: str) -> None:
+    """A body in chunks, or split across TCP writes, is read whole and delivered once."""
+    async with receiving(kind) as (port, path, sink, _):
+        body = update()
+        assert await exchange(port, chunked_head(path) + chunked(body)) == [200]
+        assert await exchange(port, chunked_head(path), chunked(body)) == [200]
+        half = len(body) // 2
+        request = post(path, body)
+        head_end = request.index(b"\r\n\r\n") + 4
+        assert await exchange(port, request[:head_end], body[:half], body[half:]) == [200]
+        assert await exchange(
+            port, request[:10], request[10 : head_end + 3], request[head_end + 3 :]
+        ) == [200]
+        assert len(sink.got) == 4
+        assert all(snapshot.task_id == TASK for snapshot in sink.got)
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_declared_length_over_the_cap_with_a_small_body_is_413(kind: str) -> None:
+    """Content-Length above max_body is refused (413) however little actually follows."""
+    async with receiving(kind) as (port, path, sink, _):
+        body = update()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {MAX_BODY + 1}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head + body)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            line = await reader.readline()
+        writer.close()
+        assert int(line.split()[1]) == 413
+        assert sink.got == []
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+@pytest.mark.parametrize("coding", ["length", "chunked"])
+async def test_a_body_over_the_cap_in_one_segment_is_413(kind: str, coding: str) -> None:
+    """A valid update padded past max_body, sent in one write, is refused and not delivered."""
+    async with receiving(kind) as (port, path, sink, _):
+        body = update(pad=MAX_BODY + 1)
+        request = (
+            post(path, body) if coding == "length" else chunked_head(path) + chunked(body, 4096)
+        )
+        assert await exchange(port, request) == [413]
+        at_cap = update(pad=MAX_BODY)
+        assert await exchange(port, post(path, at_cap)) == [200]  # exactly max_body is fine
+        assert len(sink.got) == 1
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_expect_100_continue(kind: str) -> None:
+    """A client that waits for 100 Continue gets it, then its update is recorded once."""
+    async with receiving(kind) as (port, path, sink, _):
+        body = update()
+        request = post(path, body, extra="Expect: 100-continue\r\n")
+        head_end = request.index(b"\r\n\r\n") + 4
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request[:head_end])
+        await writer.drain()
+        async with asyncio.timeout(10):
+            interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100")
+        writer.write(body)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            raw = await reader.read()
+        writer.close()
+        assert statuses(raw) == [200]
+        assert len(sink.got) == 1
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_pipelined_callbacks_in_one_write(kind: str) -> None:
+    """Two callbacks back to back in one write on a kept-alive connection: both, in order."""
+    async with receiving(kind) as (port, path, sink, _):
+        first = post(path, update("Queueing"), close=False)
+        second = post(path, update("Processing"))
+        assert await exchange(port, first + second) == [200, 200]
+        assert [s.status_text for s in sink.got] == ["Queueing", "Processing"]
+        # A challenge and an update pipelined, then a bad path: each answered on its own.
+        challenge = post(path, b'{"challenge": "abc"}', close=False)
+        bad = post("/minimax/nonce-0123456789/" + "0" * 32, update(), close=False)
+        assert await exchange(port, challenge + bad + second) == [200, 404, 200]
+        assert len(sink.got) == 3
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_odd_spellings_of_the_path(kind: str) -> None:
+    """Slashes around the path are allowed; anything else that is not the URL gets 404."""
+    async with receiving(kind) as (port, path, sink, _):
+        mount, nonce, token = path.rsplit("/", 2)
+        # A query string is not part of the path: the token still verifies.
+        accepted = [
+            f"{mount}/{nonce}/{token}/",
+            f"{mount}//{nonce}/{token}",
+            f"{mount}/{nonce}/{token}?x=1",
+        ]
+        refused = [
+            f"{mount}/{nonce}//{token}",
+            f"{mount}/{nonce}/{token}%0A",
+            f"{mount}/{nonce}/{token}%20",
+            f"{mount}/{nonce}/{token[:-1]}%{ord(token[-1]):02X}",
+            f"{mount}/{nonce}/{token.upper()}",
+            f"{mount}/{nonce}/{token}/x",
+            f"{mount}/{nonce}/{token}.json",
+        ]
+        for spelling in accepted:
+            assert await exchange(port, post(spelling, update())) == [200], spelling
+        for spelling in refused:
+            got = await exchange(port, post(spelling, update()))
+            assert got in ([404], [400]), (spelling, got)
+        # Non-ASCII digits in the request target, as raw UTF-8 (no client would encode them).
+        arabic = f"{mount}/{nonce}/{token[:-1]}\u0663".encode()
+        raw = (
+            b"POST "
+            + arabic
+            + b" HTTP/1.1\r\nHost: x\r\nContent-Length: "
+            + str(len(update())).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + update()
+        )
+        got = await exchange(port, raw)
+        assert got in ([404], [400]), got
+        assert len(sink.got) == len(accepted)
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_other_methods_get_405_and_change_nothing(kind: str) -> None:
+    """HEAD, GET (with a body), PUT, DELETE and OPTIONS on a valid URL: 405, nothing delivered."""
+    async with receiving(kind) as (port, path, sink, _):
+        body = update()
+        for method in ("GET", "PUT", "DELETE", "OPTIONS", "PATCH"):
+            request = post(path, body).replace(b"POST", method.encode(), 1)
+            assert await exchange(port, request) == [405], method
+        head = f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        assert await exchange(port, head, head=True) == [405]
+        get = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        assert await exchange(port, get) == [405]
+        assert sink.got == []
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_broken_uploads_get_an_answer_and_the_receiver_goes_on(kind: str) -> None:
+    """A body cut short, a bad chunk, an empty body: no 500, nothing delivered, still serving."""
+    async with receiving(kind) as (port, path, sink, _):
+        body = update()
+        # Cut short: the connection closes after half the declared body.
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post(path, body)[: -len(body) // 2])
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        bad_chunk = chunked_head(path) + b"zz\r\n" + body + b"\r\n0\r\n\r\n"
+        got = await exchange(port, bad_chunk)
+        assert got in ([], [400]), got
+        assert await exchange(port, post(path, b"")) == [400]
+        assert await exchange(port, post(path, b"\xff\xfe{}")) == [400]
+        assert await exchange(port, post(path, b"[]")) == [400]
+        assert sink.got == []
+        assert await exchange(port, post(path, body)) == [200]
+        assert len(sink.got) == 1
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_complete_request_then_hang_up(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Requests sent whole and the connection closed at once: never an unhandled error.
+
+    Each update is delivered at most once (the sender may not see the answer).
+    """
+    async with receiving(kind) as (port, path, sink, receiver):
+        for _ in range(30):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(post(path, update()))
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.2)
+        assert len(sink.got) <= 30
+        assert await exchange(port, post(path, update())) == [200]
+        assert receiver.stats() is not None
+    errors = [r for r in caplog.get_records("call") if r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == [], [r.getMessage() for r in errors]
+
+
+async def test_core_refuses_odd_paths_directly() -> None:
+    """The core's path rule, without a host: a newline, Unicode digits, a NUL are refused."""
+    receiver = CallbackReceiver("http://127.0.0.1:1/minimax", secret=SECRET, max_body=MAX_BODY)
+    sink = RecordingSink()
+    url = receiver.expect("nonce-0123456789", sink)
+    nonce, token = url.parts[-2], url.parts[-1]
+    body = update()
+    assert (await receiver.process("POST", f"{nonce}/{token}", body))[0] == 200
+    assert (await receiver.process("post", f"/{nonce}/{token}/", body))[0] == 200
+    for path in (
+        f"{nonce}/{token}\n",
+        f"\n{nonce}/{token}",
+        f"{nonce}/{token}\x00",
+        f"{nonce}/{token[:-1]}\u0663",
+        f"{nonce[:-1]}\u0663/{token}",
+        f"{nonce}\n/{token}",
+        f"{nonce}/{token}/\n",
+        "",
+        "/",
+        f"{nonce}",
+        f"{token}",
+    ):
+        assert (await receiver.process("POST", path, body))[0] == 404, repr(path)
+    too_big = update(pad=MAX_BODY + 1)
+    assert (await receiver.process("POST", f"{nonce}/{token}", too_big))[0] == 413
+    assert len(sink.got) == 2
+    await receiver.close()
+
+
+async def test_hang_up_while_a_host_middleware_waits(caplog: pytest.LogCaptureFixture) -> None:
+    """A sender hanging up while the host's middleware awaits: a broken upload, not an error.
+
+    Mounted with setup() in an app whose middleware awaits, a request sent whole by a sender
+    that then hangs up leaves a body that is complete but holds the connection's error. It is
+    a broken upload (counted, answered 400 to nobody), never an unhandled error in the host.
+    """
+    from aiohttp import web
+
+    entered = asyncio.Event()
+
+    @web.middleware
+    async def slow(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        entered.set()
+        await asyncio.sleep(0.2)  # an auth check, a database: anything that awaits
+        return await handler(request)
+
+    receiver = CallbackReceiver("http://127.0.0.1:1/minimax", secret=SECRET, max_body=MAX_BODY)
+    sink = RecordingSink()
+    app = receiver.setup(web.Application(middlewares=[slow]), "/minimax")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        receiver.public_url = URL(f"http://127.0.0.1:{port}/minimax")
+        path = receiver.expect("nonce-0123456789", sink).path
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post(path, update()))
+        await writer.drain()
+        await asyncio.wait_for(entered.wait(), 10)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.5)  # the middleware goes on, then the receiver's handler runs
+        assert await exchange(port, post(path, update())) == [200]
+    finally:
+        await runner.cleanup()
+    errors = [r for r in caplog.get_records("call") if r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert receiver.stats().callbacks.malformed == 1
+    assert len(sink.got) == 1
