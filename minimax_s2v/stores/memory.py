@@ -28,6 +28,9 @@ class MemoryStore:
         # nothing to its collections. Insertion order is the journal's.
         self._submissions: dict[str, str] = {}  # nonce -> the StoredSubmission, as text
         self._nonces: dict[str, str] = {}  # task id -> the nonce of the submission that made it
+        # Task ids that more than one submission has named (a server answering one id
+        # twice): only these are looked for among the other submissions when one goes.
+        self._crowded: set[str] = set()
         self._snapshots: dict[str, TaskSnapshot] = {}  # task id -> last confirmed state
         self._events = _EventLog(max_events)
         self._max_tasks = max_tasks
@@ -56,20 +59,48 @@ class MemoryStore:
             ],
             separators=(",", ":"),
         )
-        self._set_state(submission.nonce, submission.state, submission.task_id, fixed)
+        before = self._submissions.get(submission.nonce)
+        named = _task_of(before) if before is not None else None
+        self._set_state(submission.nonce, submission.state, submission.task_id, fixed, named)
 
     def _set_state(
-        self, nonce: str, state: SubmissionState, task_id: str | None, fixed: str
+        self,
+        nonce: str,
+        state: SubmissionState,
+        task_id: str | None,
+        fixed: str,
+        named: str | None,
     ) -> None:
-        # A line "state<TAB>task id<TAB>JSON of the rest": what changes after the journal
-        # entry is written (state, task) is rewritten without decoding the rest. JSON
-        # escapes a tab inside a string, so the first two tabs are these.
-        self._submissions[nonce] = f"{state.value}\t{task_id or ''}\t{fixed}"
+        """Write a submission's line; ``named``: the task its line named until now."""
+        # A line "state<TAB>JSON of the rest[<TAB>task id]": what changes after the journal
+        # entry is written (state, task) is rewritten without decoding the rest. Neither a
+        # state nor compact JSON holds a tab (JSON escapes it), so a task id, last, may.
+        if task_id is None:
+            self._submissions[nonce] = f"{state.value}\t{fixed}"
+        else:
+            self._submissions[nonce] = f"{state.value}\t{fixed}\t{task_id}"
+        if named is not None and named != task_id:
+            self._release(named, nonce)
         if task_id is not None:
-            self._nonces[task_id] = nonce
+            owner = self._nonces.setdefault(task_id, nonce)
+            if owner != nonce:
+                self._crowded.add(task_id)
+                self._nonces[task_id] = nonce
+
+    def _release(self, task_id: str, nonce: str) -> None:
+        """``nonce`` names ``task_id`` no more: the task goes to another submission naming it."""
+        if self._nonces.get(task_id) != nonce:
+            return
+        del self._nonces[task_id]
+        if task_id in self._crowded:
+            others = [n for n, line in self._submissions.items() if _task_of(line) == task_id]
+            if others:
+                self._nonces[task_id] = others[-1]
+            else:
+                self._crowded.discard(task_id)
 
     def _submission(self, nonce: str) -> StoredSubmission:
-        state, task_id, fixed = self._submissions[nonce].split("\t", 2)
+        state, fixed, *task_id = self._submissions[nonce].split("\t", 2)
         fingerprint, payload, label, created_at = json.loads(fixed)
         return StoredSubmission(
             nonce,
@@ -78,38 +109,35 @@ class MemoryStore:
             label,
             SubmissionState(state),
             datetime.fromisoformat(created_at),
-            task_id or None,
+            task_id[0] if task_id else None,
         )
 
     def _state(self, nonce: str) -> tuple[str | None, str]:
         """A submission's task id (if any) and the rest of its line, undecoded."""
-        _, task_id, fixed = self._submissions[nonce].split("\t", 2)
-        return task_id or None, fixed
+        _, fixed, *task_id = self._submissions[nonce].split("\t", 2)
+        return task_id[0] if task_id else None, fixed
 
     async def mark_submitted(self, nonce: str, task_id: str) -> None:
         """Record the task a submission created."""
         if nonce in self._submissions:
-            _, fixed = self._state(nonce)
-            self._set_state(nonce, SubmissionState.SUBMITTED, task_id, fixed)
+            named, fixed = self._state(nonce)
+            self._set_state(nonce, SubmissionState.SUBMITTED, task_id, fixed, named)
 
     async def mark_uncertain(self, nonce: str) -> None:
         """Record that a submission's outcome is unknown."""
         if nonce in self._submissions:
             task_id, fixed = self._state(nonce)
             if task_id is None:
-                self._set_state(nonce, SubmissionState.UNCERTAIN, None, fixed)
+                self._set_state(nonce, SubmissionState.UNCERTAIN, None, fixed, None)
 
     async def drop_submission(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
         self._forget(nonce)
 
     def _forget(self, nonce: str) -> None:
-        if nonce not in self._submissions:
-            return
-        task_id, _ = self._state(nonce)
-        del self._submissions[nonce]
-        if task_id is not None and self._nonces.get(task_id) == nonce:
-            del self._nonces[task_id]
+        line = self._submissions.pop(nonce, None)
+        if line is not None and (task_id := _task_of(line)) is not None:
+            self._release(task_id, nonce)
 
     async def save_event(
         self,
@@ -168,10 +196,17 @@ class MemoryStore:
         for task_id, nonce in list(self._nonces.items()):
             snapshot = self._snapshots.get(task_id)
             if snapshot is not None and snapshot.is_terminal:
-                self._forget(nonce)
+                while (owner := self._nonces.get(task_id, nonce)) in self._submissions:
+                    self._forget(owner)  # every submission that named it
                 del self._snapshots[task_id]
             if len(self._submissions) <= self._max_tasks:
                 return
+
+
+def _task_of(line: str) -> str | None:
+    """The task id of a submission's line, if it has one."""
+    parts = line.split("\t", 2)
+    return parts[2] if len(parts) == 3 else None  # state, JSON, task id
 
 
 class _EventLog:

@@ -13,13 +13,27 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
+import aiohttp
+import attrs
 import pytest
 from yarl import URL
 
-from minimax_s2v import TaskSnapshot
+from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
 from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
-from tests.receiver_setup import MOUNTS, SECRET, mounted
+from minimax_s2v.stores import (
+    MemoryStore,
+    SQLiteStore,
+    StoredSubmission,
+    SubmissionState,
+    TaskStore,
+)
+from tests.client_setup import face_request, fast_client
+from tests.receiver_setup import MOUNTS, SECRET, mounted, served_client, uncertain_submission
+from tests.waiting import claim_weighed, wait_until
 
 # -- the receiver's hot path ------------------------------------------------------------------
 
@@ -388,3 +402,308 @@ async def test_hang_up_while_a_host_middleware_waits(caplog: pytest.LogCaptureFi
     assert errors == [], [r.getMessage() for r in errors]
     assert receiver.stats().callbacks.malformed == 1
     assert len(sink.got) == 1
+
+
+# -- the tracker's fast path for a bound nonce ------------------------------------------------
+
+
+def status_body(task_id: str, status: str, file_id: str = "") -> dict[str, object]:
+    return {
+        "task_id": task_id,
+        "status": status,
+        "file_id": file_id,
+        "base_resp": {"status_code": 0, "status_msg": "success"},
+    }
+
+
+async def test_a_bound_nonce_naming_another_task_is_409_and_changes_nothing() -> None:
+    """A followed task's URL with another task id in the body: 409, not journaled or applied."""
+    async with Emulator(durations=Durations(preparing=60.0)) as emu:
+        async with served_client(emu) as (client, receiver):
+            task = await client.submit(face_request())
+            other = await client.submit(face_request())
+            url = URL(emu.task(task.task_id).callback_url or "")
+            events = len(await client.store.events())
+            seen, other_seen, other_status = list(task.events), list(other.events), other.status
+            async with aiohttp.ClientSession() as http:
+                for status in ("Processing", "Success", "Fail"):
+                    body = status_body(other.task_id, status, "1" if status == "Success" else "")
+                    async with http.post(url, json=body) as answer:
+                        assert answer.status == 409, status
+                assert len(await client.store.events()) == events
+                assert task.events == seen
+                assert other.events == other_seen
+                assert other.status is other_status
+                assert client.stats().conflicts == 3
+                assert receiver.stats().callbacks.conflict == 3
+                # The URL still works for its own task.
+                async with http.post(url, json=status_body(task.task_id, "Processing")) as answer:
+                    assert answer.status == 200
+            assert task.status is TaskStatus.PROCESSING
+            assert other.status is other_status
+
+
+async def test_callbacks_after_the_end_are_duplicates_that_cost_nothing() -> None:
+    """A finished task's URL: any status is a duplicate (200), no query, no journal entry."""
+    async with Emulator() as emu:
+        async with served_client(emu) as (client, _):
+            task = await client.submit(face_request())
+            await task.wait(timeout=20)
+            url = URL(emu.task(task.task_id).callback_url or "")
+            queries = emu.counters.requests_to("query")
+            events = len(await client.store.events())
+            seen = list(task.events)
+            async with aiohttp.ClientSession() as http:
+                for status in (
+                    "Preparing",
+                    "Processing",
+                    "Success",
+                    "Fail",
+                    "Expired",
+                    "cancelled",
+                ):
+                    body = status_body(task.task_id, status, "999" if status == "Success" else "")
+                    async with http.post(url, json=body) as answer:
+                        assert answer.status == 200, status
+            assert emu.counters.requests_to("query") == queries
+            assert len(await client.store.events()) == events
+            assert task.events == seen
+            assert task.status is TaskStatus.SUCCESS
+
+
+async def test_a_forged_final_status_is_confirmed_before_it_is_believed() -> None:
+    """A forged success or failure on a followed task's URL: queried, the API believed."""
+    async with Emulator(durations=Durations(preparing=60.0)) as emu:
+        async with served_client(emu) as (client, _):
+            task = await client.submit(face_request())
+            url = URL(emu.task(task.task_id).callback_url or "")
+            async with aiohttp.ClientSession() as http:
+                before = emu.counters.queries_by_task[task.task_id]
+                forged = status_body(task.task_id, "Success", "424242")
+                async with http.post(url, json=forged) as answer:
+                    assert answer.status == 200
+                await claim_weighed(emu, task.task_id, before)
+                assert not task.done
+                assert task.status is TaskStatus.PREPARING
+                assert task.video is None
+                async with http.post(url, json=status_body(task.task_id, "failed")) as answer:
+                    assert answer.status == 200
+            assert not task.done
+            assert all(event.snapshot.file_id != "424242" for event in task.events)
+            # Not believed, so not journaled as confirmed either.
+            confirmed = [e for e in await client.store.events(task.task_id) if e[2]]
+            assert all(snapshot.status is TaskStatus.PREPARING for snapshot, _, _ in confirmed)
+
+
+async def test_an_uncertain_submission_is_not_taken_by_the_fast_path() -> None:
+    """An uncertain submission's URL: a callback naming any task is a claim, checked first."""
+    emu = Emulator(
+        faults=FaultPlan(endpoints={Endpoint.SUBMIT: EndpointFaults(lost_response=1.0)}),
+        durations=Durations(preparing=60.0),
+    )
+    async with emu:
+        async with served_client(emu) as (client, _):
+            lost, real = await uncertain_submission(client, emu)
+            url = URL(emu.task(real).callback_url or "")
+            async with aiohttp.ClientSession() as http:
+                forged = status_body("999999999999", "Processing")
+                async with http.post(url, json=forged) as answer:
+                    assert answer.status == 200  # a claim, kept until the API is asked
+                await wait_until(lambda: client.stats().reconciliations >= 1, "the check")
+                await asyncio.sleep(0.1)
+                assert client.recover(lost) is None
+                async with http.post(url, json=status_body(real, "Processing")) as answer:
+                    assert answer.status == 200
+            await wait_until(lambda: client.recover(lost) is not None, "the adoption")
+            adopted = client.recover(lost)
+            assert adopted is not None
+            assert adopted.task_id == real
+
+
+# -- MemoryStore's layout ---------------------------------------------------------------------
+
+Op = tuple[str, tuple[object, ...]]
+
+
+def stored(nonce: str, label: str | None = "line 1", **fields: object) -> StoredSubmission:
+    values: dict[str, object] = {
+        "nonce": nonce,
+        "fingerprint": "f" * 32,
+        "payload": {"model": "S2V-01", "prompt": nonce},
+        "label": label,
+        "state": SubmissionState.SENDING,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    values.update(fields)
+    return StoredSubmission(**values)  # type: ignore[arg-type]
+
+
+async def contents(store: TaskStore, task_ids: tuple[str, ...]) -> dict[str, object]:
+    """Everything a store answers, in a comparable form."""
+    unfinished = await store.unfinished()
+    return {
+        "unfinished": sorted((t.task_id, repr(t.snapshot), repr(t.submission)) for t in unfinished),
+        "uncertain": sorted(repr(s) for s in await store.uncertain()),
+        "submissions": [repr(s) for s in await store.submissions()],
+        "tasks": {task_id: repr(await store.task(task_id)) for task_id in task_ids},
+        "events": repr(await store.events()),
+    }
+
+
+SCENARIOS: dict[str, list[Op]] = {
+    "marked twice": [
+        ("save_submission", (stored("nonce-aaaa"),)),
+        ("mark_submitted", ("nonce-aaaa", "101")),
+        ("mark_submitted", ("nonce-aaaa", "102")),
+    ],
+    "journaled again after its task": [
+        ("save_submission", (stored("nonce-aaaa"),)),
+        ("mark_submitted", ("nonce-aaaa", "101")),
+        ("save_submission", (stored("nonce-aaaa"),)),
+    ],
+    "two submissions name one task, one dropped": [
+        ("save_submission", (stored("nonce-aaaa"),)),
+        ("save_submission", (stored("nonce-bbbb"),)),
+        ("mark_submitted", ("nonce-aaaa", "101")),
+        ("mark_submitted", ("nonce-bbbb", "101")),
+        ("drop_submission", ("nonce-bbbb",)),
+    ],
+    "a task id with a tab and a newline": [
+        ("save_submission", (stored("nonce-aaaa"),)),
+        ("mark_submitted", ("nonce-aaaa", "1\t0\n1")),
+    ],
+    "an empty task id": [
+        ("save_submission", (stored("nonce-aaaa"),)),
+        ("mark_submitted", ("nonce-aaaa", "")),
+        ("mark_uncertain", ("nonce-aaaa",)),
+    ],
+    "unknown nonces": [
+        ("mark_submitted", ("nonce-zzzz", "101")),
+        ("mark_uncertain", ("nonce-zzzz",)),
+        ("drop_submission", ("nonce-zzzz",)),
+    ],
+    "uncertain after its task": [
+        ("save_submission", (stored("nonce-aaaa"),)),
+        ("mark_submitted", ("nonce-aaaa", "101")),
+        ("mark_uncertain", ("nonce-aaaa",)),
+    ],
+    "separators in every text": [
+        (
+            "save_submission",
+            (
+                stored(
+                    "nonce-aaaa",
+                    label="a\tb\nc\r\u2028\x00é\t",
+                    fingerprint="\t\n",
+                    payload={"p": "a\tb\n\u2029", "k\t\n": [1, "\x00", None, "😀"]},
+                ),
+            ),
+        ),
+        ("mark_submitted", ("nonce-aaaa", "101")),
+        ("save_submission", (stored("nonce-bbbb", label=None, fingerprint=""),)),
+        ("mark_uncertain", ("nonce-bbbb",)),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_memory_store_answers_as_sqlite_does(name: str, tmp_path: Path) -> None:
+    """Whatever is written, MemoryStore answers what the durable SQLite store answers."""
+    task_ids = ("101", "102", "1\t0\n1", "")
+    answers = []
+    for store in (MemoryStore(), SQLiteStore(tmp_path / "j.db")):
+        await store.open()
+        try:
+            for operation, arguments in SCENARIOS[name]:
+                await getattr(store, operation)(*arguments)
+            await store.save_event(
+                TaskSnapshot("101", TaskStatus.PROCESSING, status_text="pro\tcessing\n"),
+                EventSource.CALLBACK,
+                confirmed=True,
+            )
+            answers.append(await contents(store, task_ids))
+        finally:
+            await store.close()
+    memory, sqlite = answers
+    assert memory == sqlite
+
+
+async def test_memory_store_round_trips_lone_surrogates() -> None:
+    """A lone surrogate in a label or payload comes back as it went in (SQLite refuses it)."""
+    store = MemoryStore()
+    odd = stored("nonce-aaaa", label="\ud800x", payload={"p": "\udfff", "\ud83d": 1})
+    await store.save_submission(odd)
+    await store.mark_submitted("nonce-aaaa", "101")
+    assert await store.submission("nonce-aaaa") == attrs.evolve(
+        odd, state=SubmissionState.SUBMITTED, task_id="101"
+    )
+
+
+async def test_two_submissions_naming_one_task_are_trimmed_together() -> None:
+    """A server that answers one task id twice: once that task ends, both go past max_tasks."""
+    store = MemoryStore(max_tasks=5)
+    for i in range(4):
+        await store.save_submission(stored(f"nonce-same-{i}"))
+        await store.mark_submitted(f"nonce-same-{i}", "101")
+    found = await store.task("101")
+    assert found is not None
+    assert found.submission is not None
+    assert found.submission.nonce == "nonce-same-3"
+    await store.drop_submission("nonce-same-3")
+    found = await store.task("101")
+    assert found is not None  # the others still name it
+    assert found.submission is not None
+    assert found.submission.task_id == "101"
+    await store.save_event(
+        TaskSnapshot("101", TaskStatus.SUCCESS, "9"), EventSource.POLL, confirmed=True
+    )
+    for i in range(10):
+        await store.save_submission(stored(f"nonce-next-{i}"))
+        await store.mark_submitted(f"nonce-next-{i}", str(200 + i))
+        done = TaskSnapshot(str(200 + i), TaskStatus.FAIL)
+        await store.save_event(done, EventSource.POLL, confirmed=True)
+    kept = await store.submissions()
+    assert len(kept) <= 6  # max_tasks, and the one saved last
+    assert not [s for s in kept if s.nonce.startswith("nonce-same")]
+    assert await store.task("101") is None
+
+
+async def test_memory_store_after_many_submissions() -> None:
+    """20 000 submissions: exactly the unfinished ones and the uncertain ones come back."""
+    store = MemoryStore()
+    for i in range(20_000):
+        nonce = f"nonce-{i:08d}"
+        await store.save_submission(stored(nonce, label=f"line\t{i}\n"))
+        if i % 7 == 0:
+            await store.mark_uncertain(nonce)
+            continue
+        await store.mark_submitted(nonce, str(10**12 + i))
+        if i % 3:
+            snapshot = TaskSnapshot(str(10**12 + i), TaskStatus.SUCCESS, str(i))
+            await store.save_event(snapshot, EventSource.POLL, confirmed=True)
+    unfinished = await store.unfinished()
+    expected = [i for i in range(20_000) if i % 7 and not i % 3]
+    assert sorted(int(t.task_id) - 10**12 for t in unfinished) == expected
+    for task in unfinished:
+        assert task.submission is not None
+        assert task.submission.label == f"line\t{int(task.task_id) - 10**12}\n"
+    uncertain = await store.uncertain()
+    assert [s.nonce for s in uncertain] == [f"nonce-{i:08d}" for i in range(0, 20_000, 7)]
+
+
+async def test_resume_from_a_memory_store_full_of_submissions() -> None:
+    """A new client on the same MemoryStore re-attaches to exactly the unfinished tasks."""
+    store = MemoryStore()
+    async with Emulator(durations=Durations(preparing=60.0)) as emu:
+        async with fast_client(emu, store=store) as first:
+            tasks = [await first.submit(face_request(f"p{i}"), label=f"l\t{i}") for i in range(5)]
+        for i in range(3000):  # finished tasks of earlier runs
+            await store.save_submission(stored(f"nonce-old-{i:05d}"))
+            await store.mark_submitted(f"nonce-old-{i:05d}", str(9 * 10**14 + i))
+            snapshot = TaskSnapshot(str(9 * 10**14 + i), TaskStatus.SUCCESS, "1")
+            await store.save_event(snapshot, EventSource.POLL, confirmed=True)
+        async with fast_client(emu, store=store) as second:
+            resumed = await second.resume()
+            assert sorted(t.task_id for t in resumed.tasks) == sorted(t.task_id for t in tasks)
+            assert sorted(t.label or "" for t in resumed.tasks) == [f"l\t{i}" for i in range(5)]
+            assert resumed.uncertain == []
