@@ -43,13 +43,16 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def _predicate_or_classes(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # Only an Exception is ever retried (a cancellation, KeyboardInterrupt or SystemExit
+    # always goes through): naming another class would silently retry nothing.
     classes = isinstance(value, tuple) and all(
-        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
+        isinstance(kind, type) and issubclass(kind, Exception) for kind in value
     )
     if not classes and (isinstance(value, tuple) or not callable(value)):
         raise ConfigurationError(
             f"{type(instance).__name__}.{attribute.name} must be a predicate or a tuple of "
-            f"exception classes, not {value!r}"
+            f"Exception classes (a BaseException such as CancelledError or KeyboardInterrupt "
+            f"is never retried), not {value!r}"
         )
 
 
@@ -66,7 +69,8 @@ class RetryPolicy:
     :class:`~minimax_s2v.SubmissionUncertainError`.
 
     Args:
-        on: which errors to retry: a predicate, or exception classes.
+        on: which errors to retry: a predicate, or :class:`Exception` classes (a
+            cancellation, ``KeyboardInterrupt`` or ``SystemExit`` is never retried).
         attempts: tries in all, the first included (1 turns retrying off).
         timeout: seconds after which no new try starts (``None``: no limit).
 

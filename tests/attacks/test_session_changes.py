@@ -13,15 +13,42 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import attrs
 import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
-from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v import (
+    Client,
+    ConfigurationError,
+    DownloadError,
+    EventSource,
+    RetryPolicy,
+    TaskSnapshot,
+    TaskStatus,
+    Timeouts,
+    TransportError,
+    VideoFile,
+    set_testing,
+)
+from minimax_s2v._models import H3Task
+from minimax_s2v._retry import is_testing, retry_call
+from minimax_s2v._tasks import TaskRecord
+from minimax_s2v._wire import (
+    _cattrs_snapshot,
+    _code_and_message,
+    _direct_h3_task,
+    _direct_snapshot,
+    _flat_task,
+    _structure_h3_task,
+)
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
 from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
 from minimax_s2v.stores import (
@@ -32,6 +59,9 @@ from minimax_s2v.stores import (
     TaskStore,
 )
 from tests.client_setup import face_request, fast_client
+from tests.json_strategies import json_values
+from tests.media import mp4
+from tests.profiles import examples
 from tests.receiver_setup import MOUNTS, SECRET, mounted, served_client, uncertain_submission
 from tests.waiting import claim_weighed, wait_until
 
@@ -366,8 +396,6 @@ async def test_hang_up_while_a_host_middleware_waits(caplog: pytest.LogCaptureFi
     that then hangs up leaves a body that is complete but holds the connection's error. It is
     a broken upload (counted, answered 400 to nobody), never an unhandled error in the host.
     """
-    from aiohttp import web
-
     entered = asyncio.Event()
 
     @web.middleware
@@ -707,3 +735,344 @@ async def test_resume_from_a_memory_store_full_of_submissions() -> None:
             assert sorted(t.task_id for t in resumed.tasks) == sorted(t.task_id for t in tasks)
             assert sorted(t.label or "" for t in resumed.tasks) == [f"l\t{i}" for i in range(5)]
             assert resumed.uncertain == []
+
+
+# -- TaskHistory: text in the record ------------------------------------------------------------
+
+_SEPARATORS = st.sampled_from(["\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028"])
+_odd_text = st.one_of(
+    st.text(max_size=12),
+    st.builds("".join, st.lists(st.one_of(_SEPARATORS, st.sampled_from(["a", "ü", "K"])))),
+)
+_status_texts = st.one_of(
+    st.sampled_from(
+        ["Success", "success", "SUCCESS", "Fail", "failed", "Queueing", "queuing", "running"]
+    ),
+    st.sampled_from(["\u212a", "Succe\u017fs", "Fai\u0130", "processinG", " Processing", "Fail\t"]),
+    _odd_text,
+)
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> TaskSnapshot:
+    status = draw(st.sampled_from(list(TaskStatus)))
+    optional = st.one_of(st.none(), _odd_text)
+    return TaskSnapshot(
+        draw(st.sampled_from(["7", "8", "7\t", ""])),
+        status,
+        file_id=draw(optional),
+        width=draw(st.one_of(st.none(), st.integers(0, 4000))),
+        height=draw(st.one_of(st.none(), st.integers(0, 4000))),
+        error_code=draw(st.one_of(st.none(), st.integers(-1, 2000))),
+        error_message=draw(optional),
+        status_text=draw(st.one_of(st.just(status.value), _status_texts)),
+        video_url=draw(optional),
+    )
+
+
+@settings(max_examples=examples(600), suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(snapshots(), st.sampled_from(list(EventSource))), max_size=12))
+def test_task_history_gives_back_exactly_what_was_applied(
+    updates: list[tuple[TaskSnapshot, EventSource]],
+) -> None:
+    """Any snapshots (separators, Unicode case tricks, other ids) come back equal, in order."""
+    record = TaskRecord("7", None, None)
+    before = datetime.now(UTC)
+    for snapshot, source in updates:
+        record.history.append(snapshot, source)
+    events = record.history.events()
+    assert len(record.history) == len(updates)
+    assert [(e.snapshot, e.source) for e in events] == updates
+    assert [type(e.snapshot.status_text) for e in events] == [str] * len(updates)
+    assert all(before <= e.received_at <= datetime.now(UTC) for e in events)
+
+
+async def test_task_events_keep_what_callbacks_said() -> None:
+    """Progress callbacks with odd spellings and separators: Task.events says them back."""
+    async with Emulator(durations=Durations(preparing=60.0)) as emu:
+        async with served_client(emu) as (client, _):
+            task = await client.submit(face_request())
+            url = URL(emu.task(task.task_id).callback_url or "")
+            sent = [
+                ("queuing", 0, "success"),
+                ("PROCESSING", 1013, "busy\tline\nnext\u2028end"),
+            ]
+            async with aiohttp.ClientSession() as http:
+                for status, code, message in sent:
+                    body = {
+                        "task_id": task.task_id,
+                        "status": status,
+                        "file_id": "",
+                        "base_resp": {"status_code": code, "status_msg": message},
+                    }
+                    async with http.post(url, json=body) as answer:
+                        assert answer.status == 200
+            callbacks = [e.snapshot for e in task.events if e.source is EventSource.CALLBACK]
+            assert [(s.status_text, s.error_code, s.error_message) for s in callbacks] == [
+                ("queuing", None, None),
+                ("PROCESSING", 1013, "busy\tline\nnext\u2028end"),
+            ]
+
+
+# -- V2's direct task parser against the structurer ---------------------------------------------
+
+_huge = st.sampled_from([10**40, 10**40 - 1, -(10**30), 2**63, 2**64 + 1, 0, -1])
+_wide = st.one_of(json_values(), _huge, st.floats(), st.sampled_from(["\udc80", "ü", " 1", "1 "]))
+
+
+def _maybe(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.one_of(strategy, _wide)
+
+
+_v2_tasks = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _maybe(st.one_of(st.sampled_from(["1", "0" * 40, "1" * 41, "\u0661"]), _huge)),
+        "status": _maybe(st.sampled_from(["queued", "running", "succeeded", "Fail", " failed"])),
+        "model": _wide,
+        "resolution": _wide,
+        "ratio": _wide,
+        "task_type": _wide,
+        "modality": _wide,
+        "created_at": _wide,
+        "updated_at": _wide,
+        "duration": _wide,
+        "content": _maybe(st.dictionaries(st.sampled_from(["url", "x"]), _wide, max_size=2)),
+        "error": _maybe(
+            st.dictionaries(st.sampled_from(["code", "message", "x"]), _wide, max_size=3)
+        ),
+        "usage": _maybe(st.dictionaries(st.text(max_size=4), _wide, max_size=3)),
+        "video_url": _wide,
+        "error_code": _wide,
+        "error_message": _wide,
+        "status_text": _wide,
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
+@settings(max_examples=examples(3000), suppress_health_check=[HealthCheck.too_slow])
+@given(_v2_tasks)
+@example({"id": "1", "status": "queued", "usage": {"n": float("nan")}})
+@example({"id": "1", "status": "queued", "created_at": 10**400})
+@example({"id": "1", "status": "queued", "status_text": 5})
+@example({"id": "1", "status": "succeeded", "content": {"url": "https://\udc80.example/v"}})
+def test_the_direct_v2_path_never_takes_what_the_structurer_refuses(task: dict[str, Any]) -> None:
+    """Odd types, huge numbers, nested values, lone surrogates: direct agrees or steps aside."""
+    direct = _direct_h3_task(task)
+    try:
+        by_cattrs: H3Task | None = _structure_h3_task(_flat_task(task), H3Task)
+    except Exception:  # noqa: BLE001 - any failure means the object does not fit
+        by_cattrs = None
+    if direct is not None:
+        assert direct == by_cattrs
+        assert by_cattrs is not None
+        assert type(direct.status_text) is str
+        assert repr(direct) == repr(by_cattrs)  # also NaN counters, which are unequal
+
+
+_v1_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "task_id": _maybe(st.sampled_from(["1", "0" * 40, "1" * 41, "\u0661", "1\n"])),
+        "status": _maybe(st.sampled_from(["Success", "processing", "Fail", " failed", "queued"])),
+        "file_id": _maybe(st.sampled_from(["", "0", "12", "x", "1" * 41])),
+        "video_width": _wide,
+        "video_height": _wide,
+        "error_message": _wide,
+        "status_text": _wide,
+        "base_resp": _maybe(
+            st.fixed_dictionaries({"status_code": _wide, "status_msg": _wide}, optional={})
+        ),
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
+@settings(max_examples=examples(3000), suppress_health_check=[HealthCheck.too_slow])
+@given(_v1_bodies)
+def test_the_direct_v1_path_never_takes_what_the_structurer_refuses(data: dict[str, Any]) -> None:
+    """The same for V1's status bodies (the id and status check is now shared)."""
+    code, message = _code_and_message(data)
+    direct = _direct_snapshot(data, code, message)
+    try:
+        by_cattrs: TaskSnapshot | None = _cattrs_snapshot(data, code, message)
+    except Exception:  # noqa: BLE001 - any failure means the body does not fit
+        by_cattrs = None
+    if direct is not None:
+        assert direct == by_cattrs
+
+
+# -- the retry mechanism ------------------------------------------------------------------------
+
+
+class Flaky:
+    """A call that fails with ``error`` every time, counting its calls."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        raise self.error
+
+
+class _Halt(BaseException):
+    """A BaseException of the application's own (as KeyboardInterrupt or SystemExit are)."""
+
+
+async def test_a_cancellation_during_the_wait_ends_the_retries() -> None:
+    """Cancelled while waiting before its next try: the cancellation goes through, no more tries."""
+    call = Flaky(TransportError("broken"))
+    waiting = asyncio.Event()
+    policy = RetryPolicy(on=(TransportError,), attempts=5, wait_initial=60, wait_jitter=0)
+    with set_testing(False):
+        job = asyncio.ensure_future(retry_call(policy, call, what="a call", on_retry=waiting.set))
+        await asyncio.wait_for(waiting.wait(), 10)
+        await asyncio.sleep(0)  # now in the 60 s wait
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(job, 10)
+    assert call.calls == 1
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3), _Halt(), GeneratorExit()])
+async def test_base_exceptions_are_never_retried(error: BaseException) -> None:
+    """KeyboardInterrupt and the like leave at once, unwrapped, whatever the policy names."""
+    for on in ((Exception,), lambda _: True):
+        call = Flaky(error)
+        with pytest.raises(type(error)) as raised:
+            await retry_call(RetryPolicy(on=on, attempts=5), call, what="a call")
+        assert raised.value is error
+        assert call.calls == 1
+
+
+def test_a_policy_that_names_only_what_is_never_retried_is_refused() -> None:
+    """``on=(KeyboardInterrupt,)`` would silently retry nothing: refused when constructed."""
+    for on in ((KeyboardInterrupt,), (asyncio.CancelledError,), (ValueError, SystemExit)):
+        with pytest.raises(ConfigurationError, match="on"):
+            RetryPolicy(on=on)
+    assert RetryPolicy(on=(Exception,)).should_retry(ValueError())
+
+
+async def test_the_policy_timeout_stops_retries_whose_wait_would_pass_it() -> None:
+    """No try starts past ``timeout``, counting the wait it would need (waits off or not)."""
+    call = Flaky(TransportError("broken"))
+    policy = RetryPolicy(
+        on=(TransportError,), attempts=100, timeout=1.0, wait_initial=0.6, wait_jitter=0
+    )
+    with pytest.raises(TransportError):
+        await retry_call(policy, call, what="a call")
+    assert call.calls == 2  # waits of 0.6 then 1.2 s: the second would end past 1 s
+
+
+async def test_should_retry_only_narrows_the_policy() -> None:
+    """A caller's should_retry can refuse what the policy retries, never add what it does not."""
+    wrong_kind = Flaky(TypeError("not retried by the policy"))
+    with pytest.raises(TypeError):
+        await retry_call(
+            RetryPolicy(on=(ValueError,), attempts=4),
+            wrong_kind,
+            what="a call",
+            should_retry=lambda _: True,
+        )
+    assert wrong_kind.calls == 1
+    refused = Flaky(ValueError("refused by the caller"))
+    retries: list[int] = []
+    with pytest.raises(ValueError, match="refused"):
+        await retry_call(
+            RetryPolicy(on=(ValueError,), attempts=4),
+            refused,
+            what="a call",
+            should_retry=lambda error: "retry me" in str(error),
+            on_retry=lambda: retries.append(1),
+        )
+    assert (refused.calls, retries) == (1, [])
+    allowed = Flaky(ValueError("retry me"))
+    with pytest.raises(ValueError, match="retry me"):
+        await retry_call(
+            RetryPolicy(on=(ValueError,), attempts=4),
+            allowed,
+            what="a call",
+            should_retry=lambda error: "retry me" in str(error),
+            on_retry=lambda: retries.append(1),
+        )
+    assert (allowed.calls, len(retries)) == (4, 3)
+
+
+def fails_without_waits() -> None:
+    with set_testing(False):
+        assert not is_testing()
+        raise RuntimeError
+
+
+def test_set_testing_nests_and_comes_back_after_an_error() -> None:
+    """Nested blocks restore the setting each found, an exception included."""
+    assert is_testing()  # this suite's setting
+    with set_testing(False):
+        assert not is_testing()
+        with set_testing(True):
+            assert is_testing()
+            with pytest.raises(RuntimeError):
+                fails_without_waits()
+            assert is_testing()
+        assert not is_testing()
+        set_testing(True)  # a plain call inside a block lasts until the block ends
+        assert is_testing()
+    assert is_testing()
+
+
+async def test_a_download_host_alternating_breaks_and_misfits_is_bounded_in_all(
+    tmp_path: Path,
+) -> None:
+    """Broken exchanges and answers that do not fit, in turn: the policy's attempts in all."""
+    body = mp4(40_000)
+    requests: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        requests.append(request.headers.get("Range"))
+        if len(requests) % 2 == 0:  # a 206 that starts elsewhere than asked
+            return web.Response(
+                status=206, body=body[5:], headers={"Content-Range": f"bytes 5-39999/{len(body)}"}
+            )
+        response = web.StreamResponse()
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[:10_000])
+        assert request.transport is not None
+        request.transport.close()  # broken off
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v.mp4", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        now = datetime.now(UTC)
+        video = VideoFile(
+            file_id=176844028768320,
+            bytes=len(body),
+            created_at=now,
+            filename="output.mp4",
+            purpose="video_generation",
+            download_url=URL(f"http://127.0.0.1:{port}/v.mp4"),
+            expires_at=now + timedelta(hours=1),
+        )
+        for attempts in (1, 2, 5):
+            requests.clear()
+            client = Client(
+                "sk-key-0123456789abcdef",
+                base_url="http://127.0.0.1:9",
+                retry=RetryPolicy(attempts=attempts),
+                timeouts=Timeouts(read=5),
+            )
+            async with asyncio.timeout(20), client:
+                with pytest.raises((DownloadError, TransportError)):
+                    await client.download(video, tmp_path / "v.mp4")
+            assert len(requests) == attempts
+            assert sorted(p.name for p in tmp_path.iterdir()) == []
+    finally:
+        await runner.cleanup()
