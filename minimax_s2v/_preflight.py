@@ -103,13 +103,18 @@ def check_request(request: VideoRequest, inline: Inline = _as_given) -> VideoReq
     problems: list[Problem] = []
     if request.model != MODEL_S2V_01:
         problems.append(Problem("model", f"must be {MODEL_S2V_01!r}, got {request.model!r}"))
-    if request.prompt is not None and len(request.prompt) > MAX_PROMPT_CHARS:
+    prompt = request.prompt
+    if prompt is not None and not isinstance(prompt, str):
+        problems.append(Problem("prompt", f"must be text, got {type(prompt).__name__}"))
+    elif prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
         problems.append(
-            Problem(
-                "prompt",
-                f"{len(request.prompt)} characters, at most {MAX_PROMPT_CHARS} are allowed",
-            )
+            Problem("prompt", f"{len(prompt)} characters, at most {MAX_PROMPT_CHARS} are allowed")
         )
+    # Sent as given: a "no" would reach MiniMax as a string.
+    if request.prompt_optimizer is not None and not isinstance(request.prompt_optimizer, bool):
+        problems.append(Problem("prompt_optimizer", "must be True or False"))
+    if request.aigc_watermark is not None and not isinstance(request.aigc_watermark, bool):
+        problems.append(Problem("aigc_watermark", "must be True or False"))
     if len(request.subject) != 1:
         problems.append(
             Problem(
@@ -160,6 +165,12 @@ def _check_subject(
     problems: list[Problem],
     check_image: Callable[[str, str, list[Problem]], str],
 ) -> SubjectReference:
+    if not isinstance(subject, SubjectReference):
+        shown = type(subject).__name__
+        problems.append(
+            Problem(field, f"must be a SubjectReference (or the image itself), got a {shown}")
+        )
+        return subject
     if subject.type != "character":
         problems.append(Problem(f"{field}.type", f"must be 'character', got {subject.type!r}"))
     if len(subject.image) != 1:
@@ -172,6 +183,9 @@ def _check_subject(
 
 def _check_image(image: str, field: str, problems: list[Problem], inline: Inline) -> str:
     """Check one image reference; returns what to send (a data URL for a local file)."""
+    if not isinstance(image, str):
+        problems.append(Problem(field, f"must be a URL or a path, got {type(image).__name__}"))
+        return image
     kind = source_kind(image)
     if kind == "url":
         if not is_http_url(image):
@@ -657,7 +671,8 @@ def _h3_body_size(request: H3Request, checked: list[_Checked]) -> int | None:
     skip the dump).
     """
     inline = sum(c.inline_chars for c in checked)
-    chars = len(request.prompt) + sum(len(c.send) for c in checked)
+    prompt = request.prompt if isinstance(request.prompt, str) else ""  # else reported
+    chars = len(prompt) + sum(len(c.send) for c in checked)
     if inline == 0 and 6 * (chars + len(request.callback_url or "")) + 4096 < H3_MAX_BODY_BYTES:
         return None
     blank = {c.send: "" for c in checked if c.inline_chars}

@@ -30,7 +30,7 @@ import attrs
 from yarl import URL
 
 from ._errors import APIError, ConnectError, MiniMaxError, RateLimitError
-from ._models import AnyRequest, H3Request
+from ._models import AnyRequest, H3Request, SubjectReference
 from ._preflight import check_any
 from ._redaction import shown_url
 from ._wire import h3_request_payload, request_payload, source_kind, with_media_urls
@@ -339,9 +339,11 @@ def _all_remote(request: AnyRequest) -> bool:
             if s is not None
         ]
         sources += [*request.reference_videos, *request.reference_audios]
-        return all(source_kind(s) in ("url", "upload") for s in sources)
+        return all(isinstance(s, str) and source_kind(s) in ("url", "upload") for s in sources)
     for subject in request.subject:
+        if not isinstance(subject, SubjectReference):
+            return False  # the checks (in a worker) name what is wrong
         for image in subject.image:
-            if source_kind(image) != "url":
+            if not isinstance(image, str) or source_kind(image) != "url":
                 return False
     return True

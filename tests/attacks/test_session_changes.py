@@ -30,12 +30,16 @@ from minimax_s2v import (
     ConfigurationError,
     DownloadError,
     EventSource,
+    H3Request,
+    InvalidRequestError,
     RetryPolicy,
+    SubjectReference,
     TaskSnapshot,
     TaskStatus,
     Timeouts,
     TransportError,
     VideoFile,
+    VideoRequest,
     set_testing,
 )
 from minimax_s2v._models import H3Task
@@ -1076,3 +1080,71 @@ async def test_a_download_host_alternating_breaks_and_misfits_is_bounded_in_all(
             assert sorted(p.name for p in tmp_path.iterdir()) == []
     finally:
         await runner.cleanup()
+
+
+# -- submit(): nothing reaches the wire unchecked ---------------------------------------------
+
+_URL = "https://example.com/face.jpg"
+
+
+def _misused() -> dict[str, Callable[[], VideoRequest | H3Request]]:
+    """Requests of the wrong types, as a caller without a type checker might build them."""
+    return {
+        "prompt_optimizer as text": lambda: VideoRequest(subject=_URL, prompt_optimizer="yes"),  # type: ignore[arg-type]
+        "aigc_watermark as text": lambda: VideoRequest(subject=_URL, aigc_watermark="no"),  # type: ignore[arg-type]
+        "prompt as a number": lambda: VideoRequest(subject=_URL, prompt=123),  # type: ignore[arg-type]
+        "subject as a list of URLs": lambda: VideoRequest(subject=[_URL]),  # type: ignore[list-item]
+        "subject as a dict": lambda: VideoRequest(subject=[{"image": [_URL]}]),  # type: ignore[list-item]
+        "image as bytes": lambda: VideoRequest(subject=SubjectReference([_URL.encode()])),  # type: ignore[list-item]
+        "V2 prompt missing": lambda: H3Request(prompt=None, references=[_URL]),  # type: ignore[arg-type]
+        "V2 frame as bytes": lambda: H3Request(prompt="x", first_frame=_URL.encode()),  # type: ignore[arg-type]
+        "V2 aigc_watermark as text": lambda: H3Request(
+            prompt="x",
+            references=[_URL],
+            aigc_watermark="no",  # type: ignore[arg-type]
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_misused()))
+async def test_requests_of_the_wrong_types_get_a_typed_error_and_send_nothing(name: str) -> None:
+    """A wrong type is an InvalidRequestError naming its field; nothing reaches MiniMax."""
+    request = _misused()[name]()
+    async with Emulator() as emu, fast_client(emu) as client:
+        with pytest.raises(InvalidRequestError) as raised:
+            await client.submit(request)
+        assert raised.value.problems
+        assert emu.counters.requests_to("submit") + emu.counters.requests_to("v2_submit") == 0
+        assert await client.store.submissions() == []
+
+
+class _LyingText(str):
+    """Text that says it is an https URL to every method the checks call."""
+
+    __slots__ = ()
+    _shown = _URL
+
+    def __getitem__(self, key: object) -> str:
+        return self._shown[key]  # type: ignore[index]
+
+    def __str__(self) -> str:
+        return self._shown
+
+    def lower(self) -> str:
+        return self._shown
+
+    def startswith(self, *_: object) -> bool:
+        return True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: a str subclass whose methods lie passes the checks (before and after URL-only "
+    "submissions stopped being checked twice); its real text is what json.dumps sends",
+)
+async def test_a_str_subclass_that_lies_about_itself_is_not_sent_unchecked() -> None:
+    """An image whose str methods claim an https URL, holding a local path, is not sent."""
+    async with Emulator() as emu, fast_client(emu) as client:
+        with pytest.raises(InvalidRequestError):
+            await client.submit(VideoRequest(subject=_LyingText("/etc/passwd"), prompt="x"))
+        assert emu.counters.requests_to("submit") == 0
