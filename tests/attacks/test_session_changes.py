@@ -1148,3 +1148,31 @@ async def test_a_str_subclass_that_lies_about_itself_is_not_sent_unchecked() -> 
         with pytest.raises(InvalidRequestError):
             await client.submit(VideoRequest(subject=_LyingText("/etc/passwd"), prompt="x"))
         assert emu.counters.requests_to("submit") == 0
+
+
+async def test_the_same_update_sent_many_times_at_once_is_recorded_once(tmp_path: Path) -> None:
+    """20 copies of one progress callback racing through a durable journal: one event."""
+    async with Emulator(durations=Durations(preparing=60.0)) as emu:
+        store = SQLiteStore(tmp_path / "j.db")
+        async with served_client(emu, store=store) as (client, _):
+            task = await client.submit(face_request())
+            url = URL(emu.task(task.task_id).callback_url or "")
+            async with aiohttp.ClientSession() as http:
+
+                async def send(status: str) -> int:
+                    async with http.post(url, json=status_body(task.task_id, status)) as answer:
+                        return answer.status
+
+                answers = await asyncio.gather(
+                    *(send("Processing") for _ in range(20)), *(send("Queueing") for _ in range(5))
+                )
+            assert answers == [200] * 25
+            processing = [e for e in task.events if e.snapshot.status is TaskStatus.PROCESSING]
+            assert len(processing) == 1
+            journaled = [
+                s
+                for s, _, _ in await store.events(task.task_id)
+                if s.status is TaskStatus.PROCESSING
+            ]
+            assert len(journaled) == 1
+            assert task.status is TaskStatus.PROCESSING
