@@ -374,7 +374,7 @@ async def test_core_refuses_odd_paths_directly() -> None:
     nonce, token = url.parts[-2], url.parts[-1]
     body = update()
     assert (await receiver.process("POST", f"{nonce}/{token}", body))[0] == 200
-    assert (await receiver.process("post", f"/{nonce}/{token}/", body))[0] == 200
+    assert (await receiver.process("POST", f"//{nonce}/{token}//", body))[0] == 200
     for path in (
         f"{nonce}/{token}\n",
         f"\n{nonce}/{token}",
