@@ -58,7 +58,13 @@ from ._wire import (
     parse_snapshot,
     parse_submit,
 )
-from .stores import MemoryStore, StoredSubmission, SubmissionState, TaskStore
+from .stores import (
+    MemoryStore,
+    SharedTaskStore,
+    StoredSubmission,
+    SubmissionState,
+    TaskStore,
+)
 
 if TYPE_CHECKING:
     from .receiver import CallbackReceiver
@@ -244,6 +250,14 @@ class Client:
         self.receiver = receiver
         self._own_store = store is None
         self.store: TaskStore = store if store is not None else MemoryStore()
+        if getattr(self.store, "shared", False) is True and not isinstance(
+            self.store, SharedTaskStore
+        ):
+            # Treated as unshared, it would hand other replicas' tasks to nobody.
+            raise ConfigurationError(
+                f"{type(self.store).__name__} says it is shared but is not a SharedTaskStore: "
+                "a shared store also needs subscribe(on_update)"
+            )
         self._given_session = session
         self._trace_configs = list(trace_configs or ())
         self._session: aiohttp.ClientSession | None = None

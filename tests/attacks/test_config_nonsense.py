@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from minimax_s2v import CallbackReceiver, Client, ConfigurationError
+from minimax_s2v.stores import MemoryStore
 
 SECRET = "s" * 32
 
@@ -40,3 +41,13 @@ SECRET = "s" * 32
 def test_nonsense_is_refused(name: str, build: Callable[[], object]) -> None:
     with pytest.raises(ConfigurationError, match=name):
         build()
+
+
+def test_a_store_that_says_it_is_shared_but_cannot_subscribe_is_refused() -> None:
+    """``shared = True`` without ``subscribe()`` would silently follow nobody's tasks."""
+
+    class HalfShared(MemoryStore):
+        shared = True
+
+    with pytest.raises(ConfigurationError, match="SharedTaskStore"):
+        Client("k", base_url="http://127.0.0.1:9", store=HalfShared())
