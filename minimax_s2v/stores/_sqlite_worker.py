@@ -130,31 +130,49 @@ def _failure(error: BaseException) -> dict[str, str]:
     return {"kind": type(error).__name__, "error": str(error)}
 
 
-def run_unit(connection: sqlite3.Connection, unit: list[list[Any]]) -> object:
+def run_unit(connection: sqlite3.Connection, unit: list[Any]) -> list[Any] | Exception:
     """Run one unit's statements; its rows per statement, or the error that stopped it."""
-    results: list[object] = []
+    results: list[Any] = []
     try:
         for sql, params, fetch in unit:
             cursor = connection.execute(sql, params)
             results.append(cursor.fetchall() if fetch else None)
     except (sqlite3.Error, ValueError, OverflowError) as error:
         # A value SQLite cannot take (a lone surrogate, an integer over 64 bits) fails its
-        # unit only; the worker carries on.
-        return _failure(error)
+        # unit only; the rest of the transaction carries on.
+        return error
     return results
 
 
-def commit(connection: sqlite3.Connection, request: dict[str, Any]) -> dict[str, Any]:
-    """Run a request's units in one transaction."""
+def commit(
+    connection: sqlite3.Connection, begin: str, units: list[Any]
+) -> list[list[Any] | Exception]:
+    """Run units in one transaction; each unit's result as :func:`run_unit` gives it.
+
+    Raises:
+        sqlite3.Error: the transaction failed as a whole (it was rolled back).
+    """
     try:
-        connection.execute(request["begin"])
-        results = [run_unit(connection, unit) for unit in request["units"]]
+        connection.execute(begin)
+        results = [run_unit(connection, unit) for unit in units]
         connection.execute("COMMIT")
-    except sqlite3.Error as error:
+    except sqlite3.Error:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
+        raise
+    return results
+
+
+def answer(connection: sqlite3.Connection, request: dict[str, Any]) -> dict[str, Any]:
+    """A request's answer frame."""
+    try:
+        results = commit(connection, request["begin"], request["units"])
+    except sqlite3.Error as error:
         return {"ok": False, **_failure(error)}
-    return {"ok": True, "results": results}
+    return {
+        "ok": True,
+        "results": [_failure(r) if isinstance(r, Exception) else r for r in results],
+    }
 
 
 def main(path: str, synchronous: str) -> int:
@@ -174,7 +192,7 @@ def main(path: str, synchronous: str) -> int:
     write_frame(sink, {"ok": True, "variables": variables})
     try:
         while (request := read_frame(source)) is not None:
-            write_frame(sink, commit(connection, request))
+            write_frame(sink, answer(connection, request))
     except BrokenPipeError:  # the store's process is gone; what was committed stays
         pass
     finally:

@@ -144,7 +144,7 @@ class SQLiteStore:
             ConfigurationError: the file holds a journal of another schema version, or the
                 application is frozen and no ``python`` was given.
         """
-        if self._process is not None:
+        if self._running:
             return
         if self._opening is None:
             self._opening = asyncio.get_running_loop().create_task(self._start())
@@ -213,8 +213,12 @@ class SQLiteStore:
 
     # -- batching on the event loop ---------------------------------------------------------
 
+    @property
+    def _running(self) -> bool:
+        return self._process is not None
+
     async def _call(self, ask: list[Statement] | _Rows, *, write: bool = True) -> list[Rows | None]:
-        if self._process is None:
+        if not self._running:
             await self.open()
         future: asyncio.Future[list[Rows | None]] = asyncio.get_running_loop().create_future()
         self._batches.add((ask, future, write))
