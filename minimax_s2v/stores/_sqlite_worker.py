@@ -152,6 +152,10 @@ def commit(
     Raises:
         sqlite3.Error: the transaction failed as a whole (it was rolled back).
     """
+    if len(units) == 1 and len(units[0]) == 1:
+        # One statement is a transaction of its own (SQLite's autocommit): BEGIN and COMMIT
+        # would add two steps, each a wait for the interpreter lock in a busy process.
+        return [run_unit(connection, units[0])]
     try:
         connection.execute(begin)
         results = [run_unit(connection, unit) for unit in units]
