@@ -29,7 +29,7 @@ __all__ = ["SQLiteStore"]
 
 logger = logging.getLogger("minimax_s2v")
 
-# Every statement names its columns (the writer module's lists), and rows are read by those names.
+# Every statement names its columns (the writer module's lists); rows are read by those names.
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
 _SAVE_SUBMISSION = (
     f"INSERT OR REPLACE INTO submissions ({', '.join(SUBMISSION_COLUMNS)}) "
