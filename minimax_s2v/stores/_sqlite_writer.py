@@ -98,8 +98,8 @@ Statement = tuple[str, Sequence[Any], bool]
 # A batch's outcome: each unit's rows per statement or its error; or the transaction's error.
 Outcome = list[list[Any] | sqlite3.Error] | sqlite3.Error
 # What the thread is asked: BEGIN's form, the units (None: end the thread), and the future
-# that gets the outcome (None for the end).
-_Request = tuple[str, "list[list[Statement]] | None", "asyncio.Future[Outcome | None]"]
+# that gets the outcome (None for the end), if anyone waits for it.
+_Request = tuple[str, "list[list[Statement]] | None", "asyncio.Future[Outcome | None] | None"]
 
 
 def _prepare(connection: sqlite3.Connection, path: Path, synchronous: str) -> None:
@@ -207,6 +207,12 @@ class Writer:
         """End the thread once what was queued before is committed, and close the file."""
         await self._ask("", None)
 
+    def abandon(self) -> None:
+        """End the thread once what was queued is committed, with nobody waiting (any thread)."""
+        with self._lock:
+            if not self._ended:
+                self._requests.put(("", None, None))
+
     def _ask(
         self, begin: str, units: list[list[Statement]] | None
     ) -> asyncio.Future[Outcome | None]:
@@ -219,8 +225,10 @@ class Writer:
         future.set_result(None if units is None else _ended_error())
         return future
 
-    def _reply(self, future: asyncio.Future[Any], outcome: object) -> bool:
+    def _reply(self, future: asyncio.Future[Any] | None, outcome: object) -> bool:
         assert self._loop is not None  # noqa: S101 - set by start()
+        if future is None:
+            return True
         try:
             self._loop.call_soon_threadsafe(_resolve, future, outcome)
         except RuntimeError:  # the event loop is closed: nobody is left to tell

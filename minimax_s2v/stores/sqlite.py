@@ -8,6 +8,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +116,7 @@ class SQLiteStore:
         self._synchronous = synchronous
         self._max_batch = max_batch
         self._writer: Writer | None = None
+        self._abandon: weakref.finalize[[], None] | None = None  # the writer's, while open
         self._opening: asyncio.Task[None] | None = None
         self._variables = 999  # SQLite's limit on parameters per statement, as it says
         # Calls gathered on the event loop while the thread commits the previous batch.
@@ -151,6 +153,10 @@ class SQLiteStore:
         await writer.start()
         self._variables = writer.variables
         self._writer = writer
+        # A store dropped without close() still ends its thread and closes its file.
+        if self._abandon is not None:
+            self._abandon.detach()  # the previous writer's, which ended
+        self._abandon = weakref.finalize(self, writer.abandon)
 
     @property
     def _running(self) -> bool:
@@ -169,6 +175,9 @@ class SQLiteStore:
             except sqlite3.Error:
                 break  # the thread ended; the calls in flight were told so
         writer, self._writer = self._writer, None
+        if self._abandon is not None:
+            self._abandon.detach()
+            self._abandon = None
         if writer is not None:
             await writer.stop()
 

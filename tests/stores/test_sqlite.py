@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
@@ -151,6 +152,20 @@ async def test_close_after_the_writer_thread_ended_returns(tmp_path: Path) -> No
     async with asyncio.timeout(10):
         await store.close()
     _assert_ended(_writer_threads() - before)
+
+
+async def test_a_store_dropped_without_closing_ends_its_thread(tmp_path: Path) -> None:
+    """A store nobody closed, once forgotten, commits what it was asked and ends its thread."""
+    before = _writer_threads()
+    store = SQLiteStore(tmp_path / "j.db")
+    await store.save_submission(submission("nonce-kept"))
+    left = _writer_threads() - before
+    assert left
+    del store
+    gc.collect()
+    _assert_ended(left)
+    with sqlite3.connect(tmp_path / "j.db") as connection:
+        assert connection.execute("SELECT nonce FROM submissions").fetchall() == [("nonce-kept",)]
 
 
 _OWNER = """
