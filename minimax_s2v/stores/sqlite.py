@@ -116,7 +116,7 @@ class SQLiteStore:
         self._synchronous = synchronous
         self._max_batch = max_batch
         self._writer: Writer | None = None
-        self._abandon: weakref.finalize[[], None] | None = None  # the writer's, while open
+        self._abandon: weakref.finalize[[], SQLiteStore] | None = None  # the writer's, while open
         self._opening: asyncio.Task[None] | None = None
         self._variables = 999  # SQLite's limit on parameters per statement, as it says
         # Calls gathered on the event loop while the thread commits the previous batch.
