@@ -85,7 +85,7 @@ logger = logging.getLogger("minimax_s2v")
 T = TypeVar("T")
 
 #: How the tracker's own journal writes are retried: a store that fails for a few seconds
-#: (a full disk, a restarting worker or Redis) costs a delay, not a task.
+#: (a full disk, a journal file briefly read-only, a restarting Redis) costs a delay, not a task.
 JOURNAL_RETRY = RetryPolicy(
     on=(Exception,), attempts=12, timeout=8.0, wait_initial=0.05, wait_max=1.0, wait_jitter=0.05
 )

@@ -1,4 +1,4 @@
-"""SQLiteStore: an embedded, durable journal with group commit, written by its own process."""
+"""SQLiteStore: an embedded, durable journal with group commit, written by its own thread."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import json
 import logging
 import os
 import sqlite3
-import struct
-import sys
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,16 +18,19 @@ from .._errors import ConfigurationError
 from .._models import EventSource, TaskSnapshot, TaskStatus
 from ._base import StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
-from ._sqlite_worker import EVENT_COLUMNS, SNAPSHOT_COLUMNS, SUBMISSION_COLUMNS
+from ._sqlite_writer import (
+    EVENT_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    SUBMISSION_COLUMNS,
+    Statement,
+    Writer,
+)
 
 __all__ = ["SQLiteStore"]
 
 logger = logging.getLogger("minimax_s2v")
 
-_WORKER = Path(__file__).with_name("_sqlite_worker.py")
-_HEADER = struct.Struct(">I")
-
-# Every statement names its columns (the worker's lists), and rows are read by those names.
+# Every statement names its columns (the writer module's lists); rows are read by those names.
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
 _SAVE_SUBMISSION = (
     f"INSERT OR REPLACE INTO submissions ({', '.join(SUBMISSION_COLUMNS)}) "
@@ -56,13 +58,16 @@ _LAST_CONFIRMED_EVENT = (
 _EVENT_COLUMNS_READ = (*SNAPSHOT_COLUMNS, "source", "confirmed")
 _EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS_READ)} FROM events"
 
-# A statement for the worker: SQL, parameters, and whether its rows are wanted.
-Statement = tuple[str, "list[Any] | tuple[Any, ...]", bool]
-Rows = list[list[Any]]
+Rows = list[Sequence[Any]]
+# What a call that was cut short is told.
+_UNKNOWN = (
+    "the SQLiteStore stopped waiting for its writer thread; these writes may or may not have "
+    "been committed"
+)
 
 
 class _Rows:
-    """One row for an INSERT that the worker runs together with its neighbours' rows."""
+    """One row for an INSERT that is run together with its neighbours' rows."""
 
     __slots__ = ("prefix", "row")
 
@@ -78,27 +83,22 @@ _Item = tuple["list[Statement] | _Rows", "asyncio.Future[list[Rows | None]]", bo
 class SQLiteStore:
     """A durable journal in one SQLite file (WAL mode).
 
-    The file is owned by a small worker process (by default run by the same Python; it uses
-    the standard library only), so SQLite never blocks the event loop and never competes with
-    it for the interpreter lock. Writes are gathered on the event loop while the worker
-    commits the previous batch and are then sent together: one transaction, one disk flush,
-    and one multi-row ``INSERT`` for the updates in it (group commit). A write's coroutine
-    returns only once its transaction is committed.
+    The file is owned by one thread of this process, so SQLite never runs on the event loop
+    (reads included). Writes are gathered on the event loop while the thread commits the
+    previous batch and are then handed over together: one transaction, one disk flush, and
+    one multi-row ``INSERT`` for the updates in it (group commit). A write's coroutine
+    returns only once its transaction is committed; a write whose transaction failed raises
+    :class:`sqlite3.Error` and changed nothing.
 
-    The worker ignores SIGINT and SIGTERM and ends when this process closes the store or
-    exits (even by ``kill -9``): a Ctrl-C cannot cut a commit short, and what was committed
-    stays committed. If the worker dies, the calls in flight fail with
-    :class:`sqlite3.OperationalError` and the next call starts a new one.
+    A Ctrl-C does not reach the thread: ``close()``, awaited as the program unwinds, still
+    commits what was asked before it. If the thread ends by an unexpected error, the calls
+    in flight fail with :class:`sqlite3.OperationalError` and the next call starts a new one.
 
     Args:
         path: the database file (created with its directory if missing).
         synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (the default) survives
             power loss, ``"NORMAL"`` survives a crash of the process.
         max_batch: writes committed in one transaction at most.
-        python: the Python interpreter that runs the worker; by default the one running this
-            process. A frozen application (PyInstaller, …) has no interpreter of its own to
-            start, so it must name one here (any Python 3.11 or newer: the worker uses the
-            standard library only).
     """
 
     def __init__(
@@ -107,7 +107,6 @@ class SQLiteStore:
         *,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         max_batch: int = 1000,
-        python: str | os.PathLike[str] | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be 'FULL' or 'NORMAL'")
@@ -116,11 +115,11 @@ class SQLiteStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._max_batch = max_batch
-        self._python = python
-        self._process: asyncio.subprocess.Process | None = None
+        self._writer: Writer | None = None
+        self._abandon: weakref.finalize[[], SQLiteStore] | None = None  # the writer's, while open
         self._opening: asyncio.Task[None] | None = None
-        self._variables = 999  # SQLite's limit on parameters per statement, as the worker says
-        # Calls gathered on the event loop while the worker commits the previous batch.
+        self._variables = 999  # SQLite's limit on parameters per statement, as it says
+        # Calls gathered on the event loop while the thread commits the previous batch.
         self._batches = Batcher(self._exchange, max_batch=max_batch)
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.writes = 0  # writes committed
@@ -128,23 +127,17 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
-    @property
-    def worker_pid(self) -> int | None:
-        """The process id of the worker that owns the file, while the store is open."""
-        return self._process.pid if self._process is not None else None
-
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Start the worker and create the tables if needed.
+        """Start the writer thread and create the tables if needed.
 
         Raises:
-            OSError: the file's directory cannot be created, or ``python`` cannot be started.
+            OSError: the file's directory cannot be created.
             sqlite3.Error: SQLite cannot open the file.
-            ConfigurationError: the file holds a journal of another schema version, or the
-                application is frozen and no ``python`` was given.
+            ConfigurationError: the file holds a journal of another schema version.
         """
-        if self._process is not None:
+        if self._running:
             return
         if self._opening is None:
             self._opening = asyncio.get_running_loop().create_task(self._start())
@@ -155,118 +148,88 @@ class SQLiteStore:
             if opening.done() and self._opening is opening:
                 self._opening = None
 
-    def _interpreter(self) -> str:
-        if self._python is not None:
-            return os.fspath(self._python)
-        if getattr(sys, "frozen", False) or not sys.executable:
-            raise ConfigurationError(
-                "SQLiteStore runs its journal in a Python worker process, and this application "
-                "has no Python interpreter of its own to start (it is frozen): give one with "
-                "SQLiteStore(path, python='/usr/bin/python3')"
-            )
-        return sys.executable
-
     async def _start(self) -> None:
-        python = self._interpreter()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        process = await asyncio.create_subprocess_exec(
-            python,
-            "-I",  # isolated: only the standard library, whatever the working directory
-            str(_WORKER),
-            str(self.path),
-            self._synchronous,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            hello = await _read_frame(process)
-        except (asyncio.IncompleteReadError, ConnectionError) as lost:
-            await process.wait()
-            raise sqlite3.OperationalError(
-                f"the SQLite journal process for {self.path} did not start "
-                f"(exit code {process.returncode})"
-            ) from lost
-        if not hello["ok"]:
-            await process.wait()
-            raise _error(hello)
-        self._variables = int(hello["variables"])
-        self._process = process
+        writer = Writer(self.path, self._synchronous)
+        await writer.start()
+        self._variables = writer.variables
+        self._writer = writer
+        # A store dropped without close() still ends its thread and closes its file.
+        if self._abandon is not None:
+            self._abandon.detach()  # the previous writer's, which ended
+        self._abandon = weakref.finalize(self, writer.abandon)
+
+    @property
+    def _running(self) -> bool:
+        return self._writer is not None and not self._writer.ended
 
     async def close(self) -> None:
-        """Commit what is pending and stop the worker."""
+        """Commit what is pending and stop the writer thread."""
         if self._opening is not None:
             try:
                 await self.open()
             except (OSError, sqlite3.Error, ConfigurationError):
                 return
-        while self._process is not None and not self._batches.idle:
+        while self._running and not self._batches.idle:
             try:
                 await self._call([], write=False)  # everything asked before it is committed
             except sqlite3.Error:
-                break  # the worker ended; the calls in flight were told so
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
-        await process.wait()
+                break  # the thread ended; the calls in flight were told so
+        writer, self._writer = self._writer, None
+        if self._abandon is not None:
+            self._abandon.detach()
+            self._abandon = None
+        if writer is not None:
+            await writer.stop()
 
     # -- batching on the event loop ---------------------------------------------------------
 
     async def _call(self, ask: list[Statement] | _Rows, *, write: bool = True) -> list[Rows | None]:
-        if self._process is None:
+        if not self._running:
             await self.open()
         future: asyncio.Future[list[Rows | None]] = asyncio.get_running_loop().create_future()
         self._batches.add((ask, future, write))
         return await future
 
     async def _exchange(self, batch: list[_Item]) -> None:
-        process = self._process
-        if process is None:  # the worker died or the store was closed meanwhile
+        writer = self._writer
+        if writer is None:  # the store was closed meanwhile
             self._fail(batch, sqlite3.OperationalError("the SQLiteStore is not open"))
             return
         units, owners = self._units(batch)
-        writes = sum(1 for _, _, write in batch if write)
-        request = {"begin": "BEGIN IMMEDIATE" if writes else "BEGIN", "units": units}
-        answer: dict[str, Any] | None = None
+        begin = "BEGIN IMMEDIATE" if any(write for _, _, write in batch) else "BEGIN"
         try:
-            assert process.stdin is not None  # noqa: S101 - opened with a pipe
-            body = json.dumps(request, separators=(",", ":")).encode()
-            process.stdin.write(_HEADER.pack(len(body)) + body)
-            await process.stdin.drain()
-            answer = await _read_frame(process)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            if answer is None:  # the worker is gone (or this exchange was cancelled)
-                self._lost(process, batch)
-        if answer is None:
+            result = await writer.run(begin, units)
+        except asyncio.CancelledError:
+            self._fail(batch, sqlite3.OperationalError(_UNKNOWN))
+            raise
+        if isinstance(result, sqlite3.Error):
+            logger.error("SQLite commit failed: %s", result)
+            self._fail(batch, result)
             return
-        if answer["ok"]:
+        committed = 0
+        for items, unit in zip(owners, result, strict=True):
+            failure = unit if isinstance(unit, sqlite3.Error) else None
+            for _, future, write in items:
+                committed += write and failure is None
+                _settle(future, unit, failure)
+        if committed:
             self.commits += 1
-            self.writes += writes
-            for futures, result in zip(owners, answer["results"], strict=True):
-                failure = _error(result) if isinstance(result, dict) else None
-                for future in futures:
-                    _settle(future, result, failure)
-        else:
-            logger.error("SQLite commit failed: %s", answer["error"])
-            self._fail(batch, _error(answer))
+            self.writes += committed
 
-    def _units(self, batch: list[_Item]) -> tuple[list[list[Statement]], list[list[Any]]]:
-        """The batch as the worker's units, and the futures each unit's result settles.
+    def _units(self, batch: list[_Item]) -> tuple[list[list[Statement]], list[list[_Item]]]:
+        """The batch as the writer's units, and the calls each unit's result settles.
 
         Consecutive rows for the same table become multi-row INSERTs, as few as SQLite's
         parameter limit allows.
         """
         units: list[list[Statement]] = []
-        owners: list[list[Any]] = []
+        owners: list[list[_Item]] = []
         index = 0
         while index < len(batch):
-            ask, future, _ = batch[index]
+            ask = batch[index][0]
             if not isinstance(ask, _Rows):
                 units.append(ask)
-                owners.append([future])
+                owners.append([batch[index]])
                 index += 1
                 continue
             end = index + 1
@@ -286,21 +249,9 @@ class SQLiteStore:
                     (ask.prefix + ", ".join([placeholder] * len(part)), values, False)
                 )
             units.append(statements)
-            owners.append([item[1] for item in batch[index:end]])
+            owners.append(batch[index:end])
             index = end
         return units, owners
-
-    def _lost(self, process: asyncio.subprocess.Process, batch: list[_Item]) -> None:
-        if self._process is process:
-            self._process = None  # the next call starts a new worker
-        if process.stdin is not None and not process.stdin.is_closing():
-            process.stdin.close()  # a worker still running ends once it has read this far
-        error = sqlite3.OperationalError(
-            f"the SQLite journal process for {self.path} ended (exit code {process.returncode}); "
-            "these writes may or may not have been committed"
-        )
-        logger.error("%s", error)
-        self._fail(batch + self._batches.take_pending(), error)
 
     @staticmethod
     def _fail(batch: list[_Item], error: BaseException) -> None:
@@ -428,26 +379,6 @@ class SQLiteStore:
                 (_snapshot(values), EventSource(values["source"]), bool(values["confirmed"]))
             )
         return events
-
-
-async def _read_frame(process: asyncio.subprocess.Process) -> dict[str, Any]:
-    assert process.stdout is not None  # noqa: S101 - opened with a pipe
-    (length,) = _HEADER.unpack(await process.stdout.readexactly(_HEADER.size))
-    document: dict[str, Any] = json.loads(await process.stdout.readexactly(length))
-    return document
-
-
-def _error(failure: dict[str, Any]) -> Exception:
-    """The exception a worker's ``{"kind": …, "error": …}`` stands for."""
-    kind, message = str(failure.get("kind")), str(failure.get("error"))
-    if kind == "SchemaMismatchError":
-        return ConfigurationError(message)
-    found = getattr(sqlite3, kind, None)
-    if isinstance(found, type) and issubclass(found, sqlite3.Error):
-        return found(message)
-    if kind in ("OSError", "PermissionError", "FileNotFoundError", "NotADirectoryError"):
-        return OSError(message)
-    return sqlite3.Error(f"{kind}: {message}")
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

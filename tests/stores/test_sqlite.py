@@ -1,50 +1,48 @@
-"""SQLiteStore's own promises: its worker process, its schema, its failure modes."""
+"""SQLiteStore's own promises: its writer thread, its schema, its failure modes."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import attrs
 import pytest
 
 from minimax_s2v import ConfigurationError, EventSource, TaskSnapshot, TaskStatus
-from minimax_s2v.stores import SQLiteStore, StoredSubmission, SubmissionState
+from minimax_s2v.stores import SQLiteStore, SubmissionState
 from tests.processes import ROOT
 from tests.stores.test_contract import submission
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it has ended all the same.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[1].split()[0] == "Z")
+class _Fatal(BaseException):
+    """What no journal catches: it ends the thread that meets it."""
 
 
-async def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+class _FatalId(str):
+    """A task id whose adaptation to SQLite raises :class:`_Fatal` in the writer thread."""
+
+    __slots__ = ()
+
+    def __conform__(self, protocol: object) -> object:
+        raise _Fatal("the journal's thread meets what it cannot handle")
 
 
-async def _opened(tmp_path: Path) -> tuple[SQLiteStore, int]:
-    """An open store on a fresh file, and its worker's process id."""
-    store = SQLiteStore(tmp_path / "j.db")
-    await store.open()
-    assert store.worker_pid is not None
-    return store, store.worker_pid
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "minimax-s2v-sqlite"}
+
+
+def _assert_ended(threads: set[threading.Thread]) -> None:
+    """Each of ``threads`` ends within seconds (a closed store's thread ends by itself)."""
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
 
 
 async def test_tasks_view_shows_each_tasks_last_confirmed_update(tmp_path: Path) -> None:
@@ -124,60 +122,106 @@ async def test_rows_are_read_by_column_name_whatever_the_tables_order(tmp_path: 
     assert kept == [found.submission]
 
 
-async def test_a_dead_worker_fails_calls_clearly_then_is_replaced(tmp_path: Path) -> None:
-    """Killing the worker fails the write in flight with OperationalError; the next starts anew."""
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_writer_thread_that_ends_fails_its_calls_then_is_replaced(tmp_path: Path) -> None:
+    """The thread ends by an error: its call fails with OperationalError; the next starts anew."""
+    before = _writer_threads()
     store = SQLiteStore(tmp_path / "j.db")
     await store.save_submission(submission("nonce-before"))
-    first = store.worker_pid
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    assert await _wait_gone(first)
-    with pytest.raises(sqlite3.OperationalError, match="journal process"):
-        await store.save_submission(submission("nonce-lost"))
+    (first,) = _writer_threads() - before
+    fatal = TaskSnapshot(_FatalId("1"), TaskStatus.QUEUEING)
+    with pytest.raises(sqlite3.OperationalError, match="writer thread ended"):
+        await store.save_event(fatal, EventSource.POLL, confirmed=True)
+    first.join(timeout=10)
+    assert not first.is_alive()
     await store.save_submission(submission("nonce-after"))
-    assert store.worker_pid not in (None, first)
     nonces = {s.nonce for s in await store.submissions()}
     await store.close()
     assert {"nonce-before", "nonce-after"} <= nonces
+    _assert_ended(_writer_threads() - before)
 
 
-async def test_worker_ignores_ctrl_c_and_ends_with_the_store(tmp_path: Path) -> None:
-    """SIGINT and SIGTERM sent to the process group do not cut the journal short."""
-    store, pid = await _opened(tmp_path)
-    os.kill(pid, signal.SIGINT)
-    os.kill(pid, signal.SIGTERM)
-    await asyncio.sleep(0.2)
-    await store.save_submission(submission("nonce-after-signals"))
-    assert store.worker_pid == pid
-    await store.close()
-    assert store.worker_pid is None
-    assert await _wait_gone(pid)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_close_after_the_writer_thread_ended_returns(tmp_path: Path) -> None:
+    """close() after the thread ended by an error returns at once and leaves no thread."""
+    before = _writer_threads()
+    store = SQLiteStore(tmp_path / "j.db")
+    fatal = TaskSnapshot(_FatalId("1"), TaskStatus.QUEUEING)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.save_event(fatal, EventSource.POLL, confirmed=True)
+    async with asyncio.timeout(10):
+        await store.close()
+    _assert_ended(_writer_threads() - before)
 
 
-def test_worker_exits_when_its_owner_is_killed(tmp_path: Path) -> None:
-    """A `kill -9` of the process using the store leaves no worker behind."""
-    script = (
-        "import asyncio, sys\n"
-        "from minimax_s2v.stores import SQLiteStore\n"
-        "async def main():\n"
-        "    store = SQLiteStore(sys.argv[1])\n"
-        "    await store.open()\n"
-        "    print(store.worker_pid, flush=True)\n"
-        "    await asyncio.sleep(60)\n"
-        "asyncio.run(main())\n"
-    )
+async def test_a_store_dropped_without_closing_ends_its_thread(tmp_path: Path) -> None:
+    """A store nobody closed, once forgotten, commits what it was asked and ends its thread."""
+    before = _writer_threads()
+    store = SQLiteStore(tmp_path / "j.db")
+    await store.save_submission(submission("nonce-kept"))
+    left = _writer_threads() - before
+    assert left
+    del store
+    gc.collect()
+    _assert_ended(left)
+    with sqlite3.connect(tmp_path / "j.db") as connection:
+        assert connection.execute("SELECT nonce FROM submissions").fetchall() == [("nonce-kept",)]
+
+
+_OWNER = """
+import asyncio, sys
+from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v.stores import SQLiteStore
+
+async def write(store, i):
+    snapshot = TaskSnapshot(str(i), TaskStatus.QUEUEING)
+    await store.save_event(snapshot, EventSource.POLL, confirmed=True)
+    print(i, flush=True)  # told it is committed
+
+async def main():
+    store = SQLiteStore(sys.argv[1])
+    try:
+        for start in range(0, 10**9, 50):
+            await asyncio.gather(*(write(store, start + k) for k in range(50)))
+    finally:
+        await store.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill -9"])
+def test_every_acknowledged_write_outlives_its_process(tmp_path: Path, stop: str) -> None:
+    """Ctrl-C (SIGINT to the process group) or kill -9 mid-burst: every committed write stays.
+
+    After a Ctrl-C the store is also closed as the program unwinds: SQLite removes the
+    write-ahead log only when the last connection closes cleanly.
+    """
+    path = tmp_path / "j.db"
     owner = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "j.db")],
+        [sys.executable, "-c", _OWNER, str(path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     assert owner.stdout is not None
-    worker = int(owner.stdout.readline())
-    assert _alive(worker)
-    owner.kill()
-    owner.wait(timeout=10)
-    assert asyncio.run(_wait_gone(worker))
+    told = [owner.stdout.readline() for _ in range(500)]
+    if stop == "ctrl-c":
+        os.killpg(owner.pid, signal.SIGINT)
+    else:
+        owner.kill()
+    rest, _ = owner.communicate(timeout=30)
+    acknowledged = {int(line) for line in [*told, *rest.splitlines()]}
+    closed_cleanly = not path.with_name("j.db-wal").exists()
+    with sqlite3.connect(path) as connection:
+        journaled = {int(row[0]) for row in connection.execute("SELECT task_id FROM events")}
+    assert len(acknowledged) >= 500
+    assert acknowledged <= journaled
+    if stop == "ctrl-c":
+        assert owner.returncode == -signal.SIGINT  # ended by KeyboardInterrupt, after close()
+        assert closed_cleanly
 
 
 async def test_calls_made_while_closing_are_committed(tmp_path: Path) -> None:
@@ -209,60 +253,27 @@ def test_bad_arguments_are_refused() -> None:
 
 
 async def test_a_value_sqlite_cannot_take_fails_alone(tmp_path: Path) -> None:
-    """A lone surrogate in a label fails that write only; the worker and the rest go on."""
+    """A lone surrogate in a label fails that write only; the writer and the rest go on."""
     store = SQLiteStore(tmp_path / "j.db")
     await store.open()
-    pid = store.worker_pid
     bad = asyncio.ensure_future(store.save_submission(submission("nonce-bad", label="x\ud800")))
     good = asyncio.ensure_future(store.save_submission(submission("nonce-good", label="ok")))
     with pytest.raises(sqlite3.Error, match="surrogate"):
         await bad
     await good
-    assert store.worker_pid == pid
     assert [s.nonce for s in await store.submissions()] == ["nonce-good"]
     await store.close()
 
 
-async def test_close_after_the_worker_died_ends_quietly(tmp_path: Path) -> None:
-    """close() with writes in flight to a dead worker fails them, starts nothing, and returns."""
-    store, pid = await _opened(tmp_path)
-    os.kill(pid, signal.SIGKILL)
-    assert await _wait_gone(pid)
-    pending = asyncio.ensure_future(store.save_submission(submission("nonce-in-flight")))
-    await asyncio.sleep(0)
-    await store.close()
-    with pytest.raises(sqlite3.OperationalError):
-        await pending
-    assert store.worker_pid is None
-
-
-async def test_the_worker_runs_under_the_python_given(tmp_path: Path) -> None:
-    """``python=`` names the interpreter that runs the worker: a missing one fails to open."""
-    missing = SQLiteStore(tmp_path / "a.db", python=tmp_path / "no-such-python")
-    with pytest.raises(FileNotFoundError):
-        await missing.open()
-    assert missing.worker_pid is None
-    store = SQLiteStore(tmp_path / "b.db", python=sys.executable)
-    await store.save_submission(submission("n1"))
-    assert store.worker_pid is not None
-    await store.close()
-    assert [s.nonce for s in await _reopened(tmp_path / "b.db")] == ["n1"]
-
-
-async def _reopened(path: Path) -> list[StoredSubmission]:
-    store = SQLiteStore(path)
-    try:
-        return await store.submissions()
-    finally:
-        await store.close()
-
-
-async def test_a_frozen_application_is_told_to_name_a_python(
+async def test_a_frozen_application_needs_no_interpreter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A frozen app cannot start itself as the worker: a clear error says what to give."""
+    """A frozen app (PyInstaller, no Python of its own to start) keeps its journal as any other."""
     monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", "")
     store = SQLiteStore(tmp_path / "j.db")
-    with pytest.raises(ConfigurationError, match=r"python="):
-        await store.open()
-    assert not (tmp_path / "j.db").exists()
+    await store.save_submission(submission("n1"))
+    await store.close()
+    monkeypatch.undo()
+    with sqlite3.connect(tmp_path / "j.db") as connection:
+        assert connection.execute("SELECT nonce FROM submissions").fetchall() == [("n1",)]
