@@ -148,7 +148,11 @@ class TaskHistory:
 
     def append(self, snapshot: TaskSnapshot, source: EventSource) -> None:
         """Add an update that was applied, received now."""
-        record = self._record
+        TaskHistory.add(self._record, snapshot, source)
+
+    @staticmethod
+    def add(record: TaskRecord, snapshot: TaskSnapshot, source: EventSource) -> None:
+        """:meth:`append` to ``record``'s history, without making a view (for every update)."""
         text = snapshot.status_text
         if not (
             snapshot.file_id is None
@@ -167,7 +171,8 @@ class TaskHistory:
             else:
                 record._rich = (rich, snapshot)  # noqa: SLF001
             text = ""
-        record._history += f"{text}\t{source.value}\t{time.time()!r}\n"  # noqa: SLF001
+        # _value_, not .value: a plain attribute, where .value is a descriptor call.
+        record._history += f"{text}\t{source._value_}\t{time.time()!r}\n"  # noqa: SLF001
 
     def events(self) -> list[StatusEvent]:
         """Every update added so far, each as it was applied."""

@@ -67,7 +67,7 @@ from ._ratelimit import TokenBucket
 from ._redaction import describe
 from ._retry import RetryPolicy, retry_call
 from ._stats import RESULT_BUCKETS, HistogramRecorder
-from ._tasks import Task, TaskRecord
+from ._tasks import Task, TaskHistory, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
 from .receiver import CallbackVerdict
 from .stores import SharedTaskStore, StoredSubmission, TaskStore
@@ -248,7 +248,7 @@ class TaskRegistry:
         record.snapshot = snapshot
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
-        record.history.append(snapshot, source)
+        TaskHistory.add(record, snapshot, source)
         record.notify(snapshot)
         if snapshot.status.is_terminal:
             if self._counts is not None:

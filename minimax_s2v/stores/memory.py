@@ -218,8 +218,9 @@ class _EventLog:
 
     __slots__ = ("_kinds", "_snapshots")
 
-    _SHARED: ClassVar[dict[tuple[EventSource, bool], tuple[EventSource, bool]]] = {
-        (source, confirmed): (source, confirmed)
+    # Keyed by the source's value: a str hashes at C speed, an Enum member in Python.
+    _SHARED: ClassVar[dict[tuple[str, bool], tuple[EventSource, bool]]] = {
+        (source.value, confirmed): (source, confirmed)
         for source in EventSource
         for confirmed in (True, False)
     }
@@ -231,7 +232,7 @@ class _EventLog:
     def append(self, snapshot: TaskSnapshot, source: EventSource, *, confirmed: bool) -> None:
         """Add an update (the oldest goes once full)."""
         self._snapshots.append(snapshot)
-        self._kinds.append(self._SHARED[source, confirmed])
+        self._kinds.append(self._SHARED[source._value_, confirmed])
 
     def __iter__(self) -> Iterator[tuple[TaskSnapshot, EventSource, bool]]:
         for snapshot, (source, confirmed) in zip(self._snapshots, self._kinds, strict=True):
