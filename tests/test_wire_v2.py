@@ -44,7 +44,8 @@ from minimax_s2v._wire import (
     v2_error_in,
     v2_error_payload,
 )
-from tests.json_strategies import json_values
+from tests.json_strategies import WIDE_V2_TASKS, json_values
+from tests.profiles import examples
 
 # The verbatim example bodies of API_FACTS_V2.md (B.1).
 TEXT_ONLY: dict[str, Any] = {
@@ -523,14 +524,22 @@ v2_task_like = st.fixed_dictionaries(
 
 
 @pytest.mark.filterwarnings("ignore::minimax_s2v.UnknownStatusWarning")
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
-@given(v2_task_like)
+@settings(max_examples=examples(3000), suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(v2_task_like, WIDE_V2_TASKS))
 @example(SUCCEEDED["task"])
 @example(FAILED["task"])
 @example({"id": "1", "status": "failed", "error": {"code": 1026, "message": "x"}})
 @example({"id": "1", "status": "succeeded", "content": {"url": ""}, "usage": {"a": True}})
+@example({"id": "1", "status": "queued", "usage": {"n": float("nan")}})
+@example({"id": "1", "status": "queued", "created_at": 10**400})
+@example({"id": "1", "status": "queued", "status_text": 5})
+@example({"id": "1", "status": "succeeded", "content": {"url": "https://\udc80.example/v"}})
 def test_direct_h3_task_agrees_with_cattrs(task: dict[str, Any]) -> None:
-    """The hand-written path for usual task objects gives exactly what cattrs gives."""
+    """The hand-written path for usual task objects gives exactly what cattrs gives.
+
+    Usual objects take the direct path often; wide ones (odd types, huge numbers, nested
+    values, lone surrogates) check that it never takes what the structurer refuses.
+    """
     direct = _direct_h3_task(task)
     try:
         by_cattrs: H3Task | None = _structure_h3_task(_flat_task(task), H3Task)
@@ -538,6 +547,9 @@ def test_direct_h3_task_agrees_with_cattrs(task: dict[str, Any]) -> None:
         by_cattrs = None
     if direct is not None:
         assert direct == by_cattrs
+        assert by_cattrs is not None
+        assert type(direct.status_text) is str
+        assert repr(direct) == repr(by_cattrs)  # also NaN counters, which are unequal
 
 
 @pytest.mark.parametrize("body", [SUCCEEDED, FAILED], ids=["succeeded", "failed"])
