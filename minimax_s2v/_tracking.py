@@ -724,17 +724,18 @@ class TaskTracker:
                 entry = _journaled(stored)
                 if entry.task_id is not None:
                     self._hold(nonce, entry)  # a task id, once journaled, never changes
-        elif (
-            snapshot.task_id == entry.task_id
-            and not entry.claims
-            and entry.stage is not _Stage.UNCERTAIN
-            and (record := self.registry.get(snapshot.task_id)) is not None
-        ):
-            # The usual callback: a followed task's own URL (what _on_callback decides
-            # first, without its other cases; this runs for every callback).
+        elif (record := self._bound_record(entry, snapshot)) is not None:
+            # The usual callback, taken without _on_callback's other cases (one coroutine
+            # fewer: this runs for every callback).
             news = await self._take(record, snapshot, nonce, journal=True)
             return CallbackVerdict.RECORDED if news else CallbackVerdict.DUPLICATE
         return await self._on_callback(nonce, entry, snapshot, journal=True)
+
+    def _bound_record(self, entry: _Nonce, snapshot: TaskSnapshot) -> TaskRecord | None:
+        """The followed task of a bound nonce, when ``snapshot`` is about that task."""
+        if entry.stage is _Stage.UNCERTAIN or snapshot.task_id != entry.task_id:
+            return None
+        return self.registry.get(snapshot.task_id)
 
     async def _on_callback(
         self, nonce: str, entry: _Nonce, snapshot: TaskSnapshot, *, journal: bool
@@ -744,15 +745,13 @@ class TaskTracker:
             # An uncertain submission's URL, or one whose task was adopted from claims: a
             # new task id is one more claim, never silently refused (rule 3).
             return await self._claim(nonce, entry, snapshot, journal=journal)
-        if entry.task_id is not None:
-            if snapshot.task_id != entry.task_id:
-                self._conflict(nonce, snapshot.task_id, entry.task_id)
-                return CallbackVerdict.CONFLICT
-            record = self.registry.get(entry.task_id)
-            if record is not None:
-                if await self._take(record, snapshot, nonce, journal=journal):
-                    return CallbackVerdict.RECORDED
-                return CallbackVerdict.DUPLICATE
+        record = self._bound_record(entry, snapshot)
+        if record is not None:
+            news = await self._take(record, snapshot, nonce, journal=journal)
+            return CallbackVerdict.RECORDED if news else CallbackVerdict.DUPLICATE
+        if entry.task_id is not None and snapshot.task_id != entry.task_id:
+            self._conflict(nonce, snapshot.task_id, entry.task_id)
+            return CallbackVerdict.CONFLICT
         # Its task is not followed here (yet). Another replica may follow it: a shared store
         # hands it over. This process's own submission may not have its answer yet: kept
         # (and journaled) until the answer binds it, up to early_limit. Anything else
