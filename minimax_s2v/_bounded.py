@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 __all__ = ["BoundedMap"]
@@ -20,7 +21,10 @@ class BoundedMap(Generic[K, V]):
     newest. A forgotten entry is simply missing: callers fall back on what is durable.
     """
 
-    __slots__ = ("_created", "_items", "_max_items", "_ttl")
+    __slots__ = ("_created", "_items", "_max_items", "_ttl", "get")
+
+    get: Callable[[K], V | None]
+    """The value of a key, if still remembered (the dict's own ``get``: looked up per request)."""
 
     def __init__(self, max_items: int, ttl: float) -> None:
         # The values in insertion order, and when each was put apart from them: a dict of
@@ -30,16 +34,13 @@ class BoundedMap(Generic[K, V]):
         self._created: dict[K, float] = {}
         self._max_items = max_items
         self._ttl = ttl
+        self.get = self._items.get
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
-
-    def get(self, key: K) -> V | None:
-        """The value of ``key``, if still remembered."""
-        return self._items.get(key)
 
     def put(self, key: K, value: V) -> V:
         """Remember ``value`` under ``key`` as the newest entry; returns ``value``."""

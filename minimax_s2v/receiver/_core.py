@@ -269,15 +269,15 @@ class ReceiverCore:
                 "MiniMax reaches it at, or submit inside `async with receiver.serve(...)`"
             )
 
-    def verified_nonce(self, path: str) -> str | None:
-        """The nonce of a ``<nonce>/<token>`` path whose token verifies, else ``None``."""
+    def _verify(self, path: str) -> tuple[str, _Route | None] | None:
+        """The nonce of a path whose token verifies and its route here (if any), else ``None``."""
         match = _PATH.fullmatch(path)
         if match is None:
             return None
         nonce, token = match.groups()
         route = self._routes.get(nonce)
         expected = route.token if route is not None else self._token(nonce)
-        return nonce if hmac.compare_digest(token, expected) else None
+        return (nonce, route) if hmac.compare_digest(token, expected) else None
 
     def attach(self, sink: CallbackSink) -> None:
         """Hand updates for nonces this receiver does not route to ``sink`` (a client's)."""
@@ -306,12 +306,15 @@ class ReceiverCore:
         none makes it answer 500.
         """
         started = time.perf_counter()
-        nonce, refusal = self.route(method, path)
-        if refusal is not None:
-            return refusal
-        assert nonce is not None  # noqa: S101 - route() gives one or the other
+        verified = self._verify(path)
+        if verified is None:
+            return self.not_found()
+        if method.upper() != "POST":
+            self.counts.wrong_method += 1
+            return _answer(405, {"error": "method not allowed: callbacks are POSTed"})
+        nonce, route = verified
         if isinstance(body, bytes):
-            return await self.answer(nonce, body, len(body) > self.max_body, started=started)
+            return await self._answer(nonce, route, body, len(body) > self.max_body, started)
         try:
             raw, too_large = await body()
         except TimeoutError:
@@ -321,30 +324,22 @@ class ReceiverCore:
             self.counts.malformed += 1
             logger.debug("a callback body could not be read: %r", error)
             return _answer(400, {"error": "the body could not be read"})
-        return await self.answer(nonce, raw, too_large, started=started)
+        # The route again: it may have changed while the body arrived.
+        return await self._answer(nonce, self._routes.get(nonce), raw, too_large, started)
 
     def not_found(self) -> Answer:
         """The answer to a path that is not a callback URL (counted)."""
         self.counts.not_found += 1
         return _NOT_FOUND
 
-    def route(self, method: str, path: str) -> tuple[str | None, Answer | None]:
-        """The verified nonce of a request, or the answer that refuses it."""
-        nonce = self.verified_nonce(path)
-        if nonce is None:
-            return None, self.not_found()
-        if method.upper() != "POST":
-            self.counts.wrong_method += 1
-            return None, _answer(405, {"error": "method not allowed: callbacks are POSTed"})
-        return nonce, None
-
-    async def answer(
-        self, nonce: str, raw: bytes, too_large: bool, *, started: float | None = None
+    async def _answer(
+        self, nonce: str, route: _Route | None, raw: bytes, too_large: bool, started: float
     ) -> Answer:
         """Answer a verified callback's body: the challenge at once, an update once recorded.
 
-        ``started`` is the :func:`time.perf_counter` reading when the request's handling
-        began: a challenge's latency is counted from it (from now when omitted).
+        ``route`` is the nonce's route here, if it has one; ``started`` is the
+        :func:`time.perf_counter` reading when the request's handling began (a challenge's
+        latency counts from it).
         """
         if too_large:
             self.counts.too_large += 1
@@ -359,12 +354,10 @@ class ReceiverCore:
             self.counts.malformed += 1
             return _answer(400, {"error": "; ".join(error.errors)[:300]})
         if isinstance(message, CallbackChallenge):
-            now = time.perf_counter()
-            self.counts.challenges.record(now - (now if started is None else started))
+            self.counts.challenges.record(time.perf_counter() - started)
             return _answer(200, {"challenge": message.challenge})
         # A status update (inline: this runs for every callback).
         snapshot = message
-        route = self._routes.get(nonce)
         sink = route.sink if route is not None else self._default_sink
         if sink is None or nonce.startswith(SELF_CHECK_PREFIX):
             return self.not_found()
