@@ -24,7 +24,7 @@ from ._models import (
     SubjectReference,
     VideoRequest,
 )
-from ._wire import h3_request_payload, is_http_url, source_kind
+from ._wire import compact_json, h3_request_payload, is_http_url, source_kind
 
 T = TypeVar("T")
 
@@ -688,5 +688,5 @@ def _h3_body_size(request: H3Request, checked: list[_Checked]) -> int | None:
         reference_videos=tuple(plain(s) or "" for s in request.reference_videos),
         reference_audios=tuple(plain(s) or "" for s in request.reference_audios),
     )
-    text = json.dumps(h3_request_payload(shell), separators=(",", ":"))
+    text = compact_json(h3_request_payload(shell))
     return len(text.encode()) + sum(c.inline_chars for c in checked)

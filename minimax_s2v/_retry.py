@@ -300,7 +300,13 @@ async def retry_call(
     ``should_retry`` narrows which errors are retried; ``on_retry`` is called before each
     retry (to count it). The last error is re-raised unwrapped.
     """
-    async for attempt in Retrying(policy, what=what, should_retry=should_retry, on_retry=on_retry):
-        with attempt:
+    # Retrying's loop written out (no Attempt per try): this wraps every API call and
+    # journal write.
+    retrying = Retrying(policy, what=what, should_retry=should_retry, on_retry=on_retry)
+    while True:
+        try:
             return await call()
-    raise AssertionError("unreachable: the last attempt returned or raised")  # pragma: no cover
+        except Exception as error:
+            if not retrying.failed(error):
+                raise
+        await retrying.wait()

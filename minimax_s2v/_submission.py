@@ -33,7 +33,13 @@ from ._errors import APIError, ConnectError, MiniMaxError, RateLimitError
 from ._models import AnyRequest, H3Request, SubjectReference
 from ._preflight import check_any
 from ._redaction import shown_url
-from ._wire import h3_request_payload, request_payload, source_kind, with_media_urls
+from ._wire import (
+    compact_json,
+    h3_request_payload,
+    request_payload,
+    source_kind,
+    with_media_urls,
+)
 
 T = TypeVar("T")
 
@@ -241,7 +247,7 @@ def remote_submission(
     change since its check).
     """
     payload = _payload(request, callback_url)
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = compact_json(payload).encode()
     fingerprint = hashlib.sha256(body).hexdigest()[:32]
     return PreparedSubmission(body, fingerprint, payload, callback_shown)
 
@@ -278,7 +284,7 @@ def _check(request: AnyRequest, callback_url: str | None) -> _Checked:
     payload = _payload(check_any(request, keep), callback_url)
     # The journal keeps the placeholders until _finish puts each image's summary in.
     payload = with_media_urls(payload, placed)
-    return _Checked(json.dumps(payload, separators=(",", ":")), inline, payload)
+    return _Checked(compact_json(payload), inline, payload)
 
 
 @attrs.frozen

@@ -57,6 +57,7 @@ __all__ = [
     "SourceKind",
     "api_error_in",
     "callback_ack",
+    "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
     "h3_request_payload",
@@ -90,6 +91,9 @@ _EXCERPT = 500
 MAX_ID_DIGITS = 40
 _ID_LIMIT = 10**MAX_ID_DIGITS
 T = TypeVar("T")
+
+#: ``json.dumps(value, separators=(",", ":"))`` with its encoder made once, not per call.
+compact_json: Callable[[object], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _strict_str(value: object, _: object) -> str:

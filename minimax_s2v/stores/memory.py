@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from .._models import EventSource, TaskSnapshot
+from .._wire import compact_json
 from ._base import StoredSubmission, StoredTask, SubmissionState
 
 __all__ = ["MemoryStore"]
@@ -50,14 +51,13 @@ class MemoryStore:
         self._trim()
 
     def _put(self, submission: StoredSubmission) -> None:
-        fixed = json.dumps(
+        fixed = compact_json(
             [
                 submission.fingerprint,
                 submission.payload,
                 submission.label,
                 submission.created_at.isoformat(),
-            ],
-            separators=(",", ":"),
+            ]
         )
         before = self._submissions.get(submission.nonce)
         named = _task_of(before) if before is not None else None

@@ -20,7 +20,7 @@ from yarl import URL
 
 from .._models import EventSource, TaskSnapshot
 from .._redaction import REDACTED, describe
-from .._wire import parse_snapshot, snapshot_payload
+from .._wire import compact_json, parse_snapshot, snapshot_payload
 from ._base import RemoteUpdate, StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
 
@@ -207,7 +207,7 @@ class RedisStore:
         """Journal a submission before it is sent."""
         fields = {
             "fingerprint": submission.fingerprint,
-            "payload": json.dumps(submission.payload, separators=(",", ":")),
+            "payload": compact_json(submission.payload),
             "label": submission.label or "",
             "state": submission.state.value,
             "task_id": submission.task_id or "",
@@ -284,7 +284,7 @@ class RedisStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             for snapshot, source, confirmed, nonce, _ in batch:
                 payload = snapshot_payload(snapshot)
-                text = json.dumps(payload, separators=(",", ":"))
+                text = compact_json(payload)
                 pipe.xadd(
                     self._key("events"),
                     {
@@ -304,7 +304,7 @@ class RedisStore:
                         mapping={"snapshot": text, "terminal": int(snapshot.is_terminal)},
                     )
                 published.append((nonce, payload, confirmed))
-            pipe.publish(self._channel, self._origin + json.dumps(published, separators=(",", ":")))
+            pipe.publish(self._channel, self._origin + compact_json(published))
             await pipe.execute()
 
     async def submission(self, nonce: str) -> StoredSubmission | None:

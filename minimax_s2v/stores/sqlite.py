@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .._errors import ConfigurationError
 from .._models import EventSource, TaskSnapshot, TaskStatus
+from .._wire import compact_json
 from ._base import StoredSubmission, StoredTask, SubmissionState
 from ._batch import Batcher
 from ._sqlite_writer import (
@@ -273,7 +274,7 @@ class SQLiteStore:
         values = {
             "nonce": submission.nonce,
             "fingerprint": submission.fingerprint,
-            "payload": json.dumps(submission.payload, separators=(",", ":")),
+            "payload": compact_json(submission.payload),
             "label": submission.label,
             "state": submission.state.value,
             "task_id": submission.task_id,
