@@ -183,6 +183,8 @@ class Retrying:
         what: the operation, for the log line of each retry.
         should_retry: narrows which errors are retried (on top of the policy's ``on``).
         on_retry: called before each retry (to count it).
+        started: the :func:`time.monotonic` reading when the operation began (the policy's
+            ``timeout`` counts from it); now if omitted.
     """
 
     __slots__ = (
@@ -203,12 +205,13 @@ class Retrying:
         what: str,
         should_retry: Callable[[BaseException], bool] | None = None,
         on_retry: Callable[[], object] | None = None,
+        started: float | None = None,
     ) -> None:
         self._policy = policy
         self._what = what
         self._should_retry = should_retry
         self._on_retry = on_retry
-        self._started = time.monotonic()
+        self._started = time.monotonic() if started is None else started
         self._failures = 0
         self._delay = 0.0
         self._done = False
@@ -300,13 +303,22 @@ async def retry_call(
     ``should_retry`` narrows which errors are retried; ``on_retry`` is called before each
     retry (to count it). The last error is re-raised unwrapped.
     """
-    # Retrying's loop written out (no Attempt per try): this wraps every API call and
-    # journal write.
-    retrying = Retrying(policy, what=what, should_retry=should_retry, on_retry=on_retry)
+    # Retrying's loop written out, its state made at the first failure: this wraps every
+    # API call and journal write, and nearly all of them work the first time.
+    started = time.monotonic()
+    retrying: Retrying | None = None
     while True:
         try:
             return await call()
         except Exception as error:
+            if retrying is None:
+                retrying = Retrying(
+                    policy,
+                    what=what,
+                    should_retry=should_retry,
+                    on_retry=on_retry,
+                    started=started,
+                )
             if not retrying.failed(error):
                 raise
         await retrying.wait()

@@ -53,6 +53,21 @@ async def test_retry_call_reraises_last_error_unwrapped() -> None:
     assert calls.count(2) == 1
 
 
+async def test_retry_call_timeout_counts_from_the_first_attempt() -> None:
+    """A first attempt that used up the policy's timeout before failing is not retried."""
+    calls: list[int] = []
+
+    async def slow_failure() -> str:
+        calls.append(1)
+        await asyncio.sleep(0.3)
+        raise ServerError("boom", code=1013)
+
+    policy = RetryPolicy(attempts=5, wait_initial=0.01, wait_jitter=0, timeout=0.2)
+    with pytest.raises(ServerError):
+        await retry_call(policy, slow_failure, what="test")
+    assert calls == [1]
+
+
 async def test_retry_on_exception_classes_and_success() -> None:
     """`on` may list exception classes; a later success is returned."""
     attempts: list[int] = []
