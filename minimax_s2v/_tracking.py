@@ -688,13 +688,15 @@ class TaskTracker:
 
     async def _apply(self, snapshot: TaskSnapshot, source: EventSource) -> None:
         """Journal an authenticated snapshot, then apply it (if it is news)."""
-        if self.registry.get(snapshot.task_id) is None or not self.registry.is_news(snapshot):
+        record = self.registry.get(snapshot.task_id)
+        if record is None or not self.registry.is_news(snapshot, record):
             return
         await self._write(
             f"record task {snapshot.task_id}'s status",
             lambda: self._store.save_event(snapshot, source, confirmed=True),
         )
-        self.registry.apply(snapshot, source)
+        # Checked again: another update may have been applied while this one was journaled.
+        self.registry.apply(snapshot, source, record=record)
 
     async def _apply_polled(self, snapshot: TaskSnapshot) -> None:
         await self._apply(snapshot, EventSource.POLL)
