@@ -486,13 +486,16 @@ class Client:
             return parse_submit(response.data)
 
         try:
-            task_id = await retry_call(
-                self.retry,
-                attempt,
-                what="submission",
-                should_retry=resend_is_safe,
-                on_retry=self._on_retry["submit"],
-            )
+            try:
+                task_id = await retry_call(
+                    self.retry,
+                    attempt,
+                    what="submission",
+                    should_retry=resend_is_safe,
+                    on_retry=self._on_retry["submit"],
+                )
+            finally:
+                submission.release()  # never sent again, whatever the outcome
         except asyncio.CancelledError:
             if stage == "sent":
                 await tracker.lost(nonce)  # it may have left: a callback can still bind it

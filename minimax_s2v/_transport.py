@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import mmap
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -123,7 +124,7 @@ class Transport:
         endpoint: EndpointClass,
         *,
         params: Mapping[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | mmap.mmap | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
         item: str | None = None,
     ) -> ApiResponse:
@@ -278,18 +279,18 @@ class _SlicedBody(aiohttp.Payload):
 
     _autoclose = True  # nothing to close: the bytes are in memory
 
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: bytes | mmap.mmap) -> None:
         super().__init__(value, content_type="application/json")
-        self._value: bytes = value
+        self._value: bytes | mmap.mmap = value
         self._size = len(value)
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         """The body as text (aiohttp's interface; not used to send it)."""
-        return self._value.decode(encoding, errors)
+        return bytes(self._value).decode(encoding, errors)
 
     async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        """The body itself."""
-        return self._value
+        """The body itself (a copy when it is a memory map)."""
+        return self._value if isinstance(self._value, bytes) else bytes(self._value)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         """Write the whole body."""
@@ -299,9 +300,10 @@ class _SlicedBody(aiohttp.Payload):
         self, writer: AbstractStreamWriter, content_length: int | None
     ) -> None:
         """Write the body (at most ``content_length`` bytes of it), a slice at a time."""
-        view = memoryview(self._value)[:content_length]
-        for start in range(0, len(view), _BODY_SLICE):
-            await writer.write(view[start : start + _BODY_SLICE])  # waits for the socket's room
-            # A socket that takes each slice at once (loopback, a fast network) never makes
-            # write() wait: the next turn of the loop comes first, whoever else it has to run.
-            await asyncio.sleep(0)
+        with memoryview(self._value) as whole:  # released at the end: a map can then close
+            view = whole[:content_length]
+            for start in range(0, len(view), _BODY_SLICE):
+                await writer.write(view[start : start + _BODY_SLICE])  # waits for room
+                # A socket that takes each slice at once (loopback, a fast network) never
+                # makes write() wait: the next turn of the loop comes first.
+                await asyncio.sleep(0)

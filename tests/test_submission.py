@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+import mmap
 import os
 import warnings
 from pathlib import Path
@@ -26,7 +27,12 @@ from minimax_s2v import (
     validate_request,
 )
 from minimax_s2v._preflight import decode_base64
-from minimax_s2v._submission import build_submission, remote_submission
+from minimax_s2v._submission import (
+    _in_worker,
+    build_submission,
+    prepare_submission,
+    remote_submission,
+)
 from minimax_s2v._wire import request_payload
 from tests.client_setup import TEST_RETRY
 from tests.profiles import examples
@@ -163,6 +169,56 @@ async def test_large_body_arrives_whole(tmp_path: Path) -> None:
     assert task.task_id == "1234"
     # aiohttp warns that a large body given as plain bytes "might lock the event loop".
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+async def test_a_large_body_is_sent_whole_again_on_a_retry(tmp_path: Path) -> None:
+    """Refused once (rate limited, nothing created), the same 14.5 MB body goes out again."""
+    face = noise_png(tmp_path / "big.png", 2200, 2200)
+    received: list[bytes] = []
+
+    async def create(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        if len(received) == 1:
+            return web.json_response({"base_resp": {"status_code": 1002, "status_msg": "rpm"}})
+        return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/video_generation", create)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    request = VideoRequest(subject=str(face), prompt="smile")
+    try:
+        async with Client("k", base_url=f"http://{host}:{port}", retry=TEST_RETRY) as client:
+            task = await client.submit(request)
+    finally:
+        await runner.cleanup()
+    assert task.task_id == "1234"
+    assert received == [plain_body(request, None)] * 2
+
+
+async def test_a_large_body_is_unmapped_once_released(tmp_path: Path) -> None:
+    """Built off the loop, a large body lives in a memory map that release() unmaps.
+
+    Unmapping happens in the worker thread and waits for no one; a map still in use (a
+    view of it exported) stays mapped instead of failing.
+    """
+    face = noise_png(tmp_path / "big.png", 1000, 1000)
+    request = VideoRequest(subject=str(face), prompt="smile")
+    prepared = await prepare_submission(request, None, "nonce-0123456789")
+    body = prepared.body
+    assert isinstance(body, mmap.mmap)
+    assert bytes(body) == plain_body(request, None) == build_submission(request, None).body
+    view = memoryview(body)
+    prepared.release()
+    await _in_worker(lambda: None)  # the worker has done what was queued before
+    assert not body.closed
+    assert view[:1].tobytes() == b"{"
+    view.release()
+    prepared.release()
+    await _in_worker(lambda: None)
+    assert body.closed
 
 
 @settings(max_examples=examples(300), deadline=None)
