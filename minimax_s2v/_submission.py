@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import mmap
+import os
 import secrets
 import weakref
 from collections.abc import Callable, Iterator
@@ -142,10 +143,10 @@ class PreparedSubmission:
     def release(self) -> None:
         """Let go of the body once it will not be sent again.
 
-        A large body built off the loop lives in an anonymous memory map, unmapped here by
-        the worker thread: freeing 19 MB of ``bytes`` holds the GIL while the kernel takes
-        the pages back (5-20 ms each, several at once at the end of a burst), unmapping
-        does not. The body must not be used afterwards.
+        A large body built off the loop is a map of a memory file, unmapped here by the
+        worker thread: freeing 19 MB of ``bytes`` holds the GIL while the kernel takes the
+        pages back (5-20 ms each, several at once at the end of a burst), unmapping does
+        not. The body must not be used afterwards.
         """
         if isinstance(self.body, mmap.mmap):
             try:
@@ -365,13 +366,28 @@ def _finish(
 
 
 def _assemble(chunks: list[bytes], mapped: bool) -> bytes | mmap.mmap:
+    """The body from its pieces: ``bytes``, or with ``mapped`` a map of a memory file.
+
+    Written with ``os.write`` and unmapped by ``mmap.close``, both of which let go of the
+    GIL (copying into an anonymous map holds it while its pages fault in, and freeing
+    ``bytes`` holds it while the kernel takes them back). Where memory files do not exist
+    (not Linux), the body is ``bytes``.
+    """
     size = sum(len(chunk) for chunk in chunks)
-    if not mapped or size <= _MAPPED_BODY:
+    if not mapped or size <= _MAPPED_BODY or not hasattr(os, "memfd_create"):
         return b"".join(chunks)
-    mapping = mmap.mmap(-1, size)
-    for chunk in chunks:
-        mapping.write(chunk)
-    return mapping
+    try:
+        fd = os.memfd_create("minimax-s2v-body", os.MFD_CLOEXEC)
+        try:
+            for chunk in chunks:
+                rest = memoryview(chunk)
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+            return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)  # the map keeps the memory until it is closed
+    except OSError:  # no memory file to be had (limits, a sandbox): plain bytes then
+        return b"".join(chunks)
 
 
 def _all_remote(request: AnyRequest) -> bool:

@@ -198,6 +198,7 @@ async def test_a_large_body_is_sent_whole_again_on_a_retry(tmp_path: Path) -> No
     assert received == [plain_body(request, None)] * 2
 
 
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memory files are Linux's")
 async def test_a_large_body_is_unmapped_once_released(tmp_path: Path) -> None:
     """Built off the loop, a large body lives in a memory map that release() unmaps.
 
