@@ -11,7 +11,9 @@ event loop: the file is read in a worker thread; the base64 text is encoded on t
 1 MiB slice (about half a millisecond) per turn; hashing and the final join, which let go of
 the GIL, run in the worker thread again. So no other thread holds the GIL for more than a
 moment, and the loop never waits long for it or for a CPU. The body is the only copy an
-in-flight submission keeps; the journal gets each inline image's size and digest.
+in-flight submission keeps; the journal gets each inline image's size and digest. Once sent
+for the last time, a large body is unmapped by the worker thread too (see
+:meth:`PreparedSubmission.release`): freed as ``bytes`` on the loop, it held it for 5-20 ms.
 """
 
 from __future__ import annotations
