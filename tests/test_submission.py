@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -196,6 +197,51 @@ async def test_a_large_body_is_sent_whole_again_on_a_retry(tmp_path: Path) -> No
         await runner.cleanup()
     assert task.task_id == "1234"
     assert received == [plain_body(request, None)] * 2
+
+
+async def test_a_large_upload_cancelled_midway_leaves_the_client_working(tmp_path: Path) -> None:
+    """Cancelled while its 14.5 MB body is going out, a submission ends cleanly.
+
+    Nothing is left running or failing in the background (the body is let go of while a
+    view of it may still be in the transport), and the next submission goes out whole.
+    """
+    face = noise_png(tmp_path / "big.png", 2200, 2200)
+    started = asyncio.Event()
+    received: list[bytes] = []
+
+    async def create(request: web.Request) -> web.Response:
+        if not started.is_set():
+            started.set()
+            await request.content.read(64 * 1024)
+            await asyncio.sleep(30)  # reads no more: the upload stalls until cancelled
+        received.append(await request.read())
+        return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/video_generation", create)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    request = VideoRequest(subject=str(face), prompt="smile")
+    try:
+        async with Client("k", base_url=f"http://{host}:{port}", retry=TEST_RETRY) as client:
+            first = asyncio.ensure_future(client.submit(request))
+            await asyncio.wait_for(started.wait(), 30)
+            await asyncio.sleep(0.1)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            task = await client.submit(request)
+    finally:
+        await runner.cleanup()
+        loop.set_exception_handler(None)
+    assert task.task_id == "1234"
+    assert received == [plain_body(request, None)]
+    assert unhandled == []
 
 
 @pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memory files are Linux's")
