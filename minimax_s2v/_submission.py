@@ -128,7 +128,8 @@ class PreparedSubmission:
     """A submission ready to send.
 
     Attributes:
-        body: the exact bytes POSTed (retries send the same ones).
+        body: the exact bytes POSTed (retries send the same ones): ``bytes``, or for a
+            large body built off the loop a read-only map of them (see :meth:`release`).
         fingerprint: a digest of ``body``, to find the submission again in a journal.
         journal_payload: the request as journaled: inline images replaced by their size and
             digest.
@@ -341,8 +342,8 @@ def _finish(
 ) -> tuple[bytes | mmap.mmap, str, dict[str, Any]]:
     """The body, its fingerprint and the journal entry (hashing and joining let go of the GIL).
 
-    With ``mapped``, a body over ``_MAPPED_BODY`` bytes is assembled in an anonymous memory
-    map (see :meth:`PreparedSubmission.release`) instead of joined as ``bytes``.
+    With ``mapped``, a body over ``_MAPPED_BODY`` bytes is assembled in a map of a memory
+    file (see :meth:`PreparedSubmission.release`) instead of joined as ``bytes``.
     """
     hasher = hashlib.sha256()
     digests: dict[str, Any] = {}
