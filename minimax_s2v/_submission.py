@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
 import hashlib
 import json
 import mmap
@@ -152,15 +151,40 @@ class PreparedSubmission:
         not. The body must not be used afterwards.
         """
         if isinstance(self.body, mmap.mmap):
-            try:
-                _WORKER.submit(_unmap, self.body)
-            except RuntimeError:  # the interpreter is shutting down: unmapped as it goes
-                _unmap(self.body)
+            _unmap_soon(self.body, 0)
 
 
-def _unmap(mapping: mmap.mmap) -> None:
-    with contextlib.suppress(BufferError):  # still exported: unmapped when collected
+# When to try again to unmap a body still in use when released (a cancelled upload that has
+# not unwound yet), in seconds after the previous try; past the last, it is unmapped when
+# collected.
+_UNMAP_RETRIES = (0.05, 0.5, 5.0, 60.0)
+
+
+def _unmap_soon(mapping: mmap.mmap, tries: int) -> None:
+    """Unmap ``mapping`` in the worker thread; while it is still in use, again later."""
+    try:
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(_WORKER, _unmap, mapping)
+    except RuntimeError:  # no loop, or the interpreter is shutting down: here, then
+        _unmap(mapping)
+        return
+
+    def again(unmapped: asyncio.Future[bool]) -> None:
+        if unmapped.cancelled() or unmapped.exception() is not None or unmapped.result():
+            return
+        if tries < len(_UNMAP_RETRIES):
+            loop.call_later(_UNMAP_RETRIES[tries], _unmap_soon, mapping, tries + 1)
+
+    done.add_done_callback(again)
+
+
+def _unmap(mapping: mmap.mmap) -> bool:
+    """Unmap ``mapping`` (``mmap.close`` lets go of the GIL); ``False`` while it is in use."""
+    try:
         mapping.close()
+    except BufferError:  # a view of it is still alive
+        return False
+    return True
 
 
 async def check_submission(request: AnyRequest) -> None:

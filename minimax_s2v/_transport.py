@@ -300,10 +300,19 @@ class _SlicedBody(aiohttp.Payload):
         self, writer: AbstractStreamWriter, content_length: int | None
     ) -> None:
         """Write the body (at most ``content_length`` bytes of it), a slice at a time."""
-        with memoryview(self._value) as whole:  # released at the end: a map can then close
-            view = whole[:content_length]
+        mapped = isinstance(self._value, mmap.mmap)
+        with memoryview(self._value) as whole, whole[:content_length] as view:
             for start in range(0, len(view), _BODY_SLICE):
-                await writer.write(view[start : start + _BODY_SLICE])  # waits for room
+                piece: bytes | memoryview
+                if mapped:
+                    # Each slice of a map is sent as a copy: no view of the map outlives this
+                    # frame (in a transport's buffer, in the traceback of a broken upload
+                    # that a caller keeps), so that it can always be unmapped.
+                    with view[start : start + _BODY_SLICE] as part:
+                        piece = part.tobytes()
+                else:
+                    piece = view[start : start + _BODY_SLICE]
+                await writer.write(piece)  # waits for the socket's room
                 # A socket that takes each slice at once (loopback, a fast network) never
                 # makes write() wait: the next turn of the loop comes first.
                 await asyncio.sleep(0)

@@ -24,6 +24,7 @@ from minimax_s2v import (
     MiniMaxError,
     SubmissionUncertainError,
     TaskSnapshot,
+    Timeouts,
     VideoRequest,
 )
 from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
@@ -438,18 +439,11 @@ async def test_a_route_discarded_while_its_streamed_body_arrives(discarded: bool
     assert (status, sink.delivered) == ((404, []) if discarded else (200, ["abcdefghij"]))
 
 
-# The same pin, by a race rather than always: under a request timeout, release() may run in
-# the worker before the cancelled writer has let go of its view; close() then fails once
-# (BufferError, suppressed) and the map stays open while the kept error's frames hold it.
-@pytest.mark.xfail(
-    strict=True,
-    reason="a body cut off mid-upload stays mapped (memory file and descriptor) for as long as "
-    "the caller keeps the SubmissionUncertainError: the ConnectionResetError chained under it "
-    "has a traceback through _SlicedBody.write_with_length (_transport.py:303-306), whose "
-    "slice views (`view`, and each 256 KiB slice held by aiohttp's write frames as `chunk`) "
-    "are never released, so _unmap's one close() fails with BufferError (suppressed, "
-    "_submission.py:160-162) and nothing closes the map later",
-)
+# Failed before: each slice of the map was sent as a view, which the traceback of the
+# ConnectionResetError chained under the kept error held (this frame's `view`, aiohttp's
+# `chunk`, asyncio's `data`), so the one close() failed with BufferError and nothing closed
+# the map later. Slices of a map are now sent as copies, and a map still in use when
+# released is unmapped again later.
 async def test_a_body_cut_off_mid_upload_is_unmapped_while_its_error_is_kept(
     huge_face: Path,
 ) -> None:
@@ -463,3 +457,33 @@ async def test_a_body_cut_off_mid_upload_is_unmapped_while_its_error_is_kept(
     assert unhandled == []
     assert left == before
     assert fds_left == fds_before
+
+
+async def _stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads a request's headers, then nothing more: the upload stalls until timed out."""
+    await reader.readuntil(b"\r\n\r\n")
+    await asyncio.sleep(30)
+
+
+async def test_bodies_of_timed_out_uploads_are_unmapped_once_the_writer_lets_go(
+    huge_face: Path,
+) -> None:
+    """A request timeout ends the upload while its writer may still hold the map.
+
+    Released at that moment, the map cannot be closed yet: it is unmapped again a moment
+    later, kept errors or not, instead of staying open with its descriptor.
+    """
+    fds_before, before = open_fds(), mapped_bodies()
+    async with watched_loop() as unhandled, raw_server(_stalled) as url:
+        outcomes = await _submit_each(
+            url, VideoRequest(subject=str(huge_face)), 4, timeouts=Timeouts(request=0.3)
+        )
+        for _ in range(300):  # the retries come 0.05 s and 0.55 s after the first try
+            if mapped_bodies() <= before:
+                break
+            await asyncio.sleep(0.01)
+        left = mapped_bodies()
+    assert [type(outcome) for outcome in outcomes] == [SubmissionUncertainError] * 4
+    assert unhandled == []
+    assert left == before
+    assert open_fds() <= fds_before
