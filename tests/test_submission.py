@@ -10,6 +10,8 @@ import json
 import mmap
 import os
 import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,24 @@ def test_a_file_changed_after_its_check_is_refused(face: Path, tmp_path: Path) -
         build_submission(request, None)
 
 
+@asynccontextmanager
+async def serving(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], *paths: str
+) -> AsyncIterator[str]:
+    """A small server answering POSTs to ``paths`` (the V1 create path by default)."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    for path in paths or ("/v1/video_generation",):
+        app.router.add_post(path, handler)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
 async def test_large_body_arrives_whole(tmp_path: Path) -> None:
     """A 14.5 MB face goes out in slices: the server receives exactly the body journaled."""
     face = noise_png(tmp_path / "big.png", 2200, 2200)
@@ -148,21 +168,12 @@ async def test_large_body_arrives_whole(tmp_path: Path) -> None:
         received.append(await request.read())
         return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
 
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/video_generation", create)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
     request = VideoRequest(subject=str(face), prompt="smile")
-    try:
-        async with Client("k", base_url=f"http://{host}:{port}", retry=TEST_RETRY) as client:
-            with warnings.catch_warnings(record=True) as seen:
-                warnings.simplefilter("always")
-                task = await client.submit(request)
-            (stored,) = await client.store.unfinished()
-    finally:
-        await runner.cleanup()
+    async with serving(create) as url, Client("k", base_url=url, retry=TEST_RETRY) as client:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            task = await client.submit(request)
+        (stored,) = await client.store.unfinished()
     (body,) = received
     assert body == plain_body(request, None)
     assert stored.submission is not None
@@ -170,33 +181,6 @@ async def test_large_body_arrives_whole(tmp_path: Path) -> None:
     assert task.task_id == "1234"
     # aiohttp warns that a large body given as plain bytes "might lock the event loop".
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
-
-
-async def test_a_large_body_is_sent_whole_again_on_a_retry(tmp_path: Path) -> None:
-    """Refused once (rate limited, nothing created), the same 14.5 MB body goes out again."""
-    face = noise_png(tmp_path / "big.png", 2200, 2200)
-    received: list[bytes] = []
-
-    async def create(request: web.Request) -> web.Response:
-        received.append(await request.read())
-        if len(received) == 1:
-            return web.json_response({"base_resp": {"status_code": 1002, "status_msg": "rpm"}})
-        return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/video_generation", create)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    request = VideoRequest(subject=str(face), prompt="smile")
-    try:
-        async with Client("k", base_url=f"http://{host}:{port}", retry=TEST_RETRY) as client:
-            task = await client.submit(request)
-    finally:
-        await runner.cleanup()
-    assert task.task_id == "1234"
-    assert received == [plain_body(request, None)] * 2
 
 
 async def test_a_large_upload_cancelled_midway_leaves_the_client_working(tmp_path: Path) -> None:
@@ -217,18 +201,15 @@ async def test_a_large_upload_cancelled_midway_leaves_the_client_working(tmp_pat
         received.append(await request.read())
         return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
 
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/video_generation", create)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
     loop = asyncio.get_running_loop()
     unhandled: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: unhandled.append(context))
     request = VideoRequest(subject=str(face), prompt="smile")
     try:
-        async with Client("k", base_url=f"http://{host}:{port}", retry=TEST_RETRY) as client:
+        async with (
+            serving(create) as url,
+            Client("k", base_url=url, retry=TEST_RETRY) as client,
+        ):
             first = asyncio.ensure_future(client.submit(request))
             await asyncio.wait_for(started.wait(), 30)
             await asyncio.sleep(0.1)
@@ -237,7 +218,6 @@ async def test_a_large_upload_cancelled_midway_leaves_the_client_working(tmp_pat
                 await first
             task = await client.submit(request)
     finally:
-        await runner.cleanup()
         loop.set_exception_handler(None)
     assert task.task_id == "1234"
     assert received == [plain_body(request, None)]

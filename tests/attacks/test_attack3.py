@@ -29,14 +29,13 @@ from minimax_s2v import (
 )
 from minimax_s2v.receiver import CallbackReceiver, CallbackVerdict
 from tests.client_setup import TEST_RETRY
-from tests.test_submission import noise_png, plain_body
+from tests.test_submission import noise_png, plain_body, serving
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "memfd_create"), reason="large bodies are memory maps on Linux only"
 )
 
 _OK = {"task_id": "1234", "base_resp": {"status_code": 0}}
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest.fixture(scope="module")
@@ -70,22 +69,6 @@ def mapped_bodies() -> int:
         except OSError:  # closed meanwhile (the listing's own descriptor)
             continue
     return mapped + fds
-
-
-@asynccontextmanager
-async def hostile(handler: Handler, *paths: str) -> AsyncIterator[str]:
-    """A small server answering POSTs to ``paths`` (the V1 create path by default)."""
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    for path in paths or ("/v1/video_generation",):
-        app.router.add_post(path, handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager
@@ -171,6 +154,33 @@ async def _submit_each(
     return outcomes
 
 
+async def _take_whole(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bodies: list[bytes]
+) -> None:
+    """Read a whole request, keep its body, and answer that a task was created."""
+    _, body = await _read_request(reader)
+    bodies.append(body)
+    writer.write(_response(b'{"task_id":"1234","base_resp":{"status_code":0}}'))
+    await writer.drain()
+
+
+async def _run(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    request: VideoRequest,
+    times: int,
+) -> tuple[list[BaseException | str], int, int, list[dict[str, Any]]]:
+    """Submit ``request`` ``times`` times to a raw server (one client).
+
+    Returns the outcomes, the mapped bodies before and after, and what reached the loop's
+    exception handler.
+    """
+    before = mapped_bodies()
+    async with watched_loop() as unhandled, raw_server(serve) as url:
+        outcomes = await _submit_each(url, request, times)
+        left = await _settled(before)
+    return outcomes, before, left, unhandled
+
+
 async def _settled(before: int, *, collect: bool = False) -> int:
     """Mapped bodies once the worker thread and the loop have done what was queued.
 
@@ -225,16 +235,10 @@ async def test_a_1002_answered_before_the_body_is_read_then_a_whole_resend(
             writer.write(_response(b'{"base_resp":{"status_code":1002,"status_msg":"rpm"}}'))
             await asyncio.sleep(5)
             return
-        _, body = await _read_request(reader)
-        bodies.append(body)
-        writer.write(_response(b'{"task_id":"1234","base_resp":{"status_code":0}}'))
-        await writer.drain()
+        await _take_whole(reader, writer, bodies)
 
     request = VideoRequest(subject=str(huge_face), prompt="smile")
-    before = mapped_bodies()
-    async with watched_loop() as unhandled, raw_server(serve) as url:
-        outcomes = await _submit_each(url, request, 1)
-        left = await _settled(before)
+    outcomes, before, left, unhandled = await _run(serve, request, 1)
     assert outcomes == ["1234"]
     assert bodies[1:] == [plain_body(request, None)]
     assert left == before
@@ -261,7 +265,7 @@ async def test_a_redirected_large_body_arrives_whole_at_the_new_place(
     before = mapped_bodies()
     async with (
         watched_loop() as unhandled,
-        hostile(create, "/v1/video_generation", "/elsewhere") as url,
+        serving(create, "/v1/video_generation", "/elsewhere") as url,
     ):
         outcomes = await _submit_each(url, request, 2)
         left = await _settled(before)
@@ -278,22 +282,6 @@ async def _cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     await reader.readuntil(b"\r\n\r\n")
     await reader.read(256 * 1024)
     writer.transport.abort()
-
-
-async def test_a_body_cut_off_mid_upload_is_unmapped_once_its_error_is_dropped(
-    huge_face: Path,
-) -> None:
-    """Once the caller lets go of the errors, no map, descriptor or loop error is left."""
-    fds_before, before = open_fds(), mapped_bodies()
-    async with watched_loop() as unhandled, raw_server(_cut_off) as url:
-        outcomes = await _submit_each(url, VideoRequest(subject=str(huge_face)), 3)
-        kinds = [type(outcome) for outcome in outcomes]
-        del outcomes
-        left = await _settled(before, collect=True)
-    assert kinds == [SubmissionUncertainError] * 3
-    assert unhandled == []
-    assert left == before
-    assert open_fds() == fds_before
 
 
 async def test_refused_large_submissions_leave_no_map_and_no_descriptor(huge_face: Path) -> None:
@@ -346,16 +334,10 @@ async def test_an_unasked_100_continue_before_the_body_changes_nothing(big_face:
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        _, body = await _read_request(reader)
-        bodies.append(body)
-        writer.write(_response(b'{"task_id":"1234","base_resp":{"status_code":0}}'))
-        await writer.drain()
+        await _take_whole(reader, writer, bodies)
 
     request = VideoRequest(subject=str(big_face), prompt="smile")
-    before = mapped_bodies()
-    async with watched_loop() as unhandled, raw_server(serve) as url:
-        outcomes = await _submit_each(url, request, 2)
-        left = await _settled(before)
+    outcomes, before, left, unhandled = await _run(serve, request, 2)
     assert outcomes == ["1234"] * 2
     assert bodies == [plain_body(request, None)] * 2
     assert left == before
