@@ -22,6 +22,16 @@ SECRET = "receiver-test-secret-0123456789"
 MOUNTS = ("serve", "setup", "asgi")
 
 
+def status_update(task_id: str, status: str, file_id: str = "") -> dict[str, Any]:
+    """A status callback's body as MiniMax sends it."""
+    return {
+        "task_id": task_id,
+        "status": status,
+        "file_id": file_id,
+        "base_resp": {"status_code": 0, "status_msg": "success"},
+    }
+
+
 def new_receiver(
     port: int | None = None, path: str = "/minimax", **options: Any
 ) -> CallbackReceiver:
@@ -94,19 +104,24 @@ async def uvicorn_serving(app: Any, port: int = 0) -> AsyncIterator[int]:
 
 @asynccontextmanager
 async def mounted(
-    kind: str, receiver: CallbackReceiver, path: str = "/minimax"
+    kind: str,
+    receiver: CallbackReceiver,
+    path: str = "/minimax",
+    *,
+    host: web.Application | None = None,
 ) -> AsyncIterator[URL]:
     """``receiver`` served at ``path`` on a port of its own, in one of the :data:`MOUNTS`.
 
     Yields the receiver's URL: in a host app its ``public_url`` becomes where it listens;
-    standalone, a receiver without one gets it.
+    standalone, a receiver without one gets it. ``host`` is the aiohttp app ``setup`` mounts
+    it in (a new one if omitted).
     """
     if kind == "serve":
         async with receiver.serve("127.0.0.1", 0, path=path) as local:
             yield local
         return
     if kind == "setup":
-        app = receiver.setup(web.Application(), path)
+        app = receiver.setup(host if host is not None else web.Application(), path)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:

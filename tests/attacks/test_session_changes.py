@@ -55,7 +55,14 @@ from minimax_s2v.stores import (
 from tests.client_setup import face_request, fast_client
 from tests.media import mp4
 from tests.profiles import examples
-from tests.receiver_setup import MOUNTS, SECRET, mounted, served_client, uncertain_submission
+from tests.receiver_setup import (
+    MOUNTS,
+    SECRET,
+    mounted,
+    served_client,
+    status_update,
+    uncertain_submission,
+)
 from tests.waiting import claim_weighed, wait_until
 
 # -- the receiver's hot path ------------------------------------------------------------------
@@ -403,13 +410,10 @@ async def test_hang_up_while_a_host_middleware_waits(caplog: pytest.LogCaptureFi
 
     receiver = CallbackReceiver("http://127.0.0.1:1/minimax", secret=SECRET, max_body=MAX_BODY)
     sink = RecordingSink()
-    app = receiver.setup(web.Application(middlewares=[slow]), "/minimax")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        port = runner.addresses[0][1]
-        receiver.public_url = URL(f"http://127.0.0.1:{port}/minimax")
+    host = web.Application(middlewares=[slow])
+    async with mounted("setup", receiver, "/minimax", host=host) as url:
+        port = url.port
+        assert port is not None
         path = receiver.expect("nonce-0123456789", sink).path
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(post(path, update()))
@@ -419,8 +423,6 @@ async def test_hang_up_while_a_host_middleware_waits(caplog: pytest.LogCaptureFi
         await writer.wait_closed()
         await asyncio.sleep(0.5)  # the middleware goes on, then the receiver's handler runs
         assert await exchange(port, post(path, update())) == [200]
-    finally:
-        await runner.cleanup()
     errors = [r for r in caplog.get_records("call") if r.levelname in ("ERROR", "CRITICAL")]
     assert errors == [], [r.getMessage() for r in errors]
     assert receiver.stats().callbacks.malformed == 1
@@ -428,15 +430,6 @@ async def test_hang_up_while_a_host_middleware_waits(caplog: pytest.LogCaptureFi
 
 
 # -- the tracker's fast path for a bound nonce ------------------------------------------------
-
-
-def status_body(task_id: str, status: str, file_id: str = "") -> dict[str, object]:
-    return {
-        "task_id": task_id,
-        "status": status,
-        "file_id": file_id,
-        "base_resp": {"status_code": 0, "status_msg": "success"},
-    }
 
 
 async def test_a_bound_nonce_naming_another_task_is_409_and_changes_nothing() -> None:
@@ -450,7 +443,7 @@ async def test_a_bound_nonce_naming_another_task_is_409_and_changes_nothing() ->
             seen, other_seen, other_status = list(task.events), list(other.events), other.status
             async with aiohttp.ClientSession() as http:
                 for status in ("Processing", "Success", "Fail"):
-                    body = status_body(other.task_id, status, "1" if status == "Success" else "")
+                    body = status_update(other.task_id, status, "1" if status == "Success" else "")
                     async with http.post(url, json=body) as answer:
                         assert answer.status == 409, status
                 assert len(await client.store.events()) == events
@@ -460,7 +453,7 @@ async def test_a_bound_nonce_naming_another_task_is_409_and_changes_nothing() ->
                 assert client.stats().conflicts == 3
                 assert receiver.stats().callbacks.conflict == 3
                 # The URL still works for its own task.
-                async with http.post(url, json=status_body(task.task_id, "Processing")) as answer:
+                async with http.post(url, json=status_update(task.task_id, "Processing")) as answer:
                     assert answer.status == 200
             assert task.status is TaskStatus.PROCESSING
             assert other.status is other_status
@@ -485,7 +478,7 @@ async def test_callbacks_after_the_end_are_duplicates_that_cost_nothing() -> Non
                     "Expired",
                     "cancelled",
                 ):
-                    body = status_body(task.task_id, status, "999" if status == "Success" else "")
+                    body = status_update(task.task_id, status, "999" if status == "Success" else "")
                     async with http.post(url, json=body) as answer:
                         assert answer.status == 200, status
             assert emu.counters.requests_to("query") == queries
@@ -502,14 +495,14 @@ async def test_a_forged_final_status_is_confirmed_before_it_is_believed() -> Non
             url = URL(emu.task(task.task_id).callback_url or "")
             async with aiohttp.ClientSession() as http:
                 before = emu.counters.queries_by_task[task.task_id]
-                forged = status_body(task.task_id, "Success", "424242")
+                forged = status_update(task.task_id, "Success", "424242")
                 async with http.post(url, json=forged) as answer:
                     assert answer.status == 200
                 await claim_weighed(emu, task.task_id, before)
                 assert not task.done
                 assert task.status is TaskStatus.PREPARING
                 assert task.video is None
-                async with http.post(url, json=status_body(task.task_id, "failed")) as answer:
+                async with http.post(url, json=status_update(task.task_id, "failed")) as answer:
                     assert answer.status == 200
             assert not task.done
             assert all(event.snapshot.file_id != "424242" for event in task.events)
@@ -529,13 +522,13 @@ async def test_an_uncertain_submission_is_not_taken_by_the_fast_path() -> None:
             lost, real = await uncertain_submission(client, emu)
             url = URL(emu.task(real).callback_url or "")
             async with aiohttp.ClientSession() as http:
-                forged = status_body("999999999999", "Processing")
+                forged = status_update("999999999999", "Processing")
                 async with http.post(url, json=forged) as answer:
                     assert answer.status == 200  # a claim, kept until the API is asked
                 await wait_until(lambda: client.stats().reconciliations >= 1, "the check")
                 await asyncio.sleep(0.1)
                 assert client.recover(lost) is None
-                async with http.post(url, json=status_body(real, "Processing")) as answer:
+                async with http.post(url, json=status_update(real, "Processing")) as answer:
                     assert answer.status == 200
             await wait_until(lambda: client.recover(lost) is not None, "the adoption")
             adopted = client.recover(lost)
@@ -1062,7 +1055,7 @@ async def test_the_same_update_sent_many_times_at_once_is_recorded_once(tmp_path
             async with aiohttp.ClientSession() as http:
 
                 async def send(status: str) -> int:
-                    async with http.post(url, json=status_body(task.task_id, status)) as answer:
+                    async with http.post(url, json=status_update(task.task_id, status)) as answer:
                         return answer.status
 
                 answers = await asyncio.gather(

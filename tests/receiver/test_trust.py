@@ -29,6 +29,7 @@ from tests.receiver_setup import (
     client_of,
     mounted,
     new_receiver,
+    status_update,
     uncertain_submission,
 )
 from tests.stores.flaky import FlakyStore
@@ -41,15 +42,6 @@ async def post(url: URL | str, body: object) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
         text = await response.text()
         return response.status, json.loads(text) if text else None
-
-
-def update(task_id: str, status: str, file_id: str = "") -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "status": status,
-        "file_id": file_id,
-        "base_resp": {"status_code": 0, "status_msg": "success"},
-    }
 
 
 async def raw_post(url: URL, body: bytes, *, chunked: bool) -> tuple[int, bytes]:
@@ -93,7 +85,7 @@ async def test_split_bodies_are_read_whole(kind: str, chunked: bool) -> None:
             challenge = json.dumps({"challenge": "x" * 40}).encode()
             status, answer = await raw_post(url, challenge, chunked=chunked)
             assert (status, json.loads(answer)) == (200, {"challenge": "x" * 40})
-            body = json.dumps(update(task.task_id, "processing")).encode()
+            body = json.dumps(status_update(task.task_id, "processing")).encode()
             status, _ = await raw_post(url, body, chunked=chunked)
             assert status == 200
             assert task.status is TaskStatus.PROCESSING  # applied, from the split body
@@ -107,7 +99,7 @@ async def test_self_check_and_never_issued_urls_resolve_nothing() -> None:
             task = await client.submit(face_request())
             check = await receiver.self_check()
             assert check.ok  # its challenge is echoed…
-            forged = update(task.task_id, "processing")
+            forged = status_update(task.task_id, "processing")
             assert (await post(check.url, forged))[0] == 404  # …but no update is taken on it
             never_issued = receiver.callback_url("neverissued123")
             assert (await post(never_issued, forged))[0] == 404
@@ -125,10 +117,11 @@ async def test_stale_url_of_a_finished_task_cannot_touch_another() -> None:
             stale = URL(emu.task(done.task_id).callback_url or "")
             emu.configure(durations=SLOW)
             task = await client.submit(face_request())
-            forged = update(task.task_id, "success", str(emu.task(done.task_id).file_id))
+            forged = status_update(task.task_id, "success", str(emu.task(done.task_id).file_id))
             assert (await post(stale, forged))[0] == 409
-            assert (await post(stale, update(task.task_id, "processing")))[0] == 409
-            assert (await post(stale, update(done.task_id, "success")))[0] == 200  # a duplicate
+            assert (await post(stale, status_update(task.task_id, "processing")))[0] == 409
+            duplicate = status_update(done.task_id, "success")
+            assert (await post(stale, duplicate))[0] == 200
             assert task.events == []
             assert client.stats().conflicts == 2
 
@@ -141,9 +134,9 @@ async def test_evicted_nonce_is_valid_for_its_own_task_only() -> None:
             first = await client.submit(face_request())
             second = await client.submit(face_request())  # evicts the first's nonce
             evicted = URL(emu.task(first.task_id).callback_url or "")
-            assert (await post(evicted, update(second.task_id, "processing")))[0] == 409
+            assert (await post(evicted, status_update(second.task_id, "processing")))[0] == 409
             assert second.events == []
-            assert (await post(evicted, update(first.task_id, "processing")))[0] == 200
+            assert (await post(evicted, status_update(first.task_id, "processing")))[0] == 200
             assert first.status is TaskStatus.PROCESSING
 
 
@@ -163,7 +156,7 @@ async def test_forged_success_with_a_file_of_the_same_account_is_not_believed() 
                 url = URL(emu.task(task.task_id).callback_url or "")
                 foreign = str(emu.task(other).file_id)
                 before = emu.counters.queries_by_task[task.task_id]
-                assert (await post(url, update(task.task_id, "success", foreign)))[0] == 200
+                assert (await post(url, status_update(task.task_id, "success", foreign)))[0] == 200
                 await claim_weighed(emu, task.task_id, before)  # the query says Processing…
                 assert not task.done  # …so nothing is believed
                 final = await task.wait(timeout=10)
@@ -188,7 +181,7 @@ async def test_uncertain_submission_is_not_adopted_from_a_forged_claim() -> None
             async with client_of(emu, receiver) as client:
                 lost, real = await uncertain_submission(client, emu, besides=other)
                 url = URL(emu.task(real).callback_url or "")
-                assert (await post(url, update(other, "processing")))[0] == 200  # a claim
+                assert (await post(url, status_update(other, "processing")))[0] == 200  # a claim
                 await emu.callbacks.drain(5)  # the real task's callbacks: claims too
                 async with asyncio.timeout(5):
                     while client.stats().conflicts == 0:
@@ -210,7 +203,7 @@ async def test_uncertain_submission_adopts_only_a_task_the_api_shows() -> None:
             async with client_of(emu, receiver) as client:
                 lost, real = await uncertain_submission(client, emu)
                 url = URL(emu.task(real).callback_url or "")
-                assert (await post(url, update("123456789", "success")))[0] == 200
+                assert (await post(url, status_update("123456789", "success")))[0] == 200
                 await emu.callbacks.drain(5)
                 async with asyncio.timeout(5):
                     while (task := client.recover(lost)) is None:
@@ -229,12 +222,12 @@ async def test_closed_client_and_failing_store_answer_503() -> None:
             task = await client.submit(face_request())
             url = URL(emu.task(task.task_id).callback_url or "")
             store.failures["save_event"] = 10**6
-            assert (await post(url, update(task.task_id, "processing")))[0] == 503
+            assert (await post(url, status_update(task.task_id, "processing")))[0] == 503
             assert task.events == []
             store.failures["save_event"] = 0
-            assert (await post(url, update(task.task_id, "processing")))[0] == 200
+            assert (await post(url, status_update(task.task_id, "processing")))[0] == 200
             assert task.status is TaskStatus.PROCESSING
-        status, _ = await post(url, update(task.task_id, "success"))
+        status, _ = await post(url, status_update(task.task_id, "success"))
         assert status == 503
         assert (await post(url, {"challenge": "still"}))[0] == 200
     journal = [s.status for s, _, _ in await store.events(task.task_id)]
