@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import os
 import secrets
@@ -283,7 +284,6 @@ class Client:
         self._v2_nonces: set[str] = set()
         in_flight = self.rate_limit.v2_max_in_flight
         self._v2_slots = None if in_flight is None else InFlightCap(in_flight)
-        self._slot_watchers: set[asyncio.Task[None]] = set()
         # V2 snapshots read by one list call while resume() reconciles (emptied after it).
         self._prefetched: dict[str, TaskSnapshot] = {}
         telemetry.watch(self.stats, self._tracker.counts.time_to_result)
@@ -347,10 +347,6 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        watchers = list(self._slot_watchers)
-        for watcher in watchers:
-            watcher.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
         await self._tracker.close()
         if self._session is not None and self._given_session is None:
             await self._session.close()
@@ -417,20 +413,11 @@ class Client:
     def _release_when_done(self, task: Task, slots: InFlightCap) -> None:
         """Free a V2 in-flight slot once ``task`` ends (it is followed until then)."""
         record = self._tracker.registry.get(task.task_id)
-        if record is None or record.finished:
+        if record is None:
             slots.release()
             return
+        record.on_end(slots.release)  # at once if it has ended already
         self._tracker.watch(record)  # someone must report its end, waited on or not
-
-        async def release() -> None:
-            try:
-                await record.wait_finished()
-            finally:
-                slots.release()
-
-        watcher = asyncio.get_running_loop().create_task(release())
-        self._slot_watchers.add(watcher)
-        watcher.add_done_callback(self._slot_watchers.discard)
 
     async def _send_submission(
         self, transport: Transport, request: AnyRequest, prepared: AnyRequest, label: str | None
@@ -1013,6 +1000,7 @@ async def _aiter(
             yield item
 
 
+@functools.cache  # reading the installed metadata costs tens of milliseconds
 def _user_agent() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ class TaskRecord:
         "_done",
         "_history",
         "_listeners",
+        "_on_end",
         "_rich",
         "confirming",
         "doubted_until",
@@ -65,6 +66,7 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.finished = False  # ended (or waiting on it failed for good)
         self._done: asyncio.Event | None = None  # made for the first waiter only
+        self._on_end: tuple[Callable[[], None], ...] = ()  # called once, when it ends
         # The history's storage (see TaskHistory): on the record itself, for one object
         # fewer per followed task for the garbage collector to walk.
         self._history = ""
@@ -101,10 +103,20 @@ class TaskRecord:
         await self._done.wait()
 
     def finish(self) -> None:
-        """Mark the task ended and wake its waiters."""
+        """Mark the task ended, wake its waiters and run its :meth:`on_end` callbacks."""
         self.finished = True
         if self._done is not None:
             self._done.set()
+        callbacks, self._on_end = self._on_end, ()
+        for callback in callbacks:
+            callback()
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the task ends (at once if it has ended already)."""
+        if self.finished:
+            callback()
+        else:
+            self._on_end = (*self._on_end, callback)
 
     def listen(self) -> asyncio.Queue[TaskSnapshot | None]:
         """A new queue that gets each update applied from now on, and ``None`` at the end."""

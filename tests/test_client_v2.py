@@ -230,3 +230,31 @@ async def test_in_flight_cap_waits_in_order_and_survives_cancelled_waiters() -> 
     assert order == ["second", "third"]
     assert cap.count == 1
     assert doomed.cancelled()
+
+
+async def test_every_way_a_v2_task_ends_frees_its_slot() -> None:
+    """With room for one task, its end (expiry past the window, a cancel) lets the next one in.
+
+    The slot is not freed by a waiter: nobody waits on these tasks, the client follows them.
+    """
+    limits = RateLimit(v2_submit_rpm=None, v2_max_in_flight=1)
+    durations = Durations(queueing=30.0, processing=0.05)
+    async with Emulator(durations=durations, task_ttl=0.3) as emu:
+        async with fast_client(emu, rate_limit=limits) as client:
+            queued = await client.submit(h3("queued"))  # never runs: ends by expiring
+            nxt = asyncio.create_task(client.submit(h3("next")))
+            await asyncio.sleep(0.1)
+            assert not nxt.done()  # the one slot is taken
+            second = await asyncio.wait_for(nxt, 5)  # freed when the first expired
+            assert queued.done
+            with pytest.raises(TaskExpiredError):
+                await queued.wait(1)
+            third = asyncio.create_task(client.submit(h3("third")))
+            await asyncio.sleep(0.05)
+            assert not third.done()
+            await asyncio.sleep(0.05)
+            assert await second.cancel()  # freed by the cancel
+            third_task = await asyncio.wait_for(third, 5)
+            assert third_task.task_id not in (queued.task_id, second.task_id)
+        # (The emulator still counts the expired task as queued: its window is artificial.)
+        assert emu.counters.requests["v2_submit"] == {"ok": 3}
