@@ -334,6 +334,50 @@ class TaskSnapshot:
         return self.status.is_terminal
 
 
+#: A :class:`TaskSnapshot` kept as a tuple of its fields, the status by its value: strings,
+#: numbers and ``None`` only, so the garbage collector stops tracking it. A service holds one
+#: per task it follows (and a store one per update it journals): as objects, each would be
+#: walked by every full collection, and promoted ones would bring the next one closer.
+SnapshotState = tuple[
+    str, str, str | None, int | None, int | None, int | None, str | None, str, str | None
+]
+
+_STATUS_OF_VALUE = {status.value: status for status in TaskStatus}
+
+
+def freeze_snapshot(snapshot: TaskSnapshot) -> SnapshotState:
+    """``snapshot`` as a :data:`SnapshotState` (see :func:`thaw_snapshot`)."""
+    return (
+        snapshot.task_id,
+        snapshot.status._value_,  # a plain attribute, where .value is a descriptor call
+        snapshot.file_id,
+        snapshot.width,
+        snapshot.height,
+        snapshot.error_code,
+        snapshot.error_message,
+        snapshot.status_text,
+        snapshot.video_url,
+    )
+
+
+def thaw_snapshot(state: SnapshotState) -> TaskSnapshot:
+    """The :class:`TaskSnapshot` that :func:`freeze_snapshot` made ``state`` of (an equal one)."""
+    task_id, status, file_id, width, height, code, message, text, video_url = state
+    return TaskSnapshot(
+        task_id, _STATUS_OF_VALUE[status], file_id, width, height, code, message, text, video_url
+    )
+
+
+def state_status(state: SnapshotState) -> TaskStatus:
+    """The status of a :data:`SnapshotState`, without making the snapshot."""
+    return _STATUS_OF_VALUE[state[1]]
+
+
+def state_is_terminal(state: SnapshotState) -> bool:
+    """Whether a :data:`SnapshotState` is final, without making the snapshot."""
+    return state[1] in _TERMINAL
+
+
 @attrs.frozen
 class VideoFile:
     """A generated video as ``/v1/files/retrieve`` describes it.

@@ -18,10 +18,14 @@ from ._models import (
     STATUS_SPELLINGS,
     AnyRequest,
     EventSource,
+    SnapshotState,
     StatusEvent,
     TaskSnapshot,
     TaskStatus,
     VideoFile,
+    freeze_snapshot,
+    state_status,
+    thaw_snapshot,
 )
 
 __all__ = ["Task", "TaskFollower", "TaskHistory", "TaskRecord"]
@@ -42,6 +46,7 @@ class TaskRecord:
         "_listeners",
         "_on_end",
         "_rich",
+        "_state",
         "confirming",
         "doubted_until",
         "error",
@@ -50,7 +55,6 @@ class TaskRecord:
         "nonce",
         "pending",
         "request",
-        "snapshot",
         "submitted_at",
         "task_id",
         "video",
@@ -62,7 +66,7 @@ class TaskRecord:
         self.task_id = task_id
         self.request = request
         self.submitted_at = submitted_at
-        self.snapshot: TaskSnapshot | None = None
+        self._state: SnapshotState | None = None  # the last snapshot (see the property)
         self.error: BaseException | None = None
         self.finished = False  # ended (or waiting on it failed for good)
         self._done: asyncio.Event | None = None  # made for the first waiter only
@@ -70,7 +74,7 @@ class TaskRecord:
         # The history's storage (see TaskHistory): on the record itself, for one object
         # fewer per followed task for the garbage collector to walk.
         self._history = ""
-        self._rich: TaskSnapshot | tuple[TaskSnapshot, ...] = ()
+        self._rich: tuple[SnapshotState, ...] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.doubted_until = 0.0  # loop time before which final callbacks wait for a poll
@@ -86,13 +90,24 @@ class TaskRecord:
 
     @property
     def status(self) -> TaskStatus | None:
-        """The last known status."""
-        return self.snapshot.status if self.snapshot else None
+        """The last known status (read from the state: no snapshot made)."""
+        state = self._state
+        return None if state is None else state_status(state)
 
     @property
     def history(self) -> TaskHistory:
         """Every update applied to the task, oldest first."""
         return TaskHistory(self)
+
+    @property
+    def snapshot(self) -> TaskSnapshot | None:
+        """The last snapshot applied (made anew from its state on every read)."""
+        state = self._state
+        return None if state is None else thaw_snapshot(state)
+
+    @snapshot.setter
+    def snapshot(self, snapshot: TaskSnapshot | None) -> None:
+        self._state = None if snapshot is None else freeze_snapshot(snapshot)
 
     async def wait_finished(self) -> None:
         """Return once the task has ended."""
@@ -146,8 +161,9 @@ class TaskHistory:
     per update, and the :class:`StatusEvent` objects are made only when asked for: the
     garbage collector never walks a string, while each container it tracks brings its next
     collection closer. A snapshot that is more than its status (a file id, a size, an error,
-    another spelling) is kept as it is (the first one without a tuple around it), and its
-    line has an empty status. This class is a view on that storage; it holds nothing.
+    another spelling) is kept as its state, a tuple of atoms that the collector stops
+    tracking (see :func:`freeze_snapshot`), and its line has an empty status. This class is a
+    view on that storage; it holds nothing.
     """
 
     __slots__ = ("_record",)
@@ -177,11 +193,7 @@ class TaskHistory:
             and text.isalpha()  # no separator inside, nothing lost by lower()
             and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
         ):
-            rich = record._rich  # noqa: SLF001
-            if isinstance(rich, tuple):
-                record._rich = (*rich, snapshot) if rich else snapshot  # noqa: SLF001
-            else:
-                record._rich = (rich, snapshot)  # noqa: SLF001
+            record._rich = (*record._rich, freeze_snapshot(snapshot))  # noqa: SLF001
             text = ""
         # _value_, not .value: a plain attribute, where .value is a descriptor call.
         record._history += f"{text}\t{source._value_}\t{time.time()!r}\n"  # noqa: SLF001
@@ -189,21 +201,17 @@ class TaskHistory:
     def events(self) -> list[StatusEvent]:
         """Every update added so far, each as it was applied."""
         record = self._record
-        rich = iter(_as_tuple(record._rich))  # noqa: SLF001
+        rich = iter(record._rich)  # noqa: SLF001
         events = []
         for line in record._history.splitlines():  # noqa: SLF001
             text, source, at = line.split("\t")
             snapshot = (
                 TaskSnapshot(record.task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
                 if text
-                else next(rich)
+                else thaw_snapshot(next(rich))
             )
             events.append(StatusEvent(snapshot, EventSource(source), _utc(float(at))))
         return events
-
-
-def _as_tuple(rich: TaskSnapshot | tuple[TaskSnapshot, ...]) -> tuple[TaskSnapshot, ...]:
-    return rich if isinstance(rich, tuple) else (rich,)
 
 
 class TaskFollower(Protocol):

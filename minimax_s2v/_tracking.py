@@ -215,16 +215,16 @@ class TaskRegistry:
             record = self._records.get(snapshot.task_id)
             if record is None:
                 return True
-        current = record.snapshot
         if record.finished:
             return False
         pending = record.pending
         if pending is not None and snapshot.status.rank <= pending.rank:
             return False
+        current = record.status
         if current is not None:
-            if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.status.rank:
+            if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.rank:
                 return False
-            if snapshot.status is current.status and not snapshot.is_terminal:
+            if snapshot.status is current and not snapshot.is_terminal:
                 return False
         return True
 

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v._models import freeze_snapshot, state_is_terminal, state_status, thaw_snapshot
+from minimax_s2v._tasks import TaskRecord
 from minimax_s2v._tracking import TaskRegistry
+from minimax_s2v.stores import MemoryStore
 
 
 def test_history_gives_back_every_applied_update() -> None:
@@ -60,7 +68,7 @@ def test_a_history_keeps_plain_updates_and_rich_snapshots_alike() -> None:
     success = TaskSnapshot("8", TaskStatus.SUCCESS, file_id="5", width=1280, height=720)
     registry.apply(success, EventSource.POLL)
     assert len(record.history) == 4
-    assert record.history.events()[-1].snapshot is success  # more than a status: kept as is
+    assert record.history.events()[-1].snapshot == success  # more than a status: kept whole
 
 
 async def test_waiting_after_the_end_returns_at_once() -> None:
@@ -110,3 +118,52 @@ def test_a_history_keeps_every_rich_snapshot_in_order() -> None:
         events = record.history.events()
         assert [e.snapshot for e in events[1:]] == rich[:count]
         assert events[0].snapshot == TaskSnapshot("13", TaskStatus.PREPARING)
+
+
+_TEXT = st.none() | st.text(max_size=20)
+_NUMBER = st.none() | st.integers(min_value=0, max_value=2**63)
+
+
+@given(
+    task_id=st.text(min_size=1, max_size=20),
+    status=st.sampled_from(list(TaskStatus)),
+    file_id=_TEXT,
+    width=_NUMBER,
+    height=_NUMBER,
+    error_code=_NUMBER,
+    error_message=_TEXT,
+    status_text=st.text(max_size=20),
+    video_url=_TEXT,
+)
+def test_a_snapshot_kept_as_its_state_comes_back_equal(**fields: Any) -> None:
+    """Whatever a snapshot holds, the record, its history and MemoryStore give it back equal."""
+    snapshot = TaskSnapshot(**fields)
+    state = freeze_snapshot(snapshot)
+    assert thaw_snapshot(state) == snapshot
+    assert state_status(state) is snapshot.status
+    assert state_is_terminal(state) is snapshot.is_terminal
+    record = TaskRecord(snapshot.task_id, None, None)
+    record.snapshot = snapshot
+    assert record.snapshot == snapshot
+    assert record.status is snapshot.status
+    store = MemoryStore()
+    asyncio.run(store.save_event(snapshot, EventSource.CALLBACK, confirmed=True))
+    assert asyncio.run(store.events()) == [(snapshot, EventSource.CALLBACK, True)]
+    stored = asyncio.run(store.task(snapshot.task_id))
+    assert stored is not None
+    assert stored.snapshot == snapshot
+
+
+def test_the_collector_stops_tracking_a_followed_tasks_snapshots() -> None:
+    """A task's last snapshot and its rich history are states the collector does not walk."""
+    registry = TaskRegistry()
+    registry.apply(TaskSnapshot("21", TaskStatus.PROCESSING, width=720), EventSource.CALLBACK)
+    registry.apply(TaskSnapshot("21", TaskStatus.SUCCESS, file_id="5"), EventSource.POLL)
+    record = registry.get("21")
+    assert record is not None
+    gc.collect()
+    # The record's own storage, read as the history view and the snapshot property do.
+    held = [record._state, *record._rich]
+    assert held[0] is not None
+    assert not any(gc.is_tracked(state) for state in held)
+    assert record.snapshot == TaskSnapshot("21", TaskStatus.SUCCESS, file_id="5")

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import ClassVar
 
-from .._models import EventSource, TaskSnapshot
+from .._models import (
+    EventSource,
+    SnapshotState,
+    TaskSnapshot,
+    freeze_snapshot,
+    state_is_terminal,
+    thaw_snapshot,
+)
 from .._wire import compact_json
 from ._base import StoredSubmission, StoredTask, SubmissionState
 
@@ -32,7 +39,9 @@ class MemoryStore:
         # Task ids that more than one submission has named (a server answering one id
         # twice): only these are looked for among the other submissions when one goes.
         self._crowded: set[str] = set()
-        self._snapshots: dict[str, TaskSnapshot] = {}  # task id -> last confirmed state
+        # Task id -> its last confirmed snapshot, as a tuple of atoms (freeze_snapshot), which
+        # the collector stops tracking; the event log keeps its updates the same way.
+        self._snapshots: dict[str, SnapshotState] = {}
         self._events = _EventLog(max_events)
         self._max_tasks = max_tasks
 
@@ -148,16 +157,18 @@ class MemoryStore:
         nonce: str | None = None,
     ) -> None:
         """Journal an update; confirmed ones become the task's known state."""
-        self._events.append(snapshot, source, confirmed=confirmed)
+        state = freeze_snapshot(snapshot)
+        self._events.append(state, source, confirmed=confirmed)
         if confirmed:
-            self._snapshots[snapshot.task_id] = snapshot
+            self._snapshots[snapshot.task_id] = state
 
     async def unfinished(self) -> list[StoredTask]:
         """Submitted tasks whose last confirmed status is not final."""
         tasks = []
         for task_id, nonce in self._nonces.items():
-            snapshot = self._snapshots.get(task_id)
-            if snapshot is None or not snapshot.is_terminal:  # only these are decoded
+            state = self._snapshots.get(task_id)
+            if state is None or not state_is_terminal(state):  # only these are decoded
+                snapshot = None if state is None else thaw_snapshot(state)
                 tasks.append(StoredTask(task_id, snapshot, self._submission(nonce)))
         return tasks
 
@@ -173,7 +184,8 @@ class MemoryStore:
         if nonce is None and task_id not in self._snapshots:
             return None
         submission = self._submission(nonce) if nonce is not None else None
-        return StoredTask(task_id, self._snapshots.get(task_id), submission)
+        state = self._snapshots.get(task_id)
+        return StoredTask(task_id, None if state is None else thaw_snapshot(state), submission)
 
     async def submission(self, nonce: str) -> StoredSubmission | None:
         """The submission journaled under ``nonce``, if any."""
@@ -188,14 +200,18 @@ class MemoryStore:
         self, task_id: str | None = None
     ) -> list[tuple[TaskSnapshot, EventSource, bool]]:
         """Journaled updates, oldest first."""
-        return [event for event in self._events if task_id in (None, event[0].task_id)]
+        return [
+            (thaw_snapshot(state), source, confirmed)
+            for state, source, confirmed in self._events
+            if task_id in (None, state[0])
+        ]
 
     def _trim(self) -> None:
         if len(self._submissions) <= self._max_tasks:
             return
         for task_id, nonce in list(self._nonces.items()):
-            snapshot = self._snapshots.get(task_id)
-            if snapshot is not None and snapshot.is_terminal:
+            state = self._snapshots.get(task_id)
+            if state is not None and state_is_terminal(state):
                 while (owner := self._nonces.get(task_id, nonce)) in self._submissions:
                     self._forget(owner)  # every submission that named it
                 del self._snapshots[task_id]
@@ -212,11 +228,12 @@ def _task_of(line: str) -> str | None:
 class _EventLog:
     """The journal of updates, the oldest dropped past ``max_events``.
 
-    Each entry is a snapshot (already held by the tracker) and one of a few shared
-    (source, confirmed) pairs: an update adds no object of its own for the collector.
+    Each entry is a snapshot's state (a tuple of atoms, see :func:`freeze_snapshot`) and one
+    of a few shared (source, confirmed) pairs: an update adds no object that the collector
+    goes on tracking.
     """
 
-    __slots__ = ("_kinds", "_snapshots")
+    __slots__ = ("_kinds", "_states")
 
     # Keyed by the source's value: a str hashes at C speed, an Enum member in Python.
     _SHARED: ClassVar[dict[tuple[str, bool], tuple[EventSource, bool]]] = {
@@ -226,14 +243,14 @@ class _EventLog:
     }
 
     def __init__(self, max_events: int) -> None:
-        self._snapshots: deque[TaskSnapshot] = deque(maxlen=max_events)
+        self._states: deque[SnapshotState] = deque(maxlen=max_events)
         self._kinds: deque[tuple[EventSource, bool]] = deque(maxlen=max_events)
 
-    def append(self, snapshot: TaskSnapshot, source: EventSource, *, confirmed: bool) -> None:
+    def append(self, state: SnapshotState, source: EventSource, *, confirmed: bool) -> None:
         """Add an update (the oldest goes once full)."""
-        self._snapshots.append(snapshot)
+        self._states.append(state)
         self._kinds.append(self._SHARED[source._value_, confirmed])
 
-    def __iter__(self) -> Iterator[tuple[TaskSnapshot, EventSource, bool]]:
-        for snapshot, (source, confirmed) in zip(self._snapshots, self._kinds, strict=True):
-            yield snapshot, source, confirmed
+    def __iter__(self) -> Iterator[tuple[SnapshotState, EventSource, bool]]:
+        for state, (source, confirmed) in zip(self._states, self._kinds, strict=True):
+            yield state, source, confirmed
