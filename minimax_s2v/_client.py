@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,7 @@ from ._models import (
 from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
 from ._redaction import shown_url
-from ._retry import RetryPolicy, retry_call
+from ._retry import RetryPolicy, retry_call, retry_failed
 from ._stats import CallCounts, ClientStats, SubmissionStats
 from ._submission import check_submission, created_nothing, prepare_submission, resend_is_safe
 from ._tasks import Task
@@ -624,40 +625,47 @@ class Client:
     async def _query_once(self, task_id: str) -> TaskSnapshot:
         transport = self._open()
         with self._telemetry.span("minimax.query", task_id=task_id) as span:
-            snapshot = await self._query_dialect(transport, task_id)
+            if task_id not in self._v2_tasks:
+                response = await transport.call(
+                    "GET",
+                    "/v1/query/video_generation",
+                    EndpointClass.QUERY,
+                    params={"task_id": task_id},
+                )
+                snapshot = parse_snapshot(response.data)
+            else:
+                record = self._tracker.registry.get(task_id)
+                submitted = record.submitted_at if record is not None else None
+                if submitted is not None and datetime.now(UTC) - submitted >= V2_QUERY_WINDOW:
+                    raise TaskExpiredError(task_id)  # asking cannot help: never an endless poll
+                try:
+                    response = await transport.call(
+                        "GET", "/v2/query/video_generation", EndpointClass.V2_QUERY, item=task_id
+                    )
+                except InvalidRequestError as error:
+                    # "invalid task_id": outside the 7-day window, or never this account's.
+                    raise TaskExpiredError(task_id, error) from None
+                snapshot = parse_h3_snapshot(response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
-
-    async def _query_dialect(self, transport: Transport, task_id: str) -> TaskSnapshot:
-        if task_id not in self._v2_tasks:
-            response = await transport.call(
-                "GET",
-                "/v1/query/video_generation",
-                EndpointClass.QUERY,
-                params={"task_id": task_id},
-            )
-            return parse_snapshot(response.data)
-        record = self._tracker.registry.get(task_id)
-        submitted = record.submitted_at if record is not None else None
-        if submitted is not None and datetime.now(UTC) - submitted >= V2_QUERY_WINDOW:
-            raise TaskExpiredError(task_id)  # asking cannot help: never an endless poll
-        try:
-            response = await transport.call(
-                "GET", "/v2/query/video_generation", EndpointClass.V2_QUERY, item=task_id
-            )
-        except InvalidRequestError as error:
-            # "invalid task_id": outside the 7-day window, or never this account's.
-            raise TaskExpiredError(task_id, error) from None
-        return parse_h3_snapshot(response.data)
 
     async def _query(self, task_id: str) -> TaskSnapshot:
         self._open()
         listed = self._prefetched.pop(task_id, None)
         if listed is not None:
             return listed  # read by resume()'s list call a moment ago
-        return await retry_call(
+        # The first attempt made here: a query is on every poll and every confirmation, and
+        # nearly all work the first time, with no retry state or closure made for them.
+        started = time.monotonic()
+        try:
+            return await self._query_once(task_id)
+        except Exception as error:  # noqa: BLE001 - the policy re-raises what it does not retry
+            failure = error  # retried outside the except block: no error chained to another
+        return await retry_failed(
             self.retry,
             lambda: self._query_once(task_id),
+            failure,
+            started,
             what=f"query of task {task_id}",
             on_retry=self._on_retry["query"],
         )

@@ -30,6 +30,7 @@ __all__ = [
     "is_retryable",
     "is_testing",
     "retry_call",
+    "retry_failed",
     "set_testing",
 ]
 
@@ -303,22 +304,41 @@ async def retry_call(
     ``should_retry`` narrows which errors are retried; ``on_retry`` is called before each
     retry (to count it). The last error is re-raised unwrapped.
     """
-    # Retrying's loop written out, its state made at the first failure: this wraps every
-    # API call and journal write, and nearly all of them work the first time.
     started = time.monotonic()
-    retrying: Retrying | None = None
+    try:
+        return await call()
+    except Exception as error:  # noqa: BLE001 - the policy re-raises what it does not retry
+        failure = error  # retried outside the except block: no error chained to another
+    return await retry_failed(
+        policy, call, failure, started, what=what, should_retry=should_retry, on_retry=on_retry
+    )
+
+
+async def retry_failed(
+    policy: RetryPolicy,
+    call: Callable[[], Awaitable[T]],
+    failure: Exception,
+    started: float,
+    *,
+    what: str,
+    should_retry: Callable[[BaseException], bool] | None = None,
+    on_retry: Callable[[], object] | None = None,
+) -> T:
+    """:func:`retry_call` of a ``call`` whose first attempt, begun at ``started``, failed.
+
+    For the hottest paths (a query, a journal write), which make their first attempt
+    themselves: nearly all of them work the first time, and then no retry state, closure or
+    coroutine of this module is made at all. Retrying's loop is written out here.
+    """
+    retrying = Retrying(
+        policy, what=what, should_retry=should_retry, on_retry=on_retry, started=started
+    )
+    error: Exception = failure
     while True:
+        if not retrying.failed(error):
+            raise error
+        await retrying.wait()
         try:
             return await call()
-        except Exception as error:
-            if retrying is None:
-                retrying = Retrying(
-                    policy,
-                    what=what,
-                    should_retry=should_retry,
-                    on_retry=on_retry,
-                    started=started,
-                )
-            if not retrying.failed(error):
-                raise
-        await retrying.wait()
+        except Exception as again:  # noqa: BLE001 - the same
+            error = again

@@ -55,7 +55,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import attrs
 
@@ -65,7 +65,7 @@ from ._models import AnyRequest, EventSource, TaskSnapshot, TaskStatus, VideoFil
 from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
 from ._redaction import describe
-from ._retry import RetryPolicy, retry_call
+from ._retry import RetryPolicy, retry_failed
 from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskHistory, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
@@ -83,6 +83,7 @@ __all__ = [
 logger = logging.getLogger("minimax_s2v")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: How the tracker's own journal writes are retried: a store that fails for a few seconds
 #: (a full disk, a journal file briefly read-only, a restarting Redis) costs a delay, not a task.
@@ -334,8 +335,12 @@ class Poller:
         if current is not None and current <= when:
             return
         self._due[record.task_id] = when
-        heapq.heappush(self._heap, (when, next(self._order), record.task_id))
-        self._wake.set()
+        entry = (when, next(self._order), record.task_id)
+        heapq.heappush(self._heap, entry)
+        if self._heap[0] is entry:
+            # The new earliest: the loop sleeps until then instead. A later one is reached
+            # anyway, so following a burst of tasks wakes the loop once, not once each.
+            self._wake.set()
         if self._loop_task is None or self._loop_task.done():
             # A context of its own: the poller serves every task, not whichever caller
             # happened to start it (its context variables, its tracing span).
@@ -556,18 +561,41 @@ class TaskTracker:
         job.add_done_callback(lambda _: coroutine.close())  # cancelled before it started
 
     async def _write(
-        self, operation: str, call: Callable[[], Awaitable[T]], *, task_id: str | None = None
+        self,
+        operation: str,
+        task_id: str | None,
+        call: Callable[P, Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> T:
-        """A store call of the tracker's own, retried; a lasting failure is a StoreError."""
+        """``call(*args, **kwargs)``, a store call of the tracker's own, retried.
+
+        A lasting failure is a :class:`StoreError` (naming ``task_id``, the task created, when
+        there is one). The first attempt is made here, with no closure: nearly every write
+        works the first time, and there are two or three per task.
+        """
+        started = time.monotonic()
         try:
-            return await retry_call(self._journal_retry, call, what=f"journal: {operation}")
+            return await call(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the policy re-raises what it does not retry
+            failure = error  # retried outside the except block: no error chained to another
+        try:
+            return await retry_failed(
+                self._journal_retry,
+                lambda: call(*args, **kwargs),
+                failure,
+                started,
+                what=f"journal: {operation}",
+            )
         except Exception as error:
             raise StoreError(operation, describe(error), task_id=task_id) from error
 
-    async def _write_quietly(self, operation: str, call: Callable[[], Awaitable[None]]) -> None:
+    async def _write_quietly(
+        self, operation: str, call: Callable[P, Awaitable[None]], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         """A journal write whose failure only costs the journal's accuracy: logged."""
         try:
-            await self._write(operation, call)
+            await self._write(operation, None, call, *args, **kwargs)
         except StoreError as error:
             logger.warning("%s", error)
 
@@ -587,7 +615,7 @@ class TaskTracker:
     async def journal(self, submission: StoredSubmission) -> None:
         """Journal a submission before it is sent."""
         await self.start()
-        await self._write("record the submission", lambda: self._store.save_submission(submission))
+        await self._write("record the submission", None, self._store.save_submission, submission)
 
     async def abandon(self, nonce: str) -> None:
         """Forget a submission that certainly created nothing."""
@@ -595,14 +623,14 @@ class TaskTracker:
         self._nonces.pop(nonce)
         if self._receiver is not None:
             self._receiver.discard(nonce)
-        await self._write_quietly("drop the submission", lambda: self._store.drop_submission(nonce))
+        await self._write_quietly("drop the submission", self._store.drop_submission, nonce)
 
     async def lost(self, nonce: str) -> None:
         """A submission's answer was lost: keep its nonce, so that a callback can claim it."""
         self.counts.uncertain += 1
         self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
         await self._write_quietly(
-            "mark the submission uncertain", lambda: self._store.mark_uncertain(nonce)
+            "mark the submission uncertain", self._store.mark_uncertain, nonce
         )
 
     async def submitted(
@@ -619,8 +647,10 @@ class TaskTracker:
         # From here on the task is followed, whatever the journal says.
         await self._write(
             "record the task it created",
-            lambda: self._store.mark_submitted(nonce, task_id),
-            task_id=task_id,
+            task_id,
+            self._store.mark_submitted,
+            nonce,
+            task_id,
         )
         for snapshot in early:
             if snapshot.task_id == task_id:
@@ -693,7 +723,11 @@ class TaskTracker:
             return
         await self._write(
             f"record task {snapshot.task_id}'s status",
-            lambda: self._store.save_event(snapshot, source, confirmed=True),
+            None,
+            self._store.save_event,
+            snapshot,
+            source,
+            confirmed=True,
         )
         # Checked again: another update may have been applied while this one was journaled.
         self.registry.apply(snapshot, source, record=record)
@@ -974,7 +1008,7 @@ class TaskTracker:
         record = self.registry.track(task_id)
         record.nonce = nonce
         await self._write_quietly(
-            "record the adopted task", lambda: self._store.mark_submitted(nonce, task_id)
+            "record the adopted task", self._store.mark_submitted, nonce, task_id
         )
         await self._apply(shown, EventSource.POLL)
         early, entry.early = entry.early, ()
@@ -1008,7 +1042,7 @@ class TaskTracker:
         """Re-attach to every unfinished task in the store (see :meth:`Client.resume`)."""
         await self.start()
         tasks: list[Task] = []
-        for stored in await self._write("read the unfinished tasks", self._store.unfinished):
+        for stored in await self._write("read the unfinished tasks", None, self._store.unfinished):
             submission = stored.submission
             record = self.registry.track(
                 stored.task_id, None, submission.created_at if submission else None
@@ -1020,7 +1054,7 @@ class TaskTracker:
             if stored.snapshot is not None:
                 self.registry.apply(stored.snapshot, EventSource.STORE)
             tasks.append(Task(self, record))
-        uncertain = await self._write("read the uncertain submissions", self._store.uncertain)
+        uncertain = await self._write("read the uncertain submissions", None, self._store.uncertain)
         for submission in uncertain:
             self._route(submission.nonce, _Nonce(_Stage.UNCERTAIN))
         slots = asyncio.Semaphore(8)

@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minimax_s2v import EventSource, TaskSnapshot, TaskStatus
+from minimax_s2v import EventSource, PollPolicy, TaskSnapshot, TaskStatus
 from minimax_s2v._models import freeze_snapshot, state_is_terminal, state_status, thaw_snapshot
 from minimax_s2v._tasks import TaskRecord
-from minimax_s2v._tracking import TaskRegistry
+from minimax_s2v._tracking import Poller, TaskRegistry
 from minimax_s2v.stores import MemoryStore
 
 
@@ -167,3 +167,35 @@ def test_the_collector_stops_tracking_a_followed_tasks_snapshots() -> None:
     assert held[0] is not None
     assert not any(gc.is_tracked(state) for state in held)
     assert record.snapshot == TaskSnapshot("21", TaskStatus.SUCCESS, file_id="5")
+
+
+async def test_the_poller_polls_an_earlier_task_followed_after_a_later_one() -> None:
+    """A task followed to be polled sooner than the one the poller sleeps for is polled first.
+
+    (A task due later than the poller's next one does not wake it: it is reached anyway.)
+    """
+    registry = TaskRegistry()
+    polled: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def fetch(task_id: str) -> TaskSnapshot:
+        polled.append((task_id, loop.time() - started))
+        return TaskSnapshot(task_id, TaskStatus.SUCCESS, file_id="1")
+
+    async def apply(snapshot: TaskSnapshot) -> None:
+        registry.apply(snapshot, EventSource.POLL)
+
+    poller = Poller(fetch, registry, PollPolicy(max_rate=1000.0), apply)
+    try:
+        poller.follow(registry.track("late"), 30.0)
+        await asyncio.sleep(0.01)  # the poller now sleeps until "late" is due
+        for task_id, delay in (("soon", 0.05), ("later", 60.0), ("next", 0.1)):
+            poller.follow(registry.track(task_id), delay)
+        async with asyncio.timeout(5):
+            while len(polled) < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        await poller.close()
+    assert [task_id for task_id, _ in polled] == ["soon", "next"]
+    assert polled[0][1] >= 0.06  # followed 0.01 s in, 0.05 s later
