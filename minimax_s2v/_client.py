@@ -44,7 +44,13 @@ from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
 from ._redaction import shown_url
 from ._retry import RetryPolicy, retry_call, retry_failed
 from ._stats import CallCounts, ClientStats, SubmissionStats
-from ._submission import check_submission, created_nothing, prepare_submission, resend_is_safe
+from ._submission import (
+    PreparedSubmission,
+    check_submission,
+    created_nothing,
+    prepare_submission,
+    resend_is_safe,
+)
 from ._tasks import Task
 from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
 from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
@@ -153,6 +159,75 @@ class _Calls:
 
     async def cancel(self, task_id: str) -> TaskSnapshot | None:
         return await self._client._cancel(task_id)  # noqa: SLF001 - the client's own helper
+
+
+class _Sending:
+    """One submission being sent: its journal entry, its attempts, and how far it got.
+
+    Its state in one object, where closures over the submitting coroutine would each hold
+    their own cells for as long as the submission is in flight.
+    """
+
+    __slots__ = ("dialect", "label", "nonce", "stage", "submission", "tracker", "transport")
+
+    def __init__(
+        self,
+        transport: Transport,
+        tracker: TaskTracker,
+        nonce: str,
+        dialect: Dialect,
+        submission: PreparedSubmission,
+        *,
+        label: str | None,
+    ) -> None:
+        self.transport = transport
+        self.tracker = tracker
+        self.nonce = nonce
+        self.dialect = dialect
+        self.submission = submission
+        self.label = label
+        # Where a cancellation finds the submission: "waiting" for the rate limiter,
+        # "journaling", "sent" (it may have left), or "refused" (journaled, and every
+        # attempt so far certainly created nothing).
+        self.stage = "waiting"
+
+    async def journal(self) -> None:
+        """Journal the submission as being sent (each attempt's ``before_send``).
+
+        Only once the rate limiter lets the request go: a submission cancelled while it waits
+        was never sent, and leaves no trace.
+        """
+        if self.stage == "waiting":
+            self.stage = "journaling"
+            submission = self.submission
+            await self.tracker.journal(
+                StoredSubmission(
+                    nonce=self.nonce,
+                    fingerprint=submission.fingerprint,
+                    payload=submission.journal_payload,
+                    label=self.label,
+                    state=SubmissionState.SENDING,
+                    created_at=datetime.now(UTC),
+                )
+            )
+        self.stage = "sent"
+
+    async def attempt(self) -> str:
+        """POST the body once; the task id created."""
+        dialect = self.dialect
+        try:
+            response = await self.transport.call(
+                "POST",
+                _PATHS[dialect],
+                _SUBMIT_CLASS[dialect],
+                body=self.submission.body,
+                before_send=self.journal,
+            )
+        except MiniMaxError as error:
+            if self.stage == "sent" and created_nothing(error):
+                self.stage = "refused"  # e.g. a 1002: a cancelled retry was never sent
+            raise
+        return parse_submit(response.data)
 
 
 class Client:
@@ -433,51 +508,12 @@ class Client:
         submission = await prepare_submission(prepared, receiver, nonce)
         if receiver is not None:
             tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
-        body, fingerprint = submission.body, submission.fingerprint
-        # Where a cancellation finds the submission: "waiting" for the rate limiter,
-        # "journaling", "sent" (it may have left), or "refused" (journaled, and every
-        # attempt so far certainly created nothing).
-        stage = "waiting"
-
-        async def journal() -> None:
-            # Journaled as being sent only once the rate limiter lets the request go: a
-            # submission cancelled while it waits was never sent, and leaves no trace.
-            nonlocal stage
-            if stage == "waiting":
-                stage = "journaling"
-                await tracker.journal(
-                    StoredSubmission(
-                        nonce=nonce,
-                        fingerprint=fingerprint,
-                        payload=submission.journal_payload,
-                        label=label,
-                        state=SubmissionState.SENDING,
-                        created_at=datetime.now(UTC),
-                    )
-                )
-            stage = "sent"
-
-        async def attempt() -> str:
-            nonlocal stage
-            try:
-                response = await transport.call(
-                    "POST",
-                    _PATHS[dialect],
-                    _SUBMIT_CLASS[dialect],
-                    body=body,
-                    before_send=journal,
-                )
-            except MiniMaxError as error:
-                if stage == "sent" and created_nothing(error):
-                    stage = "refused"  # e.g. a 1002: a cancelled retry was never sent
-                raise
-            return parse_submit(response.data)
-
+        sending = _Sending(transport, tracker, nonce, dialect, submission, label=label)
         try:
             try:
                 task_id = await retry_call(
                     self.retry,
-                    attempt,
+                    sending.attempt,
                     what="submission",
                     should_retry=resend_is_safe,
                     on_retry=self._on_retry["submit"],
@@ -485,7 +521,7 @@ class Client:
             finally:
                 submission.release()  # never sent again, whatever the outcome
         except asyncio.CancelledError:
-            if stage == "sent":
+            if sending.stage == "sent":
                 await tracker.lost(nonce)  # it may have left: a callback can still bind it
             else:
                 await tracker.abandon(nonce)  # never sent: nothing to report, ever
@@ -494,7 +530,7 @@ class Client:
             await tracker.abandon(nonce)  # the journal refused it before it was sent
             raise
         except MiniMaxError as error:
-            await self._refused(error, nonce, fingerprint, submission.callback_shown)
+            await self._refused(error, nonce, submission.fingerprint, submission.callback_shown)
         logger.info("submitted task %s", task_id)
         if dialect is Dialect.V2:
             self._v2_tasks.add(task_id)
@@ -663,7 +699,7 @@ class Client:
             failure = error  # retried outside the except block: no error chained to another
         return await retry_failed(
             self.retry,
-            lambda: self._query_once(task_id),
+            functools.partial(self._query_once, task_id),  # a lambda would make cells at entry
             failure,
             started,
             what=f"query of task {task_id}",

@@ -49,6 +49,7 @@ import asyncio
 import contextlib
 import contextvars
 import enum
+import functools
 import heapq
 import itertools
 import logging
@@ -582,7 +583,7 @@ class TaskTracker:
         try:
             return await retry_failed(
                 self._journal_retry,
-                lambda: call(*args, **kwargs),
+                functools.partial(call, *args, **kwargs),  # a lambda would make cells at entry
                 failure,
                 started,
                 what=f"journal: {operation}",
@@ -839,7 +840,9 @@ class TaskTracker:
         record.confirming = True  # one confirmation per task at a time (rule 2)
         self._spawn(
             self._telemetry.traced(
-                "minimax.confirm", record.task_id, lambda: self._confirm(record, snapshot)
+                "minimax.confirm",
+                record.task_id,
+                functools.partial(self._confirm, record, snapshot),  # no cells on every update
             ),
             f"confirming task {record.task_id}",
         )
