@@ -18,9 +18,9 @@ both workloads; MiniMax rejects a submission whose challenge waits past 3 s).
 A full garbage collection walks every object the process holds, so its pause is the
 interpreter's and grows with the whole heap, whoever allocated it: each line also gives the
 longest full collection and the max stall of the sleeps no full collection overlapped (the
-submissions' own work), and every round measures one full collection alone on the idle loop
-(``gc.collect()``, nothing else running): the interpreter's pause for this heap, which no
-client in the process can avoid when a collection lands in a burst. ``--gc-freeze`` calls
+submissions' own work). After the rounds, three full collections are measured alone on the
+idle loop (``gc.collect()``, nothing else running): the interpreter's pause for this heap,
+which no client in the process can avoid when a collection lands in a burst. ``--gc-freeze`` calls
 :func:`gc.freeze` after start-up, as a latency-sensitive service may, so that full
 collections skip the objects of the imports.
 ``--with-bare`` also runs each burst with bare aiohttp (each body built in a worker thread
@@ -238,16 +238,13 @@ async def main(
                 gc.collect()
                 gc.freeze()
             idles: list[Stalls] = []
-            collections_alone: list[Stalls] = []
             results: dict[str, list[tuple[Stalls, float]]] = {name: [] for name, *_ in WORKLOADS}
             for round_number in range(rounds):
                 # The idle baseline in every round: on a shared machine it shows the noise.
                 idles.append(await baseline())
-                collections_alone.append(await idle_collection())
                 print(
                     f"round {round_number + 1} {'idle loop':>17}: max {_ms(idles[-1].worst)}, "
-                    f"p99 {_ms(idles[-1].p99)}; one full gc on it: max "
-                    f"{_ms(collections_alone[-1].worst)}"
+                    f"p99 {_ms(idles[-1].p99)}"
                 )
                 for name, count, _ in WORKLOADS:
                     if with_bare:
@@ -272,6 +269,9 @@ async def main(
                         f"round {round_number + 1} {name:>13} x{count}: max {_ms(stalls.worst)}, "
                         f"p99 {_ms(stalls.p99)}, {rate:6.1f} submits/s{pauses}"
                     )
+            # After every round, so that no collection made here changes when the automatic
+            # ones fall in the bursts (each resets the count that triggers the next).
+            collections_alone = [await idle_collection() for _ in range(3)]
     idle = Stalls(tuple(sample for stalls in idles for sample in stalls.samples))
     alone = [stalls.worst for stalls in collections_alone]
     summary = []
