@@ -145,10 +145,33 @@ STATUS_SPELLINGS = {
 }
 
 
+def _plain(text: str) -> str:
+    """``text`` as an exact ``str``.
+
+    A ``str`` subclass can override the methods the checks call (``lower``, ``startswith``,
+    slicing, ``__str__``) to tell them one text while ``json.dumps`` sends its real one: a
+    request keeps only real text, so that what is checked is what is sent.
+    """
+    return text if type(text) is str else str.__str__(text)
+
+
+def _plain_fields(instance: attrs.AttrsInstance) -> None:
+    """Replace every ``str``-subclass value of an attrs instance by its real text (frozen too)."""
+    for field in attrs.fields(type(instance)):
+        value = getattr(instance, field.name)
+        if isinstance(value, str) and type(value) is not str:
+            object.__setattr__(instance, field.name, _plain(value))
+
+
+def _source(value: ImageSource) -> str:
+    path = os.fspath(value)
+    return _plain(path) if isinstance(path, str) else path  # bytes: refused by the checks
+
+
 def _image_tuple(value: ImageSource | Iterable[ImageSource]) -> tuple[str, ...]:
     if isinstance(value, str | os.PathLike):
-        return (os.fspath(value),)
-    return tuple(os.fspath(v) for v in value)
+        return (_source(value),)
+    return tuple(_source(v) for v in value)
 
 
 @attrs.frozen
@@ -164,6 +187,9 @@ class SubjectReference:
 
     image: tuple[str, ...] = attrs.field(converter=_image_tuple)
     type: str = "character"
+
+    def __attrs_post_init__(self) -> None:
+        _plain_fields(self)
 
 
 def _subject_tuple(
@@ -197,6 +223,9 @@ class VideoRequest:
     aigc_watermark: bool | None = None
     model: str = MODEL_S2V_01
 
+    def __attrs_post_init__(self) -> None:
+        _plain_fields(self)
+
 
 def _sources(value: ImageSource | Iterable[ImageSource] | None) -> tuple[str, ...]:
     if value is None:
@@ -205,7 +234,7 @@ def _sources(value: ImageSource | Iterable[ImageSource] | None) -> tuple[str, ..
 
 
 def _optional_source(value: ImageSource | None) -> str | None:
-    return None if value is None else os.fspath(value)
+    return None if value is None else _source(value)
 
 
 @attrs.frozen
@@ -249,6 +278,9 @@ class H3Request:
     callback_url: str | None = None
     aigc_watermark: bool | None = None
     prompt_expansion_mode: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _plain_fields(self)
 
 
 #: A request of either API.

@@ -1032,17 +1032,43 @@ class _LyingText(str):
         return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a str subclass whose methods lie passes the checks (before and after URL-only "
-    "submissions stopped being checked twice); its real text is what json.dumps sends",
-)
 async def test_a_str_subclass_that_lies_about_itself_is_not_sent_unchecked() -> None:
     """An image whose str methods claim an https URL, holding a local path, is not sent."""
     async with Emulator() as emu, fast_client(emu) as client:
         with pytest.raises(InvalidRequestError):
             await client.submit(VideoRequest(subject=_LyingText("/etc/passwd"), prompt="x"))
         assert emu.counters.requests_to("submit") == 0
+
+
+class _ShortText(str):
+    """Text that claims to be five characters long, whatever it holds."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 5
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: H3Request("x", references=[_LyingText("/etc/passwd")]),
+        lambda: H3Request("x", first_frame=_LyingText("/etc/passwd")),
+        lambda: VideoRequest(SubjectReference([_LyingText("/etc/passwd")]), prompt="x"),
+        lambda: VideoRequest(subject=_URL, prompt=_ShortText("y" * 2001)),
+        lambda: H3Request(_ShortText("y" * 7001), references=[_URL]),
+    ],
+    ids=["h3-reference", "h3-first-frame", "subject-reference", "v1-prompt", "h3-prompt"],
+)
+async def test_text_that_lies_is_checked_as_what_it_really_holds(
+    make: Callable[[], VideoRequest | H3Request],
+) -> None:
+    """Any field of a str subclass is kept as its real text: checked and sent as that."""
+    request = make()
+    async with Emulator() as emu, fast_client(emu) as client:
+        with pytest.raises(InvalidRequestError):
+            await client.submit(request)
+        assert emu.counters.requests_to("submit") + emu.counters.requests_to("v2_submit") == 0
 
 
 async def test_the_same_update_sent_many_times_at_once_is_recorded_once(tmp_path: Path) -> None:
