@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +41,7 @@ from ._models import (
 from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
 from ._redaction import shown_url
-from ._retry import RetryPolicy, retry_call, retry_failed
+from ._retry import RetryPolicy, retry_call
 from ._stats import CallCounts, ClientStats, SubmissionStats
 from ._submission import (
     PreparedSubmission,
@@ -53,7 +52,7 @@ from ._submission import (
 )
 from ._tasks import Task
 from ._telemetry import NO_TELEMETRY, TRACING_ENV, Telemetry
-from ._tracking import JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
+from ._tracking import CLOSED_CLIENT, JOURNAL_RETRY, Resumed, TaskTracker, TrackerCounts
 from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport
 from ._validators import check_argument, number
 from ._wire import (
@@ -385,7 +384,7 @@ class Client:
 
     def _open(self) -> Transport:
         if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed: create a new one")
+            raise RuntimeError(CLOSED_CLIENT)
         if self._transport is not None:
             return self._transport
         loop = asyncio.get_running_loop()
@@ -690,18 +689,9 @@ class Client:
         listed = self._prefetched.pop(task_id, None)
         if listed is not None:
             return listed  # read by resume()'s list call a moment ago
-        # The first attempt made here: a query is on every poll and every confirmation, and
-        # nearly all work the first time, with no retry state or closure made for them.
-        started = time.monotonic()
-        try:
-            return await self._query_once(task_id)
-        except Exception as error:  # noqa: BLE001 - the policy re-raises what it does not retry
-            failure = error  # retried outside the except block: no error chained to another
-        return await retry_failed(
+        return await retry_call(
             self.retry,
-            functools.partial(self._query_once, task_id),  # a lambda would make cells at entry
-            failure,
-            started,
+            functools.partial(self._query_once, task_id),  # a lambda makes cells at each call
             what=f"query of task {task_id}",
             on_retry=self._on_retry["query"],
         )

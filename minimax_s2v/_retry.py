@@ -30,7 +30,6 @@ __all__ = [
     "is_retryable",
     "is_testing",
     "retry_call",
-    "retry_failed",
     "set_testing",
 ]
 
@@ -302,43 +301,27 @@ async def retry_call(
     """Run ``call`` under ``policy``, as :class:`Retrying` decides (stamina's caller).
 
     ``should_retry`` narrows which errors are retried; ``on_retry`` is called before each
-    retry (to count it). The last error is re-raised unwrapped.
+    retry (to count it). The last error is re-raised unwrapped. Hot callers pass a
+    :func:`functools.partial`, not a lambda: a lambda's variables become cells of the
+    calling frame on every call, held for as long as the call is in flight.
     """
+    # Retrying's loop written out, its state made at the first failure: this wraps every
+    # API call and journal write, and nearly all of them work the first time. The error is
+    # only ever named inside its except block (no frame keeps it: no reference cycle).
     started = time.monotonic()
-    try:
-        return await call()
-    except Exception as error:  # noqa: BLE001 - the policy re-raises what it does not retry
-        failure = error  # retried outside the except block: no error chained to another
-    return await retry_failed(
-        policy, call, failure, started, what=what, should_retry=should_retry, on_retry=on_retry
-    )
-
-
-async def retry_failed(
-    policy: RetryPolicy,
-    call: Callable[[], Awaitable[T]],
-    failure: Exception,
-    started: float,
-    *,
-    what: str,
-    should_retry: Callable[[BaseException], bool] | None = None,
-    on_retry: Callable[[], object] | None = None,
-) -> T:
-    """:func:`retry_call` of a ``call`` whose first attempt, begun at ``started``, failed.
-
-    For the hottest paths (a query, a journal write), which make their first attempt
-    themselves: nearly all of them work the first time, and then no retry state, closure or
-    coroutine of this module is made at all. Retrying's loop is written out here.
-    """
-    retrying = Retrying(
-        policy, what=what, should_retry=should_retry, on_retry=on_retry, started=started
-    )
-    error: Exception = failure
+    retrying: Retrying | None = None
     while True:
-        if not retrying.failed(error):
-            raise error
-        await retrying.wait()
         try:
             return await call()
-        except Exception as again:  # noqa: BLE001 - the same
-            error = again
+        except Exception as error:
+            if retrying is None:
+                retrying = Retrying(
+                    policy,
+                    what=what,
+                    should_retry=should_retry,
+                    on_retry=on_retry,
+                    started=started,
+                )
+            if not retrying.failed(error):
+                raise
+        await retrying.wait()

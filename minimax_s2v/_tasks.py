@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ._errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
 from ._models import (
@@ -74,7 +74,7 @@ class TaskRecord:
         # The history's storage (see TaskHistory): on the record itself, for one object
         # fewer per followed task for the garbage collector to walk.
         self._history = ""
-        self._rich: tuple[SnapshotState, ...] = ()
+        self._rich: SnapshotState | tuple[SnapshotState, ...] = ()
         self.video: VideoFile | None = None  # retrieved when a success callback was confirmed
         self.confirming = False  # a callback's final status is being checked with the API
         self.doubted_until = 0.0  # loop time before which final callbacks wait for a poll
@@ -109,6 +109,11 @@ class TaskRecord:
     def snapshot(self, snapshot: TaskSnapshot | None) -> None:
         self._state = None if snapshot is None else freeze_snapshot(snapshot)
 
+    def keep(self, snapshot: TaskSnapshot) -> SnapshotState:
+        """Make ``snapshot`` the last one; returns its state (for the history to share)."""
+        state = self._state = freeze_snapshot(snapshot)
+        return state
+
     async def wait_finished(self) -> None:
         """Return once the task has ended."""
         if self.finished:
@@ -124,7 +129,10 @@ class TaskRecord:
             self._done.set()
         callbacks, self._on_end = self._on_end, ()
         for callback in callbacks:
-            callback()
+            try:
+                callback()
+            except Exception:  # one failing must not keep the others, or the waiters, waiting
+                logger.exception("a callback at the end of task %s failed", self.task_id)
 
     def on_end(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once when the task ends (at once if it has ended already)."""
@@ -162,8 +170,8 @@ class TaskHistory:
     garbage collector never walks a string, while each container it tracks brings its next
     collection closer. A snapshot that is more than its status (a file id, a size, an error,
     another spelling) is kept as its state, a tuple of atoms that the collector stops
-    tracking (see :func:`freeze_snapshot`), and its line has an empty status. This class is a
-    view on that storage; it holds nothing.
+    tracking (see :func:`freeze_snapshot`; the first one without a tuple around it), and its
+    line has an empty status. This class is a view on that storage; it holds nothing.
     """
 
     __slots__ = ("_record",)
@@ -179,8 +187,16 @@ class TaskHistory:
         TaskHistory.add(self._record, snapshot, source)
 
     @staticmethod
-    def add(record: TaskRecord, snapshot: TaskSnapshot, source: EventSource) -> None:
-        """:meth:`append` to ``record``'s history, without making a view (for every update)."""
+    def add(
+        record: TaskRecord,
+        snapshot: TaskSnapshot,
+        source: EventSource,
+        state: SnapshotState | None = None,
+    ) -> None:
+        """:meth:`append` to ``record``'s history, without making a view (for every update).
+
+        ``state`` is ``snapshot`` frozen already (the record's own): kept, not made again.
+        """
         text = snapshot.status_text
         if not (
             snapshot.file_id is None
@@ -193,7 +209,10 @@ class TaskHistory:
             and text.isalpha()  # no separator inside, nothing lost by lower()
             and STATUS_SPELLINGS.get(text.lower()) is snapshot.status
         ):
-            record._rich = (*record._rich, freeze_snapshot(snapshot))  # noqa: SLF001
+            if state is None:
+                state = freeze_snapshot(snapshot)
+            states = _rich_states(record._rich)  # noqa: SLF001
+            record._rich = (*states, state) if states else state  # noqa: SLF001
             text = ""
         # _value_, not .value: a plain attribute, where .value is a descriptor call.
         record._history += f"{text}\t{source._value_}\t{time.time()!r}\n"  # noqa: SLF001
@@ -201,17 +220,24 @@ class TaskHistory:
     def events(self) -> list[StatusEvent]:
         """Every update added so far, each as it was applied."""
         record = self._record
-        rich = iter(record._rich)  # noqa: SLF001
+        states = iter(_rich_states(record._rich))  # noqa: SLF001
         events = []
         for line in record._history.splitlines():  # noqa: SLF001
             text, source, at = line.split("\t")
             snapshot = (
                 TaskSnapshot(record.task_id, STATUS_SPELLINGS[text.lower()], status_text=text)
                 if text
-                else thaw_snapshot(next(rich))
+                else thaw_snapshot(next(states))
             )
             events.append(StatusEvent(snapshot, EventSource(source), _utc(float(at))))
         return events
+
+
+def _rich_states(rich: SnapshotState | tuple[SnapshotState, ...]) -> tuple[SnapshotState, ...]:
+    """A record's rich states: none, one kept bare, or several in a tuple."""
+    if rich and type(rich[0]) is str:  # a state begins with its task id
+        return (rich,)
+    return cast("tuple[SnapshotState, ...]", rich)
 
 
 class TaskFollower(Protocol):

@@ -66,7 +66,7 @@ from ._models import AnyRequest, EventSource, TaskSnapshot, TaskStatus, VideoFil
 from ._polling import PollPolicy
 from ._ratelimit import TokenBucket
 from ._redaction import describe
-from ._retry import RetryPolicy, retry_failed
+from ._retry import RetryPolicy, retry_call
 from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskHistory, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
@@ -83,6 +83,8 @@ __all__ = [
 
 logger = logging.getLogger("minimax_s2v")
 
+#: What a call on a closed client raises (a RuntimeError: the caller's bug, not the API's).
+CLOSED_CLIENT = "this Client is closed: create a new one"
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -247,10 +249,10 @@ class TaskRegistry:
             return False
         if record is None:
             record = self.track(snapshot.task_id)
-        record.snapshot = snapshot
+        state = record.keep(snapshot)
         if snapshot.file_id is not None:
             self._file_owners.setdefault(snapshot.file_id, snapshot.task_id)
-        TaskHistory.add(record, snapshot, source)
+        TaskHistory.add(record, snapshot, source, state)
         record.notify(snapshot)
         if snapshot.status.is_terminal:
             if self._counts is not None:
@@ -572,20 +574,13 @@ class TaskTracker:
         """``call(*args, **kwargs)``, a store call of the tracker's own, retried.
 
         A lasting failure is a :class:`StoreError` (naming ``task_id``, the task created, when
-        there is one). The first attempt is made here, with no closure: nearly every write
-        works the first time, and there are two or three per task.
+        there is one). The call is a :func:`functools.partial`, not a lambda: there are two or
+        three writes per task, and a lambda's variables would be cells of this frame.
         """
-        started = time.monotonic()
         try:
-            return await call(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - the policy re-raises what it does not retry
-            failure = error  # retried outside the except block: no error chained to another
-        try:
-            return await retry_failed(
+            return await retry_call(
                 self._journal_retry,
-                functools.partial(call, *args, **kwargs),  # a lambda would make cells at entry
-                failure,
-                started,
+                functools.partial(call, *args, **kwargs),
                 what=f"journal: {operation}",
             )
         except Exception as error:
@@ -614,7 +609,14 @@ class TaskTracker:
         return str(self._receiver.expect(nonce, self.sink))
 
     async def journal(self, submission: StoredSubmission) -> None:
-        """Journal a submission before it is sent."""
+        """Journal a submission before it is sent.
+
+        Raises:
+            RuntimeError: the client was closed while the submission waited (for a V2 slot,
+                a turn or the rate limiter): it is neither journaled nor sent.
+        """
+        if self._closed:
+            raise RuntimeError(CLOSED_CLIENT)
         await self.start()
         await self._write("record the submission", None, self._store.save_submission, submission)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from minimax_s2v import (
@@ -239,7 +240,7 @@ async def test_every_way_a_v2_task_ends_frees_its_slot() -> None:
     """
     limits = RateLimit(v2_submit_rpm=None, v2_max_in_flight=1)
     durations = Durations(queueing=30.0, processing=0.05)
-    async with Emulator(durations=durations, task_ttl=0.3) as emu:
+    async with Emulator(durations=durations, task_ttl=1.0) as emu:
         async with fast_client(emu, rate_limit=limits) as client:
             queued = await client.submit(h3("queued"))  # never runs: ends by expiring
             nxt = asyncio.create_task(client.submit(h3("next")))
@@ -258,3 +259,21 @@ async def test_every_way_a_v2_task_ends_frees_its_slot() -> None:
             assert third_task.task_id not in (queued.task_id, second.task_id)
         # (The emulator still counts the expired task as queued: its window is artificial.)
         assert emu.counters.requests["v2_submit"] == {"ok": 3}
+
+
+@pytest.mark.parametrize("own_session", [True, False])
+async def test_closing_the_client_ends_a_submission_waiting_for_a_slot(own_session: bool) -> None:
+    """A V2 submit() waiting for an in-flight slot when the client closes sends nothing."""
+    limits = RateLimit(v2_submit_rpm=None, v2_max_in_flight=1)
+    async with Emulator(durations=Durations(queueing=30.0)) as emu, aiohttp.ClientSession() as http:
+        session = None if own_session else http
+        client = fast_client(emu, rate_limit=limits, session=session)
+        async with client:
+            await client.submit(h3("first"))
+            waiting = asyncio.create_task(client.submit(h3("waiting")))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+        with pytest.raises(RuntimeError, match="this Client is closed"):
+            await asyncio.wait_for(waiting, 5)
+        assert emu.counters.requests["v2_submit"] == {"ok": 1}
+        assert emu.counters.tasks_created == 1

@@ -136,7 +136,7 @@ _NUMBER = st.none() | st.integers(min_value=0, max_value=2**63)
     video_url=_TEXT,
 )
 def test_a_snapshot_kept_as_its_state_comes_back_equal(**fields: Any) -> None:
-    """Whatever a snapshot holds, the record, its history and MemoryStore give it back equal."""
+    """Whatever a snapshot holds, its state, the record and MemoryStore give it back equal."""
     snapshot = TaskSnapshot(**fields)
     state = freeze_snapshot(snapshot)
     assert thaw_snapshot(state) == snapshot
@@ -175,12 +175,10 @@ async def test_the_poller_polls_an_earlier_task_followed_after_a_later_one() -> 
     (A task due later than the poller's next one does not wake it: it is reached anyway.)
     """
     registry = TaskRegistry()
-    polled: list[tuple[str, float]] = []
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    polled: list[str] = []
 
     async def fetch(task_id: str) -> TaskSnapshot:
-        polled.append((task_id, loop.time() - started))
+        polled.append(task_id)
         return TaskSnapshot(task_id, TaskStatus.SUCCESS, file_id="1")
 
     async def apply(snapshot: TaskSnapshot) -> None:
@@ -197,5 +195,4 @@ async def test_the_poller_polls_an_earlier_task_followed_after_a_later_one() -> 
                 await asyncio.sleep(0.01)
     finally:
         await poller.close()
-    assert [task_id for task_id, _ in polled] == ["soon", "next"]
-    assert polled[0][1] >= 0.06  # followed 0.01 s in, 0.05 s later
+    assert polled == ["soon", "next"]
