@@ -101,13 +101,9 @@ class TaskRecord:
 
     @property
     def snapshot(self) -> TaskSnapshot | None:
-        """The last snapshot applied (made anew from its state on every read)."""
+        """The last snapshot applied (made anew from its state on every read; see :meth:`keep`)."""
         state = self._state
         return None if state is None else thaw_snapshot(state)
-
-    @snapshot.setter
-    def snapshot(self, snapshot: TaskSnapshot | None) -> None:
-        self._state = None if snapshot is None else freeze_snapshot(snapshot)
 
     def keep(self, snapshot: TaskSnapshot) -> SnapshotState:
         """Make ``snapshot`` the last one; returns its state (for the history to share)."""

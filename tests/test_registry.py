@@ -143,7 +143,7 @@ def test_a_snapshot_kept_as_its_state_comes_back_equal(**fields: Any) -> None:
     assert state_status(state) is snapshot.status
     assert state_is_terminal(state) is snapshot.is_terminal
     record = TaskRecord(snapshot.task_id, None, None)
-    record.snapshot = snapshot
+    assert record.keep(snapshot) == state
     assert record.snapshot == snapshot
     assert record.status is snapshot.status
     store = MemoryStore()
