@@ -143,15 +143,19 @@ async def test_cancel_by_status(http: aiohttp.ClientSession) -> None:
 
 
 async def test_in_flight_cap(http: aiohttp.ClientSession) -> None:
-    """Past v2_max_in_flight a create answers 429 (1002), creating nothing; an end frees a slot."""
-    async with Emulator(durations=Durations(processing=0.3), v2_max_in_flight=2) as emu:
-        assert (await create(http, emu))[0] == 200
+    """Past v2_max_in_flight a create answers 429 (1002), creating nothing; an end frees a slot.
+
+    The tasks stay queued until one ends by a cancel: no timing decides what is in flight.
+    """
+    async with Emulator(durations=Durations(queueing=60.0), v2_max_in_flight=2) as emu:
+        first_status, first = await create(http, emu)
+        assert first_status == 200
         assert (await create(http, emu))[0] == 200
         status, body = await create(http, emu)
         error = v2_error_in(body, http_status=status)
         assert isinstance(error, RateLimitError)
         assert emu.counters.tasks_created == 2
-        await asyncio.sleep(0.4)
+        assert (await cancel(http, emu, first["task_id"]))[0] == 200
         assert (await create(http, emu))[0] == 200
         assert emu.state()["v2_max_in_flight_seen"] == 2
 
