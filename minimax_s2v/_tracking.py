@@ -629,12 +629,19 @@ class TaskTracker:
         await self._write_quietly("drop the submission", self._store.drop_submission, nonce)
 
     async def lost(self, nonce: str) -> None:
-        """A submission's answer was lost: keep its nonce, so that a callback can claim it."""
+        """A submission's answer was lost: keep its nonce, so that a callback can claim it.
+
+        Callbacks that came while the answer was awaited are claims too: the task may have
+        said all it will say before the call broke off (each is checked like a later one).
+        """
         self.counts.uncertain += 1
-        self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
+        before = self._nonces.get(nonce)
+        entry = self._hold(nonce, _Nonce(_Stage.UNCERTAIN))
         await self._write_quietly(
             "mark the submission uncertain", self._store.mark_uncertain, nonce
         )
+        for snapshot in before.early if before is not None else ():
+            await self._claim(nonce, entry, snapshot, journal=False)  # journaled when they came
 
     async def submitted(
         self, nonce: str, task_id: str, request: AnyRequest, label: str | None

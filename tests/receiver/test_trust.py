@@ -13,16 +13,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from yarl import URL
 
 from minimax_s2v import (
+    Client,
     ConfigurationError,
     SubmissionConflictError,
+    SubmissionUncertainError,
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
 from minimax_s2v.receiver import ReceiverTimeouts
-from tests.client_setup import face_request
+from tests.client_setup import TEST_RETRY, face_request
 from tests.raw_api import DOC_REQUEST, auth
 from tests.receiver_setup import (
     MOUNTS,
@@ -278,3 +281,60 @@ async def test_submit_after_the_receiver_stopped_spends_no_call() -> None:
                 await client.submit(face_request())
             assert await client.store.submissions() == []
     assert emu.counters.requests_to("submit") == 0
+
+
+async def test_a_claim_that_beat_the_lost_answer_still_adopts_the_task() -> None:
+    """A progress callback that arrives before the create call breaks off is a claim too.
+
+    A server of the test's own creates the task, delivers its ``Processing`` callback to the
+    submission's URL, then drops the create call's answer. No other callback ever comes: the
+    one that came while the client still waited must be what recovers the task.
+    """
+    task_id = "424242424242"
+    delivered = asyncio.Event()
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        callback_url = (await request.json())["callback_url"]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(callback_url, json=status_update(task_id, "processing")) as r:
+                assert r.status == 200
+        delivered.set()
+        assert request.transport is not None
+        request.transport.close()  # the task exists; its answer is lost
+        return web.Response()
+
+    async def query(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "task_id": request.query["task_id"],
+                "status": "Processing",
+                "base_resp": {"status_code": 0, "status_msg": "success"},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    app.router.add_get("/v1/query/video_generation", query)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    receiver = new_receiver()
+    try:
+        async with receiver.serve("127.0.0.1", 0):
+            client = Client(
+                "key", base_url=f"http://127.0.0.1:{port}", receiver=receiver, retry=TEST_RETRY
+            )
+            async with client:
+                with pytest.raises(SubmissionUncertainError) as lost:
+                    await client.submit(face_request())
+                assert delivered.is_set()
+                async with asyncio.timeout(5):
+                    while (task := client.recover(lost.value)) is None:
+                        await asyncio.sleep(0.01)
+                assert task.task_id == task_id
+                assert task.status is TaskStatus.PROCESSING
+    finally:
+        await runner.cleanup()
+    assert client.stats().adopted == 1
