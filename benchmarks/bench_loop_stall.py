@@ -20,9 +20,12 @@ interpreter's and grows with the whole heap, whoever allocated it: each line als
 longest full collection and the max stall of the sleeps no full collection overlapped (the
 submissions' own work). After the rounds, three full collections are measured alone on the
 idle loop (``gc.collect()``, nothing else running): the interpreter's pause for this heap,
-which no client in the process can avoid when a collection lands in a burst. ``--gc-freeze`` calls
-:func:`gc.freeze` after start-up, as a latency-sensitive service may, so that full
-collections skip the objects of the imports.
+which no client in the process can avoid when a collection lands in a burst. Each line
+also gives how long the process itself held the loop at most outside full collections:
+the stall less the time the loop's thread was runnable but waiting for a CPU (Linux's
+``/proc/thread-self/schedstat``), which on a 2-core machine other processes take, the
+emulator first. ``--gc-freeze`` calls :func:`gc.freeze` after start-up, as a
+latency-sensitive service may, so that full collections skip the objects of the imports.
 ``--with-bare`` also runs each burst with bare aiohttp (each body built in a worker thread
 and posted as one ``bytes``), for comparison.
 ``--emulator-nice 10`` runs the emulator at a lower CPU priority: on a 2-core machine it
@@ -40,6 +43,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -66,11 +70,24 @@ class Stalls:
 
     samples: tuple[tuple[float, float], ...]
     full_collections: tuple[tuple[float, float], ...] = ()
+    #: For each sample, how long the loop's thread was runnable but waited for a CPU (Linux
+    #: ``schedstat``; zeros elsewhere): time another thread or process had the cores.
+    cpu_waits: tuple[float, ...] = ()
 
     @property
     def worst(self) -> float:
         """The longest stall."""
         return max((late for _, late in self.samples), default=0.0)
+
+    def _outside_collections(self) -> Iterator[tuple[float, float]]:
+        """(lateness, wait for a CPU) of each sleep that no full collection overlapped."""
+        waits = self.cpu_waits or (0.0,) * len(self.samples)
+        for (started, late), waited in zip(self.samples, waits, strict=True):
+            if not any(
+                gc_start < started + PROBE_SLEEP + late and gc_end > started
+                for gc_start, gc_end in self.full_collections
+            ):
+                yield late, waited
 
     @property
     def worst_outside_collections(self) -> float:
@@ -79,17 +96,17 @@ class Stalls:
         A full collection walks every object the process holds: its pause is the
         interpreter's and scales with the whole heap, whoever allocated it.
         """
-        return max(
-            (
-                late
-                for started, late in self.samples
-                if not any(
-                    gc_start < started + PROBE_SLEEP + late and gc_end > started
-                    for gc_start, gc_end in self.full_collections
-                )
-            ),
-            default=0.0,
-        )
+        return max((late for late, _ in self._outside_collections()), default=0.0)
+
+    @property
+    def worst_held(self) -> float:
+        """The longest stall outside full collections, less the loop thread's waits for a CPU.
+
+        What the process itself held the loop for (its code, and its threads' hold on the
+        GIL): while the thread is runnable but waiting for a core, other processes have
+        the machine (here the emulator, which stands in for a remote API).
+        """
+        return max((late - waited for late, waited in self._outside_collections()), default=0.0)
 
     @property
     def longest_collection(self) -> float:
@@ -110,6 +127,7 @@ class Probe:
 
     def __init__(self) -> None:
         self._samples: list[tuple[float, float]] = []
+        self._waits: list[float] = []  # the loop thread's waits for a CPU, one per sample
         self._stop = asyncio.Event()
         self._job: asyncio.Task[None] | None = None
         self._gc_started = 0.0
@@ -139,13 +157,27 @@ class Probe:
     async def _run(self) -> None:
         while not self._stop.is_set():
             started = time.perf_counter()
+            waited = _cpu_wait()
             await asyncio.sleep(PROBE_SLEEP)
             self._samples.append((started, max(0.0, time.perf_counter() - started - PROBE_SLEEP)))
+            self._waits.append(_cpu_wait() - waited)
 
     @property
     def stalls(self) -> Stalls:
         """The stalls recorded so far."""
-        return Stalls(tuple(self._samples), tuple(self.full_collections))
+        return Stalls(tuple(self._samples), tuple(self.full_collections), tuple(self._waits))
+
+
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def _cpu_wait() -> float:
+    """Seconds the calling thread has spent runnable, waiting for a CPU (0.0 if unknown)."""
+    try:
+        # Linux: nanoseconds on a CPU, nanoseconds runnable and waiting for one, time slices.
+        return int(_SCHEDSTAT.read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def make_face(directory: Path, side: int) -> Path:
@@ -267,7 +299,8 @@ async def main(
                     )
                     print(
                         f"round {round_number + 1} {name:>13} x{count}: max {_ms(stalls.worst)}, "
-                        f"p99 {_ms(stalls.p99)}, {rate:6.1f} submits/s{pauses}"
+                        f"p99 {_ms(stalls.p99)}, {rate:6.1f} submits/s{pauses}, held by the "
+                        f"process {stalls.worst_held * 1000:.1f} ms"
                     )
             # After all the rounds, so that no collection made here changes when the automatic
             # ones fall in the bursts (each resets the count that triggers the next); a first
@@ -282,6 +315,7 @@ async def main(
         runs = results[name]
         worst = max(stalls.worst for stalls, _ in runs)
         outside = max(stalls.worst_outside_collections for stalls, _ in runs)
+        held = max(stalls.worst_held for stalls, _ in runs)
         gc_count = sum(len(stalls.full_collections) for stalls, _ in runs)
         longest = max(stalls.longest_collection for stalls, _ in runs)
         p99 = max(stalls.p99 for stalls, _ in runs)
@@ -289,7 +323,9 @@ async def main(
         summary.append(
             f"{name} x{count}: max stall {worst * 1000:.1f} ms "
             f"({worst / max(idle.worst, 1e-6):.0f}x idle), {outside * 1000:.1f} ms outside "
-            f"{gc_count} full gc (longest {longest * 1000:.1f} ms), p99 {p99 * 1000:.1f} ms, "
+            f"{gc_count} full gc (longest {longest * 1000:.1f} ms), of which the process "
+            f"held the loop {held * 1000:.1f} ms (the rest it waited for a CPU), "
+            f"p99 {p99 * 1000:.1f} ms, "
             f"{rate:.1f} submits/s"
         )
     print(
