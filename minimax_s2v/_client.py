@@ -470,7 +470,15 @@ class Client:
                 await slots.take()
             try:
                 async with self._submit_slots:
-                    task = await self._send_submission(transport, request, request, label)
+                    nonce, task_id = await self._send_submission(transport, request, label)
+                    # Created: the slot is the task's from here, even if the journal or the
+                    # caller gives up on the handle now (the task runs until it ends).
+                    held, slots = slots, None
+                    try:
+                        task = await self._tracker.submitted(nonce, task_id, request, label)
+                    finally:
+                        if held is not None:
+                            self._release_when_done(task_id, held)
             except BaseException as error:
                 if slots is not None:
                     slots.release()  # nothing created (or not known to be): free again
@@ -479,15 +487,13 @@ class Client:
                 elif isinstance(error, MiniMaxError):
                     span.outcome("rejected")
                 raise
-            if slots is not None:
-                self._release_when_done(task, slots)
             span.task(task.task_id, request.model)
             span.outcome("created")
             return task
 
-    def _release_when_done(self, task: Task, slots: InFlightCap) -> None:
-        """Free a V2 in-flight slot once ``task`` ends (it is followed until then)."""
-        record = self._tracker.registry.get(task.task_id)
+    def _release_when_done(self, task_id: str, slots: InFlightCap) -> None:
+        """Free a V2 in-flight slot once ``task_id`` ends (it is followed until then)."""
+        record = self._tracker.registry.get(task_id)
         if record is None:
             slots.release()
             return
@@ -495,16 +501,16 @@ class Client:
         self._tracker.watch(record)  # someone must report its end, waited on or not
 
     async def _send_submission(
-        self, transport: Transport, request: AnyRequest, prepared: AnyRequest, label: str | None
-    ) -> Task:
-        """Journal a validated request, POST it, and follow the task it created."""
+        self, transport: Transport, request: AnyRequest, label: str | None
+    ) -> tuple[str, str]:
+        """Journal a validated request and POST it: its nonce and the task id it created."""
         tracker = self._tracker
         nonce = secrets.token_urlsafe(12)
         dialect = Dialect.V2 if isinstance(request, H3Request) else Dialect.V1
         if dialect is Dialect.V2:
             self._v2_nonces.add(nonce)
-        receiver = self.receiver if prepared.callback_url is None else None
-        submission = await prepare_submission(prepared, receiver, nonce)
+        receiver = self.receiver if request.callback_url is None else None
+        submission = await prepare_submission(request, receiver, nonce)
         if receiver is not None:
             tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
         sending = _Sending(transport, tracker, nonce, dialect, submission, label=label)
@@ -533,7 +539,7 @@ class Client:
         logger.info("submitted task %s", task_id)
         if dialect is Dialect.V2:
             self._v2_tasks.add(task_id)
-        return await tracker.submitted(nonce, task_id, request, label)
+        return nonce, task_id
 
     async def _refused(
         self, error: MiniMaxError, nonce: str, fingerprint: str, callback_shown: str | None
@@ -590,7 +596,7 @@ class Client:
             for task in resumed.tasks:
                 if task.task_id in self._v2_tasks and not task.done:
                     slots.force()  # in flight already: new V2 submissions wait for room
-                    self._release_when_done(task, slots)
+                    self._release_when_done(task.task_id, slots)
         return resumed
 
     def stats(self) -> ClientStats:

@@ -1,0 +1,99 @@
+"""Attacks from outside on snapshots kept as atoms, V2 in-flight slots, requests and claims."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from minimax_s2v import (
+    H3Request,
+    RateLimit,
+    StoreError,
+    TaskStatus,
+)
+from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.stores import MemoryStore
+from tests.client_setup import fast_client
+
+FACE = "https://example.com/face.jpg"
+
+
+def h3(prompt: str = "She turns to the camera and smiles.") -> H3Request:
+    return H3Request(prompt, references=[FACE])
+
+
+class _UnmarkableStore(MemoryStore):
+    """Records submissions, but cannot record the task one created."""
+
+    async def mark_submitted(self, nonce: str, task_id: str) -> None:
+        raise OSError("disk full")
+
+
+async def test_a_v2_task_whose_journal_entry_failed_keeps_its_slot() -> None:
+    """A created V2 task that the journal could not record still holds its in-flight slot.
+
+    The task exists and runs (StoreError says so): freeing its slot at once lets the next
+    submission past the cap, and the API refuses it (or, worse, the client counts wrong
+    for good).
+    """
+    limits = RateLimit(v2_submit_rpm=None, v2_max_in_flight=1)
+    async with Emulator(durations=Durations(queueing=30.0), v2_max_in_flight=1) as emu:
+        async with fast_client(emu, rate_limit=limits, store=_UnmarkableStore()) as client:
+            with pytest.raises(StoreError) as failed:
+                await client.submit(h3("first"))
+            first_id = failed.value.task_id
+            assert first_id is not None
+            nxt = asyncio.create_task(client.submit(h3("next")))
+            await asyncio.sleep(0.2)
+            assert not nxt.done()  # the one slot is the first task's
+            assert emu.counters.requests["v2_submit"] == {"ok": 1}
+            assert await client.task(first_id).cancel()
+            with pytest.raises(StoreError) as again:
+                await asyncio.wait_for(nxt, 5)  # the slot freed by the cancel
+            assert again.value.task_id not in (None, first_id)
+        assert emu.counters.requests["v2_submit"] == {"ok": 2}
+
+
+class _StallingStore(MemoryStore):
+    """Holds the first task's journal entry until told to go on; the others pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marking = asyncio.Event()
+        self.go_on = asyncio.Event()
+        self.marked: list[str] = []
+
+    async def mark_submitted(self, nonce: str, task_id: str) -> None:
+        self.marked.append(task_id)
+        if len(self.marked) == 1:
+            self.marking.set()
+            await self.go_on.wait()
+        await super().mark_submitted(nonce, task_id)
+
+
+async def test_a_v2_submit_cancelled_after_creation_keeps_the_task_slot() -> None:
+    """A submit() cancelled while its created task is journaled leaves the slot to the task.
+
+    The task exists (the create call answered); the caller gave up on the handle, not the
+    task: its slot frees when it ends (it is followed until then), not at the cancel.
+    """
+    limits = RateLimit(v2_submit_rpm=None, v2_max_in_flight=1)
+    store = _StallingStore()
+    async with Emulator(durations=Durations(queueing=30.0), v2_max_in_flight=1) as emu:
+        async with fast_client(emu, rate_limit=limits, store=store) as client:
+            first = asyncio.create_task(client.submit(h3("first")))
+            await asyncio.wait_for(store.marking.wait(), 5)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            store.go_on.set()
+            nxt = asyncio.create_task(client.submit(h3("next")))
+            await asyncio.sleep(0.2)
+            assert not nxt.done()  # the one slot is the first task's
+            assert emu.counters.requests["v2_submit"] == {"ok": 1}
+            assert await client.task(store.marked[0]).cancel()
+            second = await asyncio.wait_for(nxt, 5)  # the slot freed by the cancel
+            assert second.task_id != store.marked[0]
+            assert second.status is not TaskStatus.CANCELLED
+        assert emu.counters.requests["v2_submit"] == {"ok": 2}
