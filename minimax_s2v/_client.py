@@ -497,7 +497,8 @@ class Client:
         if record is None:
             slots.release()
             return
-        record.on_end(slots.release)  # at once if it has ended already
+        if not record.on_end(slots.release):  # at once if it has ended already
+            slots.release()  # it holds a slot already (resumed again, an id answered twice)
         self._tracker.watch(record)  # someone must report its end, waited on or not
 
     async def _send_submission(

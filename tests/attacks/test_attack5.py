@@ -97,3 +97,21 @@ async def test_a_v2_submit_cancelled_after_creation_keeps_the_task_slot() -> Non
             assert second.task_id != store.marked[0]
             assert second.status is not TaskStatus.CANCELLED
         assert emu.counters.requests["v2_submit"] == {"ok": 2}
+
+
+async def test_resume_does_not_count_a_v2_task_twice() -> None:
+    """resume() on a client that follows its V2 tasks already takes no second slot for them.
+
+    Each call re-attaches to every unfinished task in the store, those this client submitted
+    included: counted again, they kept the next submissions waiting for room that was free.
+    """
+    limits = RateLimit(v2_submit_rpm=None, v2_max_in_flight=2)
+    async with Emulator(durations=Durations(queueing=30.0), v2_max_in_flight=2) as emu:
+        async with fast_client(emu, rate_limit=limits) as client:
+            first = await client.submit(h3("first"))
+            resumed = await client.resume()
+            assert [task.task_id for task in resumed.tasks] == [first.task_id]
+            await client.resume()  # twice, as a service that re-attaches now and then
+            second = await asyncio.wait_for(client.submit(h3("second")), 5)
+            assert second.task_id != first.task_id
+        assert emu.counters.requests["v2_submit"] == {"ok": 2}
