@@ -57,6 +57,7 @@ from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport
 from ._validators import check_argument, number
 from ._wire import (
     DOWNLOAD_URL_LIFETIME,
+    check_answer_about,
     is_http_url,
     parse_file,
     parse_h3_cancel,
@@ -688,6 +689,7 @@ class Client:
                     # "invalid task_id": outside the 7-day window, or never this account's.
                     raise TaskExpiredError(task_id, error) from None
                 snapshot = parse_h3_snapshot(response.data)
+            check_answer_about(task_id, snapshot, response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
 

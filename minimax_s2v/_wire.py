@@ -57,6 +57,7 @@ __all__ = [
     "SourceKind",
     "api_error_in",
     "callback_ack",
+    "check_answer_about",
     "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
@@ -475,6 +476,23 @@ def parse_snapshot(data: object) -> TaskSnapshot:
     """Read a ``GET /v1/query/video_generation`` answer (or a status callback body)."""
     what = "task status"
     return _structure(what, _mapping(data, what), _snapshot)
+
+
+def check_answer_about(task_id: str, snapshot: TaskSnapshot, data: object) -> None:
+    """Refuse a query's answer (``data``, read as ``snapshot``) that is about another task.
+
+    A proxy's cached answer, say: it shows that other task, not the one asked about (a
+    claimed task is adopted only once a query of *that* task shows it).
+
+    Raises:
+        ResponseValidationError: ``snapshot`` names another task than ``task_id``.
+    """
+    if snapshot.task_id != task_id:
+        raise ResponseValidationError(
+            "task status",
+            [f"asked about task {task_id}, the answer is about task {snapshot.task_id}"],
+            _excerpt(data),
+        )
 
 
 def parse_file(data: object, retrieved_at: datetime) -> VideoFile:

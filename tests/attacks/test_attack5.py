@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from minimax_s2v import (
+    Client,
     H3Request,
     RateLimit,
     StoreError,
+    SubmissionConflictError,
+    SubmissionUncertainError,
+    Task,
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import MemoryStore
-from tests.client_setup import fast_client
+from tests.client_setup import TEST_RETRY, face_request, fast_client
+from tests.receiver_setup import new_receiver, status_update
 
 FACE = "https://example.com/face.jpg"
 
@@ -115,3 +124,65 @@ async def test_resume_does_not_count_a_v2_task_twice() -> None:
             second = await asyncio.wait_for(client.submit(h3("second")), 5)
             assert second.task_id != first.task_id
         assert emu.counters.requests["v2_submit"] == {"ok": 2}
+
+
+@asynccontextmanager
+async def api_server(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served on a loopback port of its own: its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def recovered(client: Client, lost: SubmissionUncertainError) -> Task:
+    """The task ``client`` adopts for ``lost`` (within a few seconds)."""
+    async with asyncio.timeout(5):
+        while (task := client.recover(lost)) is None:
+            await asyncio.sleep(0.01)
+    return task
+
+
+async def test_a_query_answered_for_another_task_does_not_adopt_a_claim() -> None:
+    """A claim is adopted only when the query of *its* task id shows that task.
+
+    The submission's answer is lost; a forged callback on its URL claims task 111. A broken
+    proxy answers every query with the one task it cached, 999: that answer shows 999, not
+    111. The real task's callback (999) must then be adopted, not a conflict between the two.
+    """
+    real = "999"
+    urls: list[str] = []
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        urls.append((await request.json())["callback_url"])
+        assert request.transport is not None
+        request.transport.close()  # the answer is lost
+        return web.Response()
+
+    async def query(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"task_id": real, "status": "Processing", "base_resp": {"status_code": 0}}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    app.router.add_get("/v1/query/video_generation", query)
+    receiver = new_receiver()
+    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
+        client = Client("key", base_url=base_url, receiver=receiver, retry=TEST_RETRY)
+        async with client, aiohttp.ClientSession() as http:
+            with pytest.raises(SubmissionUncertainError) as lost:
+                await client.submit(face_request())
+            for task_id in ("111", real):
+                async with http.post(urls[0], json=status_update(task_id, "processing")) as r:
+                    assert r.status == 200
+            try:
+                task = await recovered(client, lost.value)
+            except SubmissionConflictError as error:
+                pytest.fail(f"the answer for {real} adopted 111 too: {error}")
+            assert task.task_id == real
