@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,7 +22,7 @@ from minimax_s2v import (
     TaskStatus,
 )
 from minimax_s2v.emulator import Durations, Emulator
-from minimax_s2v.stores import MemoryStore
+from minimax_s2v.stores import MemoryStore, SQLiteStore
 from tests.client_setup import TEST_RETRY, face_request, fast_client
 from tests.receiver_setup import new_receiver, status_update
 
@@ -186,3 +187,43 @@ async def test_a_query_answered_for_another_task_does_not_adopt_a_claim() -> Non
             except SubmissionConflictError as error:
                 pytest.fail(f"the answer for {real} adopted 111 too: {error}")
             assert task.task_id == real
+
+
+async def test_a_flood_of_one_claim_does_not_grow_the_journal(tmp_path: Path) -> None:
+    """Repeating a callback on an uncertain submission's URL writes the journal a few times.
+
+    The answer is lost; whoever holds the URL sends one claim (a task the API says does not
+    exist) a hundred times. Rule 4: what changes nothing is acknowledged without a write,
+    so that a URL's holder cannot grow the journal. A file journal is not trimmed.
+    """
+    urls: list[str] = []
+    queries = 0
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        urls.append((await request.json())["callback_url"])
+        assert request.transport is not None
+        request.transport.close()  # the answer is lost
+        return web.Response()
+
+    async def query(request: web.Request) -> web.Response:
+        nonlocal queries
+        queries += 1
+        return web.json_response({"base_resp": {"status_code": 2013, "status_msg": "no task"}})
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    app.router.add_get("/v1/query/video_generation", query)
+    receiver = new_receiver()
+    store = SQLiteStore(tmp_path / "journal.db")
+    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
+        client = Client("key", base_url=base_url, receiver=receiver, store=store, retry=TEST_RETRY)
+        async with client, aiohttp.ClientSession() as http:
+            with pytest.raises(SubmissionUncertainError):
+                await client.submit(face_request())
+            for _ in range(100):
+                async with http.post(urls[0], json=status_update("111", "processing")) as r:
+                    assert r.status == 200
+            journaled = await store.events("111")
+        await store.close()
+    assert queries == 1  # one check for the one claim
+    assert len(journaled) <= receiver.early_limit
