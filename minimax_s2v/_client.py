@@ -65,6 +65,7 @@ from ._wire import (
     parse_h3_snapshot,
     parse_snapshot,
     parse_submit,
+    task_id_arg,
 )
 from .stores import (
     MemoryStore,
@@ -709,8 +710,10 @@ class Client:
         """Query a task's status now (retried on transient errors).
 
         Raises:
+            ValueError: ``task_id`` is not a task id (digits); nothing was sent.
             APIError: e.g. an unknown or expired task.
         """
+        task_id = task_id_arg(task_id)
         self._open()
         return await self._tracker.refresh(task_id)
 
@@ -742,14 +745,18 @@ class Client:
         """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`.
 
         Args:
-            task_id: the task.
+            task_id: the task, a string of digits.
             model: its model, for a task this client did not submit: a MiniMax-H3 task is
                 followed on the V2 API (one it submitted or resumed is known already).
+
+        Raises:
+            ValueError: ``task_id`` is not a task id (a V2 one is a path segment).
         """
+        task_id = task_id_arg(task_id)
         self._open()
         if Dialect.of_model(model) is Dialect.V2:
-            self._v2_tasks.add(str(task_id))
-        return self._tracker.handle(str(task_id))
+            self._v2_tasks.add(task_id)
+        return self._tracker.handle(task_id)
 
     async def _cancel(self, task_id: str) -> TaskSnapshot | None:
         """``DELETE`` a queued V2 task: its cancelled snapshot; ``None`` if it had ended.

@@ -79,6 +79,7 @@ __all__ = [
     "request_payload",
     "snapshot_payload",
     "source_kind",
+    "task_id_arg",
     "v2_error_in",
     "v2_error_payload",
     "with_media_urls",
@@ -160,6 +161,20 @@ def is_id(text: str) -> bool:
 
 
 def _task_id(value: object, _: object) -> str:
+    return _digits(value, "task id")
+
+
+def task_id_arg(value: object) -> str:
+    """A task id a caller gave (digits, as a string or an integer), as a plain ``str``.
+
+    A V2 task id is a path segment: anything but digits could walk to another endpoint.
+    A ``str`` subclass is read as its real text, not through its own methods.
+
+    Raises:
+        TypeError, ValueError: ``value`` is not a task id.
+    """
+    if isinstance(value, str):
+        value = str.__str__(value)
     return _digits(value, "task id")
 
 

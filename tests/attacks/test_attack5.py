@@ -227,3 +227,61 @@ async def test_a_flood_of_one_claim_does_not_grow_the_journal(tmp_path: Path) ->
         await store.close()
     assert queries == 1  # one check for the one claim
     assert len(journaled) <= receiver.early_limit
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "1/../../../v1/files/retrieve",  # another endpoint of the API, with the key
+        "../video_generation",
+        "42?page_size=1",
+        "",
+        "١٢٣",  # Arabic-Indic digits: str.isdigit() says yes, MiniMax's ids are ASCII
+    ],
+)
+async def test_a_task_id_that_is_no_id_is_refused_before_any_call(task_id: str) -> None:
+    """client.task() and get_task() refuse what is not a task id, and send nothing.
+
+    A V2 task id is a path segment: a service that passes on an id a user typed must not
+    have its key sent to whatever path that id walks to.
+    """
+    paths: list[str] = []
+
+    async def anything(request: web.Request) -> web.Response:
+        paths.append(request.path)
+        return web.json_response({"base_resp": {"status_code": 0}})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", anything)
+    async with api_server(app) as base_url:
+        async with Client("key", base_url=base_url, retry=TEST_RETRY) as client:
+            with pytest.raises(ValueError, match="task id"):
+                client.task(task_id, model="MiniMax-H3")
+            with pytest.raises(ValueError, match="task id"):
+                await client.get_task(task_id)
+    assert paths == []
+
+
+class _Shifty(str):
+    """A str whose checks see digits while its real text walks the path."""
+
+    __slots__ = ()
+
+    def isdigit(self) -> bool:
+        return True
+
+    def isascii(self) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return self
+
+
+async def test_a_str_subclass_task_id_is_read_as_its_real_text() -> None:
+    """A task id is checked as the text it holds, not as its own methods describe it."""
+    async with Client("key", base_url="http://127.0.0.1:9", retry=TEST_RETRY) as client:
+        with pytest.raises(ValueError, match="task id"):
+            client.task(_Shifty("1/../../v1/files/retrieve"), model="MiniMax-H3")
+        task = client.task(_Shifty("4242"))
+        assert type(task.task_id) is str
+        assert task.task_id == "4242"
