@@ -14,12 +14,15 @@ from aiohttp import web
 from minimax_s2v import (
     Client,
     H3Request,
+    InvalidRequestError,
     RateLimit,
     StoreError,
+    SubjectReference,
     SubmissionConflictError,
     SubmissionUncertainError,
     Task,
     TaskStatus,
+    VideoRequest,
 )
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import MemoryStore, SQLiteStore
@@ -285,3 +288,58 @@ async def test_a_str_subclass_task_id_is_read_as_its_real_text() -> None:
         task = client.task(_Shifty("4242"))
         assert type(task.task_id) is str
         assert task.task_id == "4242"
+
+
+class _Agreeable(int):
+    """An int that tells every comparison it is in range."""
+
+    __slots__ = ()
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+
+async def test_an_int_subclass_duration_is_checked_as_the_number_sent() -> None:
+    """A duration whose comparisons lie is refused by preflight: what is checked is sent.
+
+    ``json`` sends an int subclass by its real value (99 s), whatever its methods say.
+    """
+    async with Emulator() as emu, fast_client(emu) as client:
+        request = H3Request("She smiles.", references=[FACE], duration=_Agreeable(99))
+        assert type(request.duration) is int
+        with pytest.raises(InvalidRequestError, match="duration"):
+            await client.submit(request)
+        assert emu.counters.requests_to("v2_submit") == 0
+
+
+class _Changeable(SubjectReference):
+    """A subject reference whose image is a URL when first read, a local path after."""
+
+    reads = 0
+
+    @property
+    def image(self) -> tuple[str, ...]:
+        type(self).reads += 1
+        return ("https://example.com/face.jpg",) if type(self).reads == 1 else ("/etc/hostname",)
+
+
+def test_a_subject_reference_subclass_is_kept_as_what_it_held() -> None:
+    """A SubjectReference subclass in a request is read once, into a plain one.
+
+    Read again, this one would show preflight an https URL and the sender a local file.
+    """
+    changeable = object.__new__(_Changeable)
+    for name, value in (("image", ("https://example.com/face.jpg",)), ("type", "character")):
+        SubjectReference.__dict__[name].__set__(changeable, value)  # its own slots
+    request = VideoRequest(subject=[changeable], prompt="x")
+    assert [type(s) for s in request.subject] == [SubjectReference]
+    assert request.subject[0].image == request.subject[0].image
