@@ -8,10 +8,17 @@ import functools
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import aiohttp
 import attrs
@@ -81,6 +88,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ClientStats", "Generation", "GenerationOutcome", "Resumed"]
 
 logger = logging.getLogger("minimax_s2v")
+T = TypeVar("T")
 
 DownloadTarget = VideoFile | Task | TaskSnapshot | int | str
 _REGIONS = {"global": GLOBAL_BASE_URL, "cn": CN_BASE_URL}
@@ -363,6 +371,8 @@ class Client:
         self._v2_slots = None if in_flight is None else InFlightCap(in_flight)
         # V2 snapshots read by one list call while resume() reconciles (emptied after it).
         self._prefetched: dict[str, TaskSnapshot] = {}
+        # Downloads in progress, each in a task of its own: close() cancels them.
+        self._running: set[asyncio.Task[Any]] = set()
         telemetry.watch(self.stats, self._tracker.counts.time_to_result)
         if receiver is not None:
             telemetry.watch_receiver(receiver)
@@ -424,6 +434,10 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        running = list(self._running)
+        for job in running:
+            job.cancel()
+        await asyncio.gather(*running, return_exceptions=True)  # their files cleaned up
         await self._tracker.close()
         if self._session is not None and self._given_session is None:
             await self._session.close()
@@ -890,18 +904,20 @@ class Client:
             span.set("server.address", video.download_url.host)
             path = await asyncio.to_thread(_target_path, dest, name)
             v2 = name in self._v2_tasks
-            saved = await download_video(
-                session,
-                video,
-                path,
-                refresh=self._fresh_v2_video if v2 else self.get_file,
-                timeouts=self.timeouts,
-                retry=self.retry,
-                max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
-                on_progress=on_progress,
-                fsync=self.fsync_downloads,
-                redactor=transport.redactor,
-                on_retry=self._on_retry["download"],
+            saved = await self._until_closed(
+                download_video(
+                    session,
+                    video,
+                    path,
+                    refresh=self._fresh_v2_video if v2 else self.get_file,
+                    timeouts=self.timeouts,
+                    retry=self.retry,
+                    max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
+                    on_progress=on_progress,
+                    fsync=self.fsync_downloads,
+                    redactor=transport.redactor,
+                    on_retry=self._on_retry["download"],
+                )
             )
             size = (await asyncio.to_thread(saved.stat)).st_size
             self._call_counts.downloads += 1
@@ -909,6 +925,27 @@ class Client:
             span.set("minimax.download.bytes", size)
             span.outcome("saved")
         return saved
+
+    async def _until_closed(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` in a task of its own that :meth:`close` cancels.
+
+        A body read whose session closed is never woken by aiohttp (its read timeout goes
+        with the connection): without this, a download running at close waited forever.
+
+        Raises:
+            RuntimeError: the client was closed meanwhile.
+        """
+        job = asyncio.get_running_loop().create_task(work)
+        self._running.add(job)
+        try:
+            return await job  # a cancel of the caller's task cancels the job too
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if self.closed and job.cancelled() and not (caller and caller.cancelling()):
+                raise RuntimeError(CLOSED_CLIENT) from None
+            raise
+        finally:
+            self._running.discard(job)
 
     # -- whole generations ------------------------------------------------------------------
 

@@ -343,3 +343,24 @@ def test_a_subject_reference_subclass_is_kept_as_what_it_held() -> None:
     request = VideoRequest(subject=[changeable], prompt="x")
     assert [type(s) for s in request.subject] == [SubjectReference]
     assert request.subject[0].image == request.subject[0].image
+
+
+async def test_closing_the_client_ends_a_download_in_progress(tmp_path: Path) -> None:
+    """close() while a video streams in ends that download with RuntimeError, no file left.
+
+    aiohttp never wakes a body read whose session closed (its read timeout goes with the
+    connection): the download waited forever, and so did a service shutting down.
+    """
+    async with Emulator(download_rate=20_000) as emu:  # a 1 MB video takes ~50 s
+        client = fast_client(emu)
+        async with client:
+            task = await client.submit(face_request())
+            await task.wait(5)
+            download = asyncio.create_task(client.download(task, tmp_path / "v.mp4"))
+            async with asyncio.timeout(5):
+                while not any(tmp_path.iterdir()):  # its partial file: bytes are coming
+                    await asyncio.sleep(0.01)
+            await client.close()
+            with pytest.raises(RuntimeError, match="this Client is closed"):
+                await asyncio.wait_for(download, 10)
+    assert list(tmp_path.iterdir()) == []
