@@ -160,7 +160,7 @@ class _Calls:
 
     async def query(self, task_id: str, *, nonce: str | None = None) -> TaskSnapshot:
         if nonce is not None:
-            self._client._dialect_from_nonce(task_id, nonce)  # noqa: SLF001 - the client's own
+            return await self._client._query_claimed(task_id, nonce)  # noqa: SLF001
         return await self._client._query(task_id)  # noqa: SLF001 - the client's own helper
 
     async def retrieve(self, file_id: str) -> VideoFile:
@@ -671,19 +671,28 @@ class Client:
                 if task.id in wanted:
                     self._prefetched[task.id] = task.snapshot
 
-    def _dialect_from_nonce(self, task_id: str, nonce: str) -> None:
-        """A task claimed on a V2 submission's URL is looked up on the V2 API."""
-        if nonce in self._v2_nonces:
-            self._v2_tasks.add(task_id)
+    async def _query_claimed(self, task_id: str, nonce: str) -> TaskSnapshot:
+        """Query a task a callback on ``nonce``'s URL claimed, on that submission's API.
+
+        A claim on a V2 submission's URL is asked of the V2 API, and the task is followed
+        there only once that API has shown it: on the callback's word alone, a forger could
+        move any V1 task of this client to an API that does not know it.
+        """
+        if nonce not in self._v2_nonces or task_id in self._v2_tasks:
+            return await self._query(task_id)
+        snapshot = await self._query(task_id, v2=True)
+        self._v2_tasks.add(task_id)  # the V2 API shows it
+        return snapshot
 
     def dialect_of(self, task_id: str) -> Dialect:
         """The API ``task_id`` is followed on (V1 unless it was submitted, resumed or named V2)."""
         return Dialect.V2 if task_id in self._v2_tasks else Dialect.V1
 
-    async def _query_once(self, task_id: str) -> TaskSnapshot:
+    async def _query_once(self, task_id: str, *, v2: bool | None = None) -> TaskSnapshot:
+        """One query, on the API ``task_id`` is followed on (``v2``: on that one instead)."""
         transport = self._open()
         with self._telemetry.span("minimax.query", task_id=task_id) as span:
-            if task_id not in self._v2_tasks:
+            if not (task_id in self._v2_tasks if v2 is None else v2):
                 response = await transport.call(
                     "GET",
                     "/v1/query/video_generation",
@@ -708,14 +717,15 @@ class Client:
             span.outcome(snapshot.status.value.lower())
         return snapshot
 
-    async def _query(self, task_id: str) -> TaskSnapshot:
+    async def _query(self, task_id: str, *, v2: bool | None = None) -> TaskSnapshot:
         self._open()
         listed = self._prefetched.pop(task_id, None)
         if listed is not None:
             return listed  # read by resume()'s list call a moment ago
         return await retry_call(
             self.retry,
-            functools.partial(self._query_once, task_id),  # a lambda makes cells at each call
+            # A partial: a lambda makes cells at each call.
+            functools.partial(self._query_once, task_id, v2=v2),
             what=f"query of task {task_id}",
             on_retry=self._on_retry["query"],
         )

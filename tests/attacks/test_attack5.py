@@ -13,6 +13,7 @@ from aiohttp import web
 
 from minimax_s2v import (
     Client,
+    Dialect,
     H3Request,
     InvalidRequestError,
     RateLimit,
@@ -24,10 +25,10 @@ from minimax_s2v import (
     TaskStatus,
     VideoRequest,
 )
-from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
 from minimax_s2v.stores import MemoryStore, SQLiteStore
 from tests.client_setup import TEST_RETRY, face_request, fast_client
-from tests.receiver_setup import new_receiver, status_update
+from tests.receiver_setup import new_receiver, served_client, status_update
 
 FACE = "https://example.com/face.jpg"
 
@@ -364,3 +365,30 @@ async def test_closing_the_client_ends_a_download_in_progress(tmp_path: Path) ->
             with pytest.raises(RuntimeError, match="this Client is closed"):
                 await asyncio.wait_for(download, 10)
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_claim_on_a_v2_url_does_not_move_a_v1_task_to_the_v2_api() -> None:
+    """A forged claim on a V2 submission's URL naming this client's V1 task leaves it on V1.
+
+    The answer to the V2 submission is lost. The claim is checked with a V2 query (the submission's API), which does not show a V1
+    task. The task must not be marked V2 on the callback's word: every later query of it
+    went to V2, which answers "invalid task_id", and its waiters failed with
+    TaskExpiredError.
+    """
+    faults = FaultPlan(endpoints={Endpoint.V2_SUBMIT: EndpointFaults(lost_response=1.0)})
+    async with Emulator(durations=Durations(queueing=30.0), faults=faults) as emu:
+        async with served_client(emu, rate_limit=RateLimit(v2_submit_rpm=None)) as (client, rx):
+            v1 = await client.submit(face_request())
+            with pytest.raises(SubmissionUncertainError) as lost:
+                await client.submit(h3())
+            forged = status_update(v1.task_id, "processing")
+            async with aiohttp.ClientSession() as http:
+                async with http.post(rx.callback_url(lost.value.nonce), json=forged) as r:
+                    assert r.status == 200
+            async with asyncio.timeout(5):
+                while emu.counters.requests_to("v2_query") == 0:  # the claim is checked
+                    await asyncio.sleep(0.01)
+            assert client.dialect_of(v1.task_id) is Dialect.V1
+            snapshot = await client.get_task(v1.task_id)
+            assert snapshot.status is TaskStatus.QUEUEING
+            assert not v1.done
