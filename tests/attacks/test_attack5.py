@@ -370,10 +370,10 @@ async def test_closing_the_client_ends_a_download_in_progress(tmp_path: Path) ->
 async def test_a_claim_on_a_v2_url_does_not_move_a_v1_task_to_the_v2_api() -> None:
     """A forged claim on a V2 submission's URL naming this client's V1 task leaves it on V1.
 
-    The answer to the V2 submission is lost. The claim is checked with a V2 query (the submission's API), which does not show a V1
-    task. The task must not be marked V2 on the callback's word: every later query of it
-    went to V2, which answers "invalid task_id", and its waiters failed with
-    TaskExpiredError.
+    The answer to the V2 submission is lost. The claim is checked with a V2 query (the
+    submission's API), which does not show a V1 task. The task must not be marked V2 on the
+    callback's word: every later query of it went to V2, which answers "invalid task_id",
+    and its waiters failed with TaskExpiredError.
     """
     faults = FaultPlan(endpoints={Endpoint.V2_SUBMIT: EndpointFaults(lost_response=1.0)})
     async with Emulator(durations=Durations(queueing=30.0), faults=faults) as emu:
