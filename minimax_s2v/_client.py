@@ -8,10 +8,17 @@ import functools
 import logging
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import aiohttp
 import attrs
@@ -57,6 +64,7 @@ from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport
 from ._validators import check_argument, number
 from ._wire import (
     DOWNLOAD_URL_LIFETIME,
+    check_answer_about,
     is_http_url,
     parse_file,
     parse_h3_cancel,
@@ -64,6 +72,7 @@ from ._wire import (
     parse_h3_snapshot,
     parse_snapshot,
     parse_submit,
+    task_id_arg,
 )
 from .stores import (
     MemoryStore,
@@ -79,6 +88,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ClientStats", "Generation", "GenerationOutcome", "Resumed"]
 
 logger = logging.getLogger("minimax_s2v")
+T = TypeVar("T")
 
 DownloadTarget = VideoFile | Task | TaskSnapshot | int | str
 _REGIONS = {"global": GLOBAL_BASE_URL, "cn": CN_BASE_URL}
@@ -150,7 +160,7 @@ class _Calls:
 
     async def query(self, task_id: str, *, nonce: str | None = None) -> TaskSnapshot:
         if nonce is not None:
-            self._client._dialect_from_nonce(task_id, nonce)  # noqa: SLF001 - the client's own
+            return await self._client._query_claimed(task_id, nonce)  # noqa: SLF001
         return await self._client._query(task_id)  # noqa: SLF001 - the client's own helper
 
     async def retrieve(self, file_id: str) -> VideoFile:
@@ -361,6 +371,8 @@ class Client:
         self._v2_slots = None if in_flight is None else InFlightCap(in_flight)
         # V2 snapshots read by one list call while resume() reconciles (emptied after it).
         self._prefetched: dict[str, TaskSnapshot] = {}
+        # Downloads in progress, each in a task of its own: close() cancels them.
+        self._running: set[asyncio.Task[Any]] = set()
         telemetry.watch(self.stats, self._tracker.counts.time_to_result)
         if receiver is not None:
             telemetry.watch_receiver(receiver)
@@ -422,6 +434,10 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        running = list(self._running)
+        for job in running:
+            job.cancel()
+        await asyncio.gather(*running, return_exceptions=True)  # their files cleaned up
         await self._tracker.close()
         if self._session is not None and self._given_session is None:
             await self._session.close()
@@ -470,7 +486,15 @@ class Client:
                 await slots.take()
             try:
                 async with self._submit_slots:
-                    task = await self._send_submission(transport, request, request, label)
+                    nonce, task_id = await self._send_submission(transport, request, label)
+                    # Created: the slot is the task's from here, even if the journal or the
+                    # caller gives up on the handle now (the task runs until it ends).
+                    held, slots = slots, None
+                    try:
+                        task = await self._tracker.submitted(nonce, task_id, request, label)
+                    finally:
+                        if held is not None:
+                            self._release_when_done(task_id, held)
             except BaseException as error:
                 if slots is not None:
                     slots.release()  # nothing created (or not known to be): free again
@@ -479,32 +503,31 @@ class Client:
                 elif isinstance(error, MiniMaxError):
                     span.outcome("rejected")
                 raise
-            if slots is not None:
-                self._release_when_done(task, slots)
             span.task(task.task_id, request.model)
             span.outcome("created")
             return task
 
-    def _release_when_done(self, task: Task, slots: InFlightCap) -> None:
-        """Free a V2 in-flight slot once ``task`` ends (it is followed until then)."""
-        record = self._tracker.registry.get(task.task_id)
+    def _release_when_done(self, task_id: str, slots: InFlightCap) -> None:
+        """Free a V2 in-flight slot once ``task_id`` ends (it is followed until then)."""
+        record = self._tracker.registry.get(task_id)
         if record is None:
             slots.release()
             return
-        record.on_end(slots.release)  # at once if it has ended already
+        if not record.on_end(slots.release):  # at once if it has ended already
+            slots.release()  # it holds a slot already (resumed again, an id answered twice)
         self._tracker.watch(record)  # someone must report its end, waited on or not
 
     async def _send_submission(
-        self, transport: Transport, request: AnyRequest, prepared: AnyRequest, label: str | None
-    ) -> Task:
-        """Journal a validated request, POST it, and follow the task it created."""
+        self, transport: Transport, request: AnyRequest, label: str | None
+    ) -> tuple[str, str]:
+        """Journal a validated request and POST it: its nonce and the task id it created."""
         tracker = self._tracker
         nonce = secrets.token_urlsafe(12)
         dialect = Dialect.V2 if isinstance(request, H3Request) else Dialect.V1
         if dialect is Dialect.V2:
             self._v2_nonces.add(nonce)
-        receiver = self.receiver if prepared.callback_url is None else None
-        submission = await prepare_submission(prepared, receiver, nonce)
+        receiver = self.receiver if request.callback_url is None else None
+        submission = await prepare_submission(request, receiver, nonce)
         if receiver is not None:
             tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
         sending = _Sending(transport, tracker, nonce, dialect, submission, label=label)
@@ -533,7 +556,7 @@ class Client:
         logger.info("submitted task %s", task_id)
         if dialect is Dialect.V2:
             self._v2_tasks.add(task_id)
-        return await tracker.submitted(nonce, task_id, request, label)
+        return nonce, task_id
 
     async def _refused(
         self, error: MiniMaxError, nonce: str, fingerprint: str, callback_shown: str | None
@@ -590,7 +613,7 @@ class Client:
             for task in resumed.tasks:
                 if task.task_id in self._v2_tasks and not task.done:
                     slots.force()  # in flight already: new V2 submissions wait for room
-                    self._release_when_done(task, slots)
+                    self._release_when_done(task.task_id, slots)
         return resumed
 
     def stats(self) -> ClientStats:
@@ -648,19 +671,28 @@ class Client:
                 if task.id in wanted:
                     self._prefetched[task.id] = task.snapshot
 
-    def _dialect_from_nonce(self, task_id: str, nonce: str) -> None:
-        """A task claimed on a V2 submission's URL is looked up on the V2 API."""
-        if nonce in self._v2_nonces:
-            self._v2_tasks.add(task_id)
+    async def _query_claimed(self, task_id: str, nonce: str) -> TaskSnapshot:
+        """Query a task a callback on ``nonce``'s URL claimed, on that submission's API.
+
+        A claim on a V2 submission's URL is asked of the V2 API, and the task is followed
+        there only once that API has shown it: on the callback's word alone, a forger could
+        move any V1 task of this client to an API that does not know it.
+        """
+        if nonce not in self._v2_nonces or task_id in self._v2_tasks:
+            return await self._query(task_id)
+        snapshot = await self._query(task_id, v2=True)
+        self._v2_tasks.add(task_id)  # the V2 API shows it
+        return snapshot
 
     def dialect_of(self, task_id: str) -> Dialect:
         """The API ``task_id`` is followed on (V1 unless it was submitted, resumed or named V2)."""
         return Dialect.V2 if task_id in self._v2_tasks else Dialect.V1
 
-    async def _query_once(self, task_id: str) -> TaskSnapshot:
+    async def _query_once(self, task_id: str, *, v2: bool | None = None) -> TaskSnapshot:
+        """One query, on the API ``task_id`` is followed on (``v2``: on that one instead)."""
         transport = self._open()
         with self._telemetry.span("minimax.query", task_id=task_id) as span:
-            if task_id not in self._v2_tasks:
+            if not (task_id in self._v2_tasks if v2 is None else v2):
                 response = await transport.call(
                     "GET",
                     "/v1/query/video_generation",
@@ -681,17 +713,19 @@ class Client:
                     # "invalid task_id": outside the 7-day window, or never this account's.
                     raise TaskExpiredError(task_id, error) from None
                 snapshot = parse_h3_snapshot(response.data)
+            check_answer_about(task_id, snapshot, response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
 
-    async def _query(self, task_id: str) -> TaskSnapshot:
+    async def _query(self, task_id: str, *, v2: bool | None = None) -> TaskSnapshot:
         self._open()
         listed = self._prefetched.pop(task_id, None)
         if listed is not None:
             return listed  # read by resume()'s list call a moment ago
         return await retry_call(
             self.retry,
-            functools.partial(self._query_once, task_id),  # a lambda makes cells at each call
+            # A partial: a lambda makes cells at each call.
+            functools.partial(self._query_once, task_id, v2=v2),
             what=f"query of task {task_id}",
             on_retry=self._on_retry["query"],
         )
@@ -700,8 +734,10 @@ class Client:
         """Query a task's status now (retried on transient errors).
 
         Raises:
+            ValueError: ``task_id`` is not a task id (digits); nothing was sent.
             APIError: e.g. an unknown or expired task.
         """
+        task_id = task_id_arg(task_id)
         self._open()
         return await self._tracker.refresh(task_id)
 
@@ -733,14 +769,18 @@ class Client:
         """A handle on an existing task, e.g. after a :class:`TaskTimeoutError`.
 
         Args:
-            task_id: the task.
+            task_id: the task, a string of digits.
             model: its model, for a task this client did not submit: a MiniMax-H3 task is
                 followed on the V2 API (one it submitted or resumed is known already).
+
+        Raises:
+            ValueError: ``task_id`` is not a task id (a V2 one is a path segment).
         """
+        task_id = task_id_arg(task_id)
         self._open()
         if Dialect.of_model(model) is Dialect.V2:
-            self._v2_tasks.add(str(task_id))
-        return self._tracker.handle(str(task_id))
+            self._v2_tasks.add(task_id)
+        return self._tracker.handle(task_id)
 
     async def _cancel(self, task_id: str) -> TaskSnapshot | None:
         """``DELETE`` a queued V2 task: its cancelled snapshot; ``None`` if it had ended.
@@ -874,18 +914,20 @@ class Client:
             span.set("server.address", video.download_url.host)
             path = await asyncio.to_thread(_target_path, dest, name)
             v2 = name in self._v2_tasks
-            saved = await download_video(
-                session,
-                video,
-                path,
-                refresh=self._fresh_v2_video if v2 else self.get_file,
-                timeouts=self.timeouts,
-                retry=self.retry,
-                max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
-                on_progress=on_progress,
-                fsync=self.fsync_downloads,
-                redactor=transport.redactor,
-                on_retry=self._on_retry["download"],
+            saved = await self._until_closed(
+                download_video(
+                    session,
+                    video,
+                    path,
+                    refresh=self._fresh_v2_video if v2 else self.get_file,
+                    timeouts=self.timeouts,
+                    retry=self.retry,
+                    max_bytes=max_bytes if max_bytes is not None else self.max_download_bytes,
+                    on_progress=on_progress,
+                    fsync=self.fsync_downloads,
+                    redactor=transport.redactor,
+                    on_retry=self._on_retry["download"],
+                )
             )
             size = (await asyncio.to_thread(saved.stat)).st_size
             self._call_counts.downloads += 1
@@ -893,6 +935,27 @@ class Client:
             span.set("minimax.download.bytes", size)
             span.outcome("saved")
         return saved
+
+    async def _until_closed(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` in a task of its own that :meth:`close` cancels.
+
+        A body read whose session closed is never woken by aiohttp (its read timeout goes
+        with the connection): without this, a download running at close waited forever.
+
+        Raises:
+            RuntimeError: the client was closed meanwhile.
+        """
+        job = asyncio.get_running_loop().create_task(work)
+        self._running.add(job)
+        try:
+            return await job  # a cancel of the caller's task cancels the job too
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if self.closed and job.cancelled() and not (caller and caller.cancelling()):
+                raise RuntimeError(CLOSED_CLIENT) from None
+            raise
+        finally:
+            self._running.discard(job)
 
     # -- whole generations ------------------------------------------------------------------
 

@@ -156,11 +156,17 @@ def _plain(text: str) -> str:
 
 
 def _plain_fields(instance: attrs.AttrsInstance) -> None:
-    """Replace every ``str``-subclass value of an attrs instance by its real text (frozen too)."""
+    """Replace every ``str``- or ``int``-subclass value of an attrs instance by its real value.
+
+    Frozen instances too. An ``int`` subclass can lie to the range checks (``__le__``) while
+    ``json.dumps`` sends its real number, as a ``str`` subclass can about its text.
+    """
     for field in attrs.fields(type(instance)):
         value = getattr(instance, field.name)
         if isinstance(value, str) and type(value) is not str:
             object.__setattr__(instance, field.name, _plain(value))
+        elif isinstance(value, int) and type(value) not in (int, bool):
+            object.__setattr__(instance, field.name, int.__int__(value))
 
 
 def _source(value: ImageSource) -> str:
@@ -195,11 +201,21 @@ class SubjectReference:
 def _subject_tuple(
     value: SubjectReference | ImageSource | Iterable[SubjectReference],
 ) -> tuple[SubjectReference, ...]:
-    if isinstance(value, SubjectReference):
-        return (value,)
     if isinstance(value, str | os.PathLike):
         return (SubjectReference(value),)
-    return tuple(value)
+    subjects = (value,) if isinstance(value, SubjectReference) else tuple(value)
+    return tuple(_plain_subject(subject) for subject in subjects)
+
+
+def _plain_subject(subject: SubjectReference) -> SubjectReference:
+    """A subclass read once, into a plain :class:`SubjectReference`.
+
+    Its ``image`` could answer each read differently: a URL to the check, a local path to
+    the sender.
+    """
+    if isinstance(subject, SubjectReference) and type(subject) is not SubjectReference:
+        return SubjectReference(subject.image, subject.type)
+    return subject  # a plain one, or something the checks refuse
 
 
 @attrs.frozen

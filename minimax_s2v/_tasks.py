@@ -130,12 +130,19 @@ class TaskRecord:
             except Exception:  # one failing must not keep the others, or the waiters, waiting
                 logger.exception("a callback at the end of task %s failed", self.task_id)
 
-    def on_end(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once when the task ends (at once if it has ended already)."""
+    def on_end(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` once when the task ends (at once if it has ended already).
+
+        Returns ``False``, calling nothing, when an equal callback waits already (a task
+        ends once: one such callback is enough).
+        """
         if self.finished:
             callback()
+        elif callback in self._on_end:
+            return False
         else:
             self._on_end = (*self._on_end, callback)
+        return True
 
     def listen(self) -> asyncio.Queue[TaskSnapshot | None]:
         """A new queue that gets each update applied from now on, and ``None`` at the end."""

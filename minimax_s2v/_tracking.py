@@ -935,11 +935,14 @@ class TaskTracker:
                 return CallbackVerdict.CONFLICT
             entry.claims[task_id] = None
             self._spawn(self._check_claim(nonce, entry, task_id), f"checking task {task_id}")
-        if journal:
+        # Journaled only while kept (up to early_limit, as before the answer): a URL's holder
+        # repeating a claim must not grow the journal (rule 4).
+        keep = len(entry.early) < self._early_limit
+        if journal and (keep or self._shared):
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
-        if len(entry.early) < self._early_limit:
+        if keep:
             entry.early = (*entry.early, snapshot)
         return CallbackVerdict.RECORDED
 

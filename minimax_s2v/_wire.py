@@ -57,6 +57,7 @@ __all__ = [
     "SourceKind",
     "api_error_in",
     "callback_ack",
+    "check_answer_about",
     "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
@@ -78,6 +79,7 @@ __all__ = [
     "request_payload",
     "snapshot_payload",
     "source_kind",
+    "task_id_arg",
     "v2_error_in",
     "v2_error_payload",
     "with_media_urls",
@@ -159,6 +161,20 @@ def is_id(text: str) -> bool:
 
 
 def _task_id(value: object, _: object) -> str:
+    return _digits(value, "task id")
+
+
+def task_id_arg(value: object) -> str:
+    """A task id a caller gave (digits, as a string or an integer), as a plain ``str``.
+
+    A V2 task id is a path segment: anything but digits could walk to another endpoint.
+    A ``str`` subclass is read as its real text, not through its own methods.
+
+    Raises:
+        TypeError, ValueError: ``value`` is not a task id.
+    """
+    if isinstance(value, str):
+        value = str.__str__(value)
     return _digits(value, "task id")
 
 
@@ -475,6 +491,23 @@ def parse_snapshot(data: object) -> TaskSnapshot:
     """Read a ``GET /v1/query/video_generation`` answer (or a status callback body)."""
     what = "task status"
     return _structure(what, _mapping(data, what), _snapshot)
+
+
+def check_answer_about(task_id: str, snapshot: TaskSnapshot, data: object) -> None:
+    """Refuse a query's answer (``data``, read as ``snapshot``) that is about another task.
+
+    A proxy's cached answer, say: it shows that other task, not the one asked about (a
+    claimed task is adopted only once a query of *that* task shows it).
+
+    Raises:
+        ResponseValidationError: ``snapshot`` names another task than ``task_id``.
+    """
+    if snapshot.task_id != task_id:
+        raise ResponseValidationError(
+            "task status",
+            [f"asked about task {task_id}, the answer is about task {snapshot.task_id}"],
+            _excerpt(data),
+        )
 
 
 def parse_file(data: object, retrieved_at: datetime) -> VideoFile:
