@@ -430,7 +430,11 @@ class Client:
         return self._transport
 
     async def close(self) -> None:
-        """Stop polling, end pending waits, and close the session if the client made it."""
+        """Stop polling, end pending waits and downloads, close the session if the client made it.
+
+        A wait still pending raises :class:`RuntimeError` (saying how to wait again with a new
+        client), and so does a download still running, its partial file removed.
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
