@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -153,6 +153,18 @@ async def recovered(client: Client, lost: SubmissionUncertainError) -> Task:
     return task
 
 
+def losing_create(urls: list[str]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A create endpoint that records each callback URL and drops the answer (uncertain)."""
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        urls.append((await request.json())["callback_url"])
+        assert request.transport is not None
+        request.transport.close()  # the answer is lost
+        return web.Response()
+
+    return create
+
+
 async def test_a_query_answered_for_another_task_does_not_adopt_a_claim() -> None:
     """A claim is adopted only when the query of *its* task id shows that task.
 
@@ -163,19 +175,13 @@ async def test_a_query_answered_for_another_task_does_not_adopt_a_claim() -> Non
     real = "999"
     urls: list[str] = []
 
-    async def create(request: web.Request) -> web.StreamResponse:
-        urls.append((await request.json())["callback_url"])
-        assert request.transport is not None
-        request.transport.close()  # the answer is lost
-        return web.Response()
-
     async def query(request: web.Request) -> web.Response:
         return web.json_response(
             {"task_id": real, "status": "Processing", "base_resp": {"status_code": 0}}
         )
 
     app = web.Application()
-    app.router.add_post("/v1/video_generation", create)
+    app.router.add_post("/v1/video_generation", losing_create(urls))
     app.router.add_get("/v1/query/video_generation", query)
     receiver = new_receiver()
     async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
@@ -203,19 +209,13 @@ async def test_a_flood_of_one_claim_does_not_grow_the_journal(tmp_path: Path) ->
     urls: list[str] = []
     queries = 0
 
-    async def create(request: web.Request) -> web.StreamResponse:
-        urls.append((await request.json())["callback_url"])
-        assert request.transport is not None
-        request.transport.close()  # the answer is lost
-        return web.Response()
-
     async def query(request: web.Request) -> web.Response:
         nonlocal queries
         queries += 1
         return web.json_response({"base_resp": {"status_code": 2013, "status_msg": "no task"}})
 
     app = web.Application()
-    app.router.add_post("/v1/video_generation", create)
+    app.router.add_post("/v1/video_generation", losing_create(urls))
     app.router.add_get("/v1/query/video_generation", query)
     receiver = new_receiver()
     store = SQLiteStore(tmp_path / "journal.db")
