@@ -26,7 +26,8 @@ So a callback is a hint, and only MiniMax's authenticated API is believed.
    within ``PollPolicy.first_interval``): forged callbacks cannot buy a query each. A V2
    (MiniMax-H3) task is confirmed by a V2 query of that task, whatever shape its push had
    (V1-like or ``{"task": …}``), and its video is the query's ``content.url``, never a URL a
-   callback named.
+   callback named. A final status another replica published is confirmed the same way,
+   even one the publication calls confirmed.
 3. **An uncertain submission adopts a task only after the API shows it.** When the answer to a
    submission was lost, the first callbacks on its URL *claim* a task id. A claim is adopted
    only after a query of the submission's own API (V2 for a V2 submission) shows that the
@@ -1046,9 +1047,11 @@ class TaskTracker:
         record = self.registry.get(snapshot.task_id)
         if record is None:
             return
-        if confirmed:
+        if confirmed and not snapshot.is_terminal:
             self.registry.apply(snapshot, EventSource.STORE)
         else:
+            # A final status is confirmed here even when the publication calls it confirmed:
+            # whoever can publish on the channel can say so (rule 2).
             await self._take(record, snapshot, nonce, journal=False)
 
     # -- restarts ---------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""Attacks from outside on replicas sharing Redis, the SQLite journal, and the public calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from minimax_s2v import TaskStatus
+from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.stores.redis import RedisStore
+from tests.client_setup import face_request, fast_client
+from tests.redis_server import redis_server
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One private redis-server for this module's tests (each uses a prefix of its own)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+def publication(updates: list[tuple[str | None, dict[str, object], bool]]) -> str:
+    """A message in the form the replicas publish: an origin line, then the updates."""
+    return "forger\n" + json.dumps(updates)
+
+
+def snapshot(task_id: str, status: str, file_id: str = "") -> dict[str, object]:
+    return {
+        "task_id": task_id,
+        "status": status,
+        "file_id": file_id,
+        "base_resp": {"status_code": 0, "status_msg": "success"},
+    }
+
+
+async def test_a_confirmed_success_published_on_the_channel_is_checked_with_the_api(
+    redis_url: str,
+) -> None:
+    """A publication that calls a success confirmed does not resolve a task by itself.
+
+    Anyone who can publish on the replicas' channel (a compromised neighbour of Redis, a
+    replica of another version) names a followed task Success with a file of their choice.
+    Rule 2: only the API's answer resolves a task; the claim is at most a hint to ask it.
+    """
+    prefix = "forged-confirmed:"
+    store = RedisStore(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu, store=store) as client:
+            task = await client.submit(face_request())
+            queries = emu.counters.requests_to("query")
+            forged = snapshot(task.task_id, "Success", "666")
+            assert await raw.publish(prefix + "updates", publication([(None, forged, True)]))
+            async with asyncio.timeout(5):
+                while not task.done and emu.counters.requests_to("query") == queries:
+                    await asyncio.sleep(0.01)
+            assert not task.done, "resolved on a publication's word"
+            assert task.status is not TaskStatus.SUCCESS
+    await raw.aclose()
