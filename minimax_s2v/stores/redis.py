@@ -70,6 +70,14 @@ class RedisStore:
             url, max_connections=max_connections, timeout=30, decode_responses=True
         )
         self._redis: Any = aioredis.Redis(connection_pool=pool)
+        # The subscription's connection of its own: anyone who can publish on the channel can
+        # send bytes that are not UTF-8, read replaced (an unreadable update, skipped) rather
+        # than as an error that drops the subscription.
+        self._listening: Any = aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool.from_url(
+                url, max_connections=2, decode_responses=True, encoding_errors="replace"
+            )
+        )
         self._shown_url = _shown_url(url)
         self._prefix = prefix
         self._max_events = max_events
@@ -99,6 +107,7 @@ class RedisStore:
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
         await self._redis.aclose(close_connection_pool=True)
+        await self._listening.aclose(close_connection_pool=True)
 
     # -- pub/sub ----------------------------------------------------------------------------
 
@@ -117,7 +126,7 @@ class RedisStore:
         self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
 
     async def _subscribed(self) -> Any:
-        pubsub = self._redis.pubsub()
+        pubsub = self._listening.pubsub()
         try:
             await pubsub.subscribe(self._channel)
             # Wait for the server's confirmation: from here on no publication is missed.

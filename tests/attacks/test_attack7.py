@@ -61,3 +61,43 @@ async def test_a_confirmed_success_published_on_the_channel_is_checked_with_the_
             assert not task.done, "resolved on a publication's word"
             assert task.status is not TaskStatus.SUCCESS
     await raw.aclose()
+
+
+GARBAGE: list[bytes] = [
+    b"\xff\xfe not utf-8 \x80",
+    b"no newline, no json",
+    b"forger\n{not json",
+    b"forger\n{}",
+    b"forger\n[1, 2, 3]",
+    b"forger\n[[null]]",
+    b'forger\n[["n", {"task_id": 5}, true]]',
+    b'forger\n[[["a list"], {"task_id": "1", "status": "Processing"}, false]]',
+    b"forger\n" + b"[" * 100_000,
+    b"forger\n" + json.dumps([[None, {"x": "y" * 1_000_000}, False]]).encode(),
+]
+
+
+async def test_malformed_publications_change_nothing_and_the_subscription_goes_on(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage on the channel is skipped; the next real update is still applied.
+
+    Bytes that are not UTF-8, text that is not JSON, JSON of the wrong shape, deep nesting
+    and a megabyte of padding: none may stop the listener, drop the subscription (each loss
+    replays the journal) or change a task.
+    """
+    prefix = "garbage:"
+    store = RedisStore(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu, store=store) as client:
+            task = await client.submit(face_request())
+            for message in GARBAGE:
+                await raw.publish(prefix + "updates", message)
+            update = snapshot(task.task_id, "Processing")
+            await raw.publish(prefix + "updates", publication([(None, update, False)]))
+            async with asyncio.timeout(5):
+                while task.status is not TaskStatus.PROCESSING:
+                    await asyncio.sleep(0.01)
+    await raw.aclose()
+    assert "lost the subscription" not in caplog.text
