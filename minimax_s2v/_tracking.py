@@ -61,7 +61,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import attrs
 
-from ._bounded import BoundedMap
+from ._bounded import BoundedMap, PacedWarning
 from ._errors import MiniMaxError, StoreError, SubmissionConflictError
 from ._models import AnyRequest, EventSource, TaskSnapshot, TaskStatus, VideoFile
 from ._polling import PollPolicy
@@ -424,7 +424,6 @@ class _Stage(enum.Enum):
 
 
 _MAX_CLAIMS = 4  # task ids one uncertain nonce may claim at once (not disproved) before 409s
-_CONFLICT_LOG_EVERY = 10.0  # seconds between two warnings about rejected callbacks
 _MAX_CHECKS = 32  # task ids the API is asked about for one uncertain nonce, at most
 
 
@@ -516,7 +515,7 @@ class TaskTracker:
         self._closed = False
         self._started = False
         self._shared = isinstance(store, SharedTaskStore) and store.shared
-        self._quiet_until = 0.0  # no conflict warning is logged before then
+        self._conflict_warning = PacedWarning()
         self._doubt = polling.first_interval  # seconds a refuted final callback is not re-asked
         if receiver is not None:
             receiver.attach(self.sink)
@@ -906,13 +905,8 @@ class TaskTracker:
 
     def _conflict(self, nonce: str, named: str, owner: str) -> None:
         self.counts.conflicts += 1
-        # At most one warning every few seconds: forged callbacks must not flood the log.
-        now = time.monotonic()
-        level = logging.WARNING if now >= self._quiet_until else logging.DEBUG
-        if level == logging.WARNING:
-            self._quiet_until = now + _CONFLICT_LOG_EVERY
         logger.log(
-            level,
+            self._conflict_warning.level(),  # forged callbacks must not flood the log
             "a callback for nonce %s named task %s, but the nonce belongs to task %s: rejected "
             "(%d such callbacks so far; client.stats().conflicts)",
             nonce,

@@ -18,6 +18,7 @@ from typing import Any
 
 from yarl import URL
 
+from .._bounded import PacedWarning
 from .._models import EventSource, TaskSnapshot
 from .._redaction import REDACTED, describe
 from .._wire import compact_json, parse_snapshot, snapshot_payload
@@ -84,6 +85,8 @@ class RedisStore:
         self._channel = prefix + "updates"
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: list[RemoteUpdate] = []
+        self._unreadable = 0  # publications on the channel that could not be read
+        self._unreadable_warning = PacedWarning()
         # Each publication starts with its origin, so a replica skips its own unparsed.
         self._origin = f"{time.time_ns()}-{id(self)}\n"
         # Updates gathered on the event loop while the previous batch is written.
@@ -192,13 +195,16 @@ class RedisStore:
             if message.get("type") != "message" or message["data"].startswith(self._origin):
                 continue
             try:
-                _, _, body = message["data"].partition("\n")
-                updates = [
-                    (nonce, parse_snapshot(snapshot), bool(confirmed))
-                    for nonce, snapshot, confirmed in json.loads(body)
-                ]
-            except Exception:
-                logger.exception("could not read an update from another replica")
+                updates = _published(message["data"])
+            except Exception as error:  # noqa: BLE001 - anyone can publish: skipped, counted
+                self._unreadable += 1
+                logger.log(
+                    self._unreadable_warning.level(),
+                    "could not read an update published on %s (%s); skipped (%d so far)",
+                    self._channel,
+                    describe(error),
+                    self._unreadable,
+                )
                 continue
             for nonce, snapshot, confirmed in updates:
                 await self._deliver(nonce, snapshot, confirmed)
@@ -369,6 +375,29 @@ class RedisStore:
             for _, fields in rows
             if task_id in (None, fields["task_id"])
         ]
+
+
+def _published(data: str) -> list[tuple[str | None, TaskSnapshot, bool]]:
+    """The updates of one publication (after its origin line): (nonce, snapshot, confirmed).
+
+    Raises:
+        TypeError: it is not a list of such triples (anyone can publish on the channel).
+        ValueError: it is not JSON.
+        ResponseValidationError: a snapshot is not shaped like a status update.
+    """
+    _, _, body = data.partition("\n")
+    entries = json.loads(body)
+    if not isinstance(entries, list):
+        raise TypeError("expected a JSON list of updates")
+    updates = []
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) != 3:
+            raise TypeError("expected [nonce, snapshot, confirmed] for each update")
+        nonce, snapshot, confirmed = entry
+        if not isinstance(nonce, str | None) or not isinstance(confirmed, bool):
+            raise TypeError("expected a text or null nonce and a true or false confirmed")
+        updates.append((nonce, parse_snapshot(snapshot), confirmed))
+    return updates
 
 
 def _submission(nonce: str, fields: dict[str, str]) -> StoredSubmission:

@@ -101,3 +101,32 @@ async def test_malformed_publications_change_nothing_and_the_subscription_goes_o
                     await asyncio.sleep(0.01)
     await raw.aclose()
     assert "lost the subscription" not in caplog.text
+
+
+async def test_a_flood_of_unreadable_publications_is_logged_a_few_times(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five hundred unreadable publications cost a few log lines, not one traceback each.
+
+    Half are not JSON, half name a nonce that is a list (which failed later, as it was used).
+    """
+    prefix = "garbage-flood:"
+    store = RedisStore(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu, store=store) as client:
+            task = await client.submit(face_request())
+            async with raw.pipeline(transaction=False) as pipe:
+                for number in range(250):
+                    pipe.publish(prefix + "updates", f"forger\n[{number}")
+                    entry = [[number], snapshot(task.task_id, "Processing"), False]
+                    pipe.publish(prefix + "updates", "forger\n" + json.dumps([entry]))
+                await pipe.execute()
+            update = snapshot(task.task_id, "Processing")
+            await raw.publish(prefix + "updates", publication([(None, update, False)]))
+            async with asyncio.timeout(5):
+                while task.status is not TaskStatus.PROCESSING:
+                    await asyncio.sleep(0.01)
+    await raw.aclose()
+    about = [r for r in caplog.records if "update" in r.getMessage() and r.levelno >= 30]
+    assert 1 <= len(about) <= 5
