@@ -596,20 +596,24 @@ class Client:
         polling as the fallback). Submissions whose outcome was never known are returned as
         ``uncertain``; with a receiver, a callback that names their task still binds it
         (once the API shows that task exists).
+
+        Raises:
+            StoreError: the journal cannot be read (its file is locked or damaged, or it
+                holds rows this version cannot read); nothing was submitted or changed.
         """
         self._open()
-        await self._tracker.start()
+        unfinished, uncertain = await self._tracker.journaled()
         # The journal says which API each submission went to (its payload's model).
-        for stored in await self.store.unfinished():
+        for stored in unfinished:
             if stored.submission is not None and _is_v2_payload(stored.submission.payload):
                 self._v2_tasks.add(stored.task_id)
                 self._v2_nonces.add(stored.submission.nonce)
-        for submission in await self.store.uncertain():
+        for submission in uncertain:
             if _is_v2_payload(submission.payload):
                 self._v2_nonces.add(submission.nonce)
         await self._prefetch_v2([t for t in self._v2_tasks if self._prefetched.get(t) is None])
         try:
-            resumed = await self._tracker.resume()
+            resumed = await self._tracker.resume(unfinished, uncertain)
         finally:
             self._prefetched.clear()
         slots = self._v2_slots

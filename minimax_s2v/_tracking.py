@@ -72,7 +72,7 @@ from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskHistory, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
 from .receiver import CallbackVerdict
-from .stores import SharedTaskStore, StoredSubmission, TaskStore
+from .stores import SharedTaskStore, StoredSubmission, StoredTask, TaskStore
 
 __all__ = [
     "Resumed",
@@ -1050,11 +1050,24 @@ class TaskTracker:
 
     # -- restarts ---------------------------------------------------------------------------
 
-    async def resume(self) -> Resumed:
-        """Re-attach to every unfinished task in the store (see :meth:`Client.resume`)."""
+    async def journaled(self) -> tuple[list[StoredTask], list[StoredSubmission]]:
+        """The store's unfinished tasks and uncertain submissions, read for :meth:`resume`.
+
+        Raises:
+            StoreError: the journal cannot be read (its file is locked or damaged, or holds
+                rows this version cannot read).
+        """
         await self.start()
+        unfinished = await self._write("read the unfinished tasks", None, self._store.unfinished)
+        uncertain = await self._write("read the uncertain submissions", None, self._store.uncertain)
+        return unfinished, uncertain
+
+    async def resume(
+        self, unfinished: list[StoredTask], uncertain: list[StoredSubmission]
+    ) -> Resumed:
+        """Re-attach to the tasks :meth:`journaled` read (see :meth:`Client.resume`)."""
         tasks: list[Task] = []
-        for stored in await self._write("read the unfinished tasks", None, self._store.unfinished):
+        for stored in unfinished:
             submission = stored.submission
             record = self.registry.track(
                 stored.task_id, None, submission.created_at if submission else None
@@ -1066,7 +1079,6 @@ class TaskTracker:
             if stored.snapshot is not None:
                 self.registry.apply(stored.snapshot, EventSource.STORE)
             tasks.append(Task(self, record))
-        uncertain = await self._write("read the uncertain submissions", None, self._store.uncertain)
         for submission in uncertain:
             self._route(submission.nonce, _Nonce(_Stage.UNCERTAIN))
         slots = asyncio.Semaphore(8)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from minimax_s2v import TaskStatus
+from minimax_s2v import StoreError, TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.stores import SQLiteStore
 from minimax_s2v.stores.redis import RedisStore
 from tests.client_setup import face_request, fast_client
 from tests.redis_server import redis_server
@@ -130,3 +134,34 @@ async def test_a_flood_of_unreadable_publications_is_logged_a_few_times(
     await raw.aclose()
     about = [r for r in caplog.records if "update" in r.getMessage() and r.levelno >= 30]
     assert 1 <= len(about) <= 5
+
+
+HOSTILE_ROWS = {
+    "an unknown state": "UPDATE submissions SET state = 'paid-twice'",
+    "a payload that is no JSON": "UPDATE submissions SET payload = '{'",
+    "a time that is text": "UPDATE submissions SET created_at = 'yesterday'",
+    "a status of the future": "UPDATE events SET status = 'Teleported'",
+    "a width that is text": "UPDATE events SET width = 'wide'",
+    "a source of the future": "UPDATE events SET source = 'telepathy'",
+    "a task id that is a number": "UPDATE submissions SET task_id = 42",
+}
+
+
+@pytest.mark.parametrize("edit", HOSTILE_ROWS.values(), ids=HOSTILE_ROWS.keys())
+async def test_resume_from_a_journal_a_hostile_hand_edited_is_a_store_error(
+    edit: str, tmp_path: Path
+) -> None:
+    """resume() on rows written by hand raises StoreError (never the reader's own error).
+
+    Nothing is submitted again, whatever the rows say.
+    """
+    path = tmp_path / "journal.db"
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu, store=SQLiteStore(path)) as client:
+            await client.submit(face_request())
+        with sqlite3.connect(path) as db:
+            db.execute(edit)
+        async with fast_client(emu, store=SQLiteStore(path)) as client:
+            with contextlib.suppress(StoreError):  # or a clean resume
+                await client.resume()
+        assert emu.counters.requests_to("submit") == 1
