@@ -398,6 +398,7 @@ class Client:
         if self._state is _State.CLOSED:
             raise RuntimeError(CLOSED_CLIENT)
         if self._transport is not None:
+            self._tracker.check_loop()  # its session, poller and waiters live on that loop
             return self._transport
         loop = asyncio.get_running_loop()
         # Everything that can refuse comes before the session, so that nothing leaks.
@@ -427,6 +428,7 @@ class Client:
             user_agent=_user_agent(),
         )
         self._state = _State.OPENED
+        self._tracker.loop = loop
         return self._transport
 
     async def close(self) -> None:

@@ -86,6 +86,11 @@ logger = logging.getLogger("minimax_s2v")
 
 #: What a call on a closed client raises (a RuntimeError: the caller's bug, not the API's).
 CLOSED_CLIENT = "this Client is closed: create a new one"
+#: What a call from another event loop than the client's raises (a RuntimeError too).
+OTHER_LOOP = (
+    "this Client runs on another event loop: use it and its tasks from the loop it was "
+    "opened on (a Client per event loop)"
+)
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -514,6 +519,8 @@ class TaskTracker:
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
+        #: The event loop the client was opened on: its poller and the waiters live there.
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._shared = isinstance(store, SharedTaskStore) and store.shared
         self._conflict_warning = PacedWarning()
         self._doubt = polling.first_interval  # seconds a refuted final callback is not re-asked
@@ -700,6 +707,7 @@ class TaskTracker:
         """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""
         if self._closed or record.finished:
             return
+        self.check_loop()
         if record.submitted_at is None:
             self._poller.follow(record, 0.0)  # re-attached by id: ask at once
         elif self._receiver is not None:
@@ -708,6 +716,15 @@ class TaskTracker:
             self._poller.follow(record, max(0.0, self._receiver.fallback_after - age))
         else:
             self._poller.follow(record)
+
+    def check_loop(self) -> None:
+        """Refuse a call made on another event loop than the client's.
+
+        Raises:
+            RuntimeError: the running loop is not the one the client was opened on.
+        """
+        if self.loop is not None and asyncio.get_running_loop() is not self.loop:
+            raise RuntimeError(OTHER_LOOP)
 
     async def refresh(self, task_id: str) -> TaskSnapshot:
         """Query a task now (retried on transient errors) and apply the answer."""

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -165,3 +166,32 @@ async def test_resume_from_a_journal_a_hostile_hand_edited_is_a_store_error(
             with contextlib.suppress(StoreError):  # or a clean resume
                 await client.resume()
         assert emu.counters.requests_to("submit") == 1
+
+
+async def test_a_task_used_from_another_event_loop_is_refused_and_harms_nothing() -> None:
+    """wait() and get_task() from a thread's own event loop raise RuntimeError at once.
+
+    The handle's wait started the client's poller on the other loop: it timed out there,
+    and left the task's waiters and the client's close() bound to a loop that had ended.
+    """
+    async with Emulator(durations=Durations(queueing=0.2, processing=0.2)) as emu:
+        async with fast_client(emu) as client:
+            task = await client.submit(face_request())
+            errors: list[BaseException] = []
+
+            def elsewhere() -> None:
+                calls: list[Callable[[], Coroutine[Any, Any, object]]] = [
+                    lambda: task.wait(2),
+                    lambda: client.get_task(task.task_id),
+                ]
+                for call in calls:
+                    try:
+                        asyncio.run(call())
+                    except BaseException as error:  # noqa: BLE001 - kept for the assertion
+                        errors.append(error)
+
+            await asyncio.to_thread(elsewhere)
+            assert [type(e) for e in errors] == [RuntimeError, RuntimeError], errors
+            assert all("event loop" in str(e) for e in errors)
+            snapshot = await task.wait(10)
+            assert snapshot.status is TaskStatus.SUCCESS
