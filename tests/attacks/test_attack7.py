@@ -195,3 +195,53 @@ async def test_a_task_used_from_another_event_loop_is_refused_and_harms_nothing(
             assert all("event loop" in str(e) for e in errors)
             snapshot = await task.wait(10)
             assert snapshot.status is TaskStatus.SUCCESS
+
+
+def _future_schema(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"not a database, " * 1000)
+
+
+def _truncated(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with path.open("r+b") as file:
+        file.truncate(size // 2)
+
+
+def _huge_payload(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE submissions SET payload = ?", (json.dumps({"x": "y" * 5_000_000}),))
+
+
+FILE_DAMAGE = {
+    "a future schema version": _future_schema,
+    "garbage in its place": _garbage,
+    "cut in half": _truncated,
+    "a 5 MB payload": _huge_payload,
+}
+
+
+@pytest.mark.parametrize("damage", FILE_DAMAGE.values(), ids=FILE_DAMAGE.keys())
+async def test_resume_from_a_damaged_journal_file_is_a_store_error(
+    damage: Callable[[Path], None], tmp_path: Path
+) -> None:
+    """resume() on a journal file replaced, cut or outgrown raises StoreError or resumes."""
+    path = tmp_path / "journal.db"
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu, store=SQLiteStore(path)) as client:
+            first = await client.submit(face_request())
+        damage(path)
+        try:
+            async with fast_client(emu, store=SQLiteStore(path)) as client:  # opens the journal
+                resumed = await client.resume()
+        except StoreError:
+            pass
+        else:
+            assert [task.task_id for task in resumed.tasks] == [first.task_id]
+        assert emu.counters.requests_to("submit") == 1
