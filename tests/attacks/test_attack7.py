@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from minimax_s2v import StoreError, TaskStatus
+from minimax_s2v import StoreError, TaskSnapshot, TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import SQLiteStore
 from minimax_s2v.stores.redis import RedisStore
@@ -245,3 +245,22 @@ async def test_resume_from_a_damaged_journal_file_is_a_store_error(
         else:
             assert [task.task_id for task in resumed.tasks] == [first.task_id]
         assert emu.counters.requests_to("submit") == 1
+
+
+async def test_updates_of_a_task_whose_client_closed_raise_as_wait_does() -> None:
+    """updates() begun after the client closed raises the close's RuntimeError, as wait() does.
+
+    Begun before the close, the iterator raised it; begun after, it ended quietly after a
+    snapshot that is not final, as if the task had ended.
+    """
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu) as client:
+            task = await client.submit(face_request())
+        with pytest.raises(RuntimeError, match="closed"):
+            await task.wait()
+
+        async def read_all() -> list[TaskSnapshot]:
+            return [snapshot async for snapshot in task.updates()]
+
+        with pytest.raises(RuntimeError, match="closed"):
+            await read_all()  # not a quiet end: the task did not end
