@@ -447,6 +447,14 @@ class _Nonce:
         self.conflict = False
 
 
+def _closed_error(task_id: str) -> RuntimeError:
+    """What a wait on ``task_id`` raises once the client has closed."""
+    return RuntimeError(
+        f"the client was closed while waiting for task {task_id}; "
+        f"wait again with a new client: client.task({task_id!r}).wait()"
+    )
+
+
 def _journaled(submission: StoredSubmission) -> _Nonce:
     if submission.task_id is not None:
         return _Nonce(_Stage.BOUND, submission.task_id)
@@ -551,12 +559,20 @@ class TaskTracker:
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
-        self.registry.close_all(
-            lambda task_id: RuntimeError(
-                f"the client was closed while waiting for task {task_id}; "
-                f"wait again with a new client: client.task({task_id!r}).wait()"
-            )
-        )
+        self.registry.close_all(_closed_error)
+
+    def _track(
+        self, task_id: str, request: AnyRequest | None = None, submitted_at: datetime | None = None
+    ) -> TaskRecord:
+        """The registry's record of ``task_id``; its waits end at once if the client closed.
+
+        A create call may be answered after close() (the caller's session stays open): its
+        task exists, and nobody follows it any more.
+        """
+        record = self.registry.track(task_id, request, submitted_at)
+        if self._closed and not record.finished:
+            self.registry.close_all(_closed_error)
+        return record
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
         async def logged() -> None:
@@ -655,7 +671,7 @@ class TaskTracker:
     ) -> Task:
         """Follow the task a submission created; apply what its callbacks said first."""
         self.counts.created += 1
-        record = self.registry.track(task_id, request, datetime.now(UTC))
+        record = self._track(task_id, request, datetime.now(UTC))
         record.label = label
         record.nonce = nonce
         entry = self._nonces.get(nonce)
@@ -701,7 +717,7 @@ class TaskTracker:
 
     def handle(self, task_id: str) -> Task:
         """A handle on a task, followed from now on."""
-        return Task(self, self.registry.track(task_id))
+        return Task(self, self._track(task_id))
 
     def watch(self, record: TaskRecord) -> None:
         """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""

@@ -10,14 +10,17 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
-from minimax_s2v import StoreError, TaskSnapshot, TaskStatus
+from minimax_s2v import Client, StoreError, TaskSnapshot, TaskStatus
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import SQLiteStore
 from minimax_s2v.stores.redis import RedisStore
-from tests.client_setup import face_request, fast_client
+from tests.attacks.test_attack5 import api_server
+from tests.client_setup import TEST_RETRY, face_request, fast_client
 from tests.redis_server import redis_server
 
 
@@ -264,3 +267,33 @@ async def test_updates_of_a_task_whose_client_closed_raise_as_wait_does() -> Non
 
         with pytest.raises(RuntimeError, match="closed"):
             await read_all()  # not a quiet end: the task did not end
+
+
+async def test_a_submission_answered_after_close_gives_a_task_whose_wait_ends() -> None:
+    """A create call answered after close() (the session is the caller's: it stays open).
+
+    The task exists: submit() hands it back, and its wait raises the close's RuntimeError
+    (saying how to wait again) instead of waiting forever on a client that follows nothing.
+    """
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def create(request: web.Request) -> web.Response:
+        arrived.set()
+        await answer.wait()
+        return web.json_response({"task_id": "4242", "base_resp": {"status_code": 0}})
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    async with api_server(app) as base_url, aiohttp.ClientSession() as session:
+        client = Client("key", base_url=base_url, session=session, retry=TEST_RETRY)
+        async with client:
+            submitting = asyncio.create_task(client.submit(face_request()))
+            await asyncio.wait_for(arrived.wait(), 5)
+            await client.close()
+            answer.set()
+            try:
+                task = await asyncio.wait_for(submitting, 5)
+            except RuntimeError:
+                return  # refused as closed: also an end
+            with pytest.raises(RuntimeError, match="closed"):
+                await asyncio.wait_for(task.wait(), 5)
