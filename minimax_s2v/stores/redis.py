@@ -85,7 +85,7 @@ class RedisStore:
         self._channel = prefix + "updates"
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: list[RemoteUpdate] = []
-        self._unreadable = 0  # publications on the channel that could not be read
+        self._unreadable = 0  # updates published or replayed that could not be read
         self._unreadable_warning = PacedWarning()
         # Each publication starts with its origin, so a replica skips its own unparsed.
         self._origin = f"{time.time_ns()}-{id(self)}\n"
@@ -175,19 +175,24 @@ class RedisStore:
                 delay = min(delay * 2, 2.0)
 
     async def _replay_since(self, since: float) -> int:
-        """Hand subscribers what other replicas journaled from ``since`` (Unix seconds) on."""
-        rows = await self._redis.xrange(self._key("events"), min=f"{int(since * 1000)}-0")
+        """Hand subscribers what other replicas journaled from ``since`` (Unix seconds) on.
+
+        Read on the subscription's connections (bytes that are not UTF-8 replaced): an entry
+        that cannot be read is skipped, never raised, or the replay would start over forever.
+        """
+        rows = await self._listening.xrange(self._key("events"), min=f"{int(since * 1000)}-0")
         count = 0
         for _, fields in rows:
             if fields.get("origin") == self._origin:
                 continue
             try:
                 snapshot = parse_snapshot(json.loads(fields["snapshot"]))
-            except Exception:  # noqa: BLE001 - one unreadable entry must not stop the replay
-                logger.warning("could not read a journaled update while replaying")
+                confirmed = fields["confirmed"] == "1"
+            except Exception as error:  # noqa: BLE001 - anyone with Redis can add an entry
+                self._skip("a journaled update", error)
                 continue
             count += 1
-            await self._deliver(fields.get("nonce") or None, snapshot, fields["confirmed"] == "1")
+            await self._deliver(fields.get("nonce") or None, snapshot, confirmed)
         return count
 
     async def _receive(self, pubsub: Any) -> None:
@@ -197,17 +202,21 @@ class RedisStore:
             try:
                 updates = _published(message["data"])
             except Exception as error:  # noqa: BLE001 - anyone can publish: skipped, counted
-                self._unreadable += 1
-                logger.log(
-                    self._unreadable_warning.level(),
-                    "could not read an update published on %s (%s); skipped (%d so far)",
-                    self._channel,
-                    describe(error),
-                    self._unreadable,
-                )
+                self._skip(f"an update published on {self._channel}", error)
                 continue
             for nonce, snapshot, confirmed in updates:
                 await self._deliver(nonce, snapshot, confirmed)
+
+    def _skip(self, what: str, error: Exception) -> None:
+        """Count an update that cannot be read; warn about it now and then."""
+        self._unreadable += 1
+        logger.log(
+            self._unreadable_warning.level(),
+            "could not read %s (%s); skipped (%d so far)",
+            what,
+            describe(error),
+            self._unreadable,
+        )
 
     async def _deliver(self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
         for subscriber in self._subscribers:

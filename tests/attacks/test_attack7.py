@@ -297,3 +297,34 @@ async def test_a_submission_answered_after_close_gives_a_task_whose_wait_ends() 
                 return  # refused as closed: also an end
             with pytest.raises(RuntimeError, match="closed"):
                 await asyncio.wait_for(task.wait(), 5)
+
+
+async def test_a_malformed_journal_entry_does_not_stall_the_replay_after_a_lost_subscription(
+    redis_url: str,
+) -> None:
+    """Entries in the journal stream that cannot be read are skipped when it is replayed.
+
+    After the subscription is lost, the store replays the stream from just before the loss.
+    An entry without its ``confirmed`` field, or with bytes that are not UTF-8, raised out
+    of the replay: taken for one more lost connection, it was replayed again, forever, and
+    no update from another replica was ever handed on again.
+    """
+    prefix = "bad-entries:"
+    store = RedisStore(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    async with Emulator(durations=Durations(queueing=30.0)) as emu:
+        async with fast_client(emu, store=store) as client:
+            task = await client.submit(face_request())
+            events = prefix + "events"
+            text = json.dumps(snapshot(task.task_id, "Queueing"))
+            await raw.xadd(events, {"task_id": task.task_id, "snapshot": text, "source": "x"})
+            await raw.xadd(events, {"task_id": b"\xff", "snapshot": b"\xfe\xff", "source": b"\x80"})
+            assert await raw.client_kill_filter(_type="pubsub") >= 1  # the subscription drops
+            update = snapshot(task.task_id, "Processing")
+            async with asyncio.timeout(10):
+                while task.status is not TaskStatus.PROCESSING:
+                    # Published again until the store is listening again (a publication made
+                    # while it is away is lost: real replicas' updates are replayed instead).
+                    await raw.publish(prefix + "updates", publication([(None, update, False)]))
+                    await asyncio.sleep(0.05)
+    await raw.aclose()
