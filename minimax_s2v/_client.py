@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import itertools
 import logging
 import os
 import secrets
@@ -1026,6 +1027,10 @@ class Client:
         At most ``concurrency`` generations are in flight, and the input (which may be an
         async iterator) is read only as slots free up, so memory stays bounded however many
         requests there are. A failure is yielded as an outcome; it never stops the batch.
+
+        Raises:
+            RuntimeError: the client was closed before the input ended (the outcomes of the
+                generations in flight are yielded first; no further request is read).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -1055,16 +1060,26 @@ class Client:
                     running.discard(job)
                     yield job.result()
 
+        inputs = _aiter(requests)
+        cut_short = False
         try:
-            index = 0
-            async for request in _aiter(requests):
+            for index in itertools.count():
+                if self.closed:  # not one more read: each request read now would only fail
+                    cut_short = True
+                    break
+                try:
+                    request = await anext(inputs)
+                except StopAsyncIteration:
+                    break
                 async for outcome in drain(concurrency - 1):
                     yield outcome
                 running.add(asyncio.get_running_loop().create_task(one(index, request)))
-                index += 1
             async for outcome in drain(0):
                 yield outcome
+            if cut_short:
+                raise RuntimeError(CLOSED_CLIENT)
         finally:
+            await inputs.aclose()
             for job in running:
                 job.cancel()
             if running:
@@ -1098,7 +1113,7 @@ def _is_v2_payload(payload: object) -> bool:
 
 async def _aiter(
     items: Iterable[AnyRequest] | AsyncIterable[AnyRequest],
-) -> AsyncIterator[AnyRequest]:
+) -> AsyncGenerator[AnyRequest, None]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from minimax_s2v import Client, StoreError, TaskSnapshot, TaskStatus
+from minimax_s2v import Client, StoreError, TaskSnapshot, TaskStatus, VideoRequest
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import SQLiteStore
 from minimax_s2v.stores.redis import RedisStore
@@ -328,3 +328,34 @@ async def test_a_malformed_journal_entry_does_not_stall_the_replay_after_a_lost_
                     await raw.publish(prefix + "updates", publication([(None, update, False)]))
                     await asyncio.sleep(0.05)
     await raw.aclose()
+
+
+async def test_generate_many_over_an_endless_input_ends_when_its_client_closes() -> None:
+    """A service feeding generate_many() from an endless stream closes its client: it ends.
+
+    Each request read after the close became an error outcome at once, and the generator
+    went on reading the stream as fast as it could, forever, each request lost.
+    """
+    read = 0
+
+    async def endless() -> AsyncIterator[VideoRequest]:
+        nonlocal read
+        while True:
+            read += 1
+            yield face_request(f"request {read}")
+
+    async with Emulator(durations=Durations(queueing=0.05, processing=0.05)) as emu:
+        client = fast_client(emu)
+        outcomes = 0
+
+        async def consume(batch: AsyncIterator[object]) -> None:
+            nonlocal outcomes
+            async for _ in batch:
+                outcomes += 1
+                assert outcomes < 100, "still reading the input after close"
+                await client.close()
+
+        async with client:
+            with pytest.raises(RuntimeError, match="closed"):
+                await consume(client.generate_many(endless(), concurrency=2))
+        assert read <= 3  # the two in flight at the close, and at most one read before it
