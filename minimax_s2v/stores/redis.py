@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import time
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,7 +88,7 @@ class RedisStore:
         self._max_events = max_events
         self._channel = prefix + "updates"
         self._listener: asyncio.Task[None] | None = None
-        self._subscribers: list[RemoteUpdate] = []
+        self._subscribers: list[Callable[[], RemoteUpdate | None]] = []  # see subscribe()
         self._unreadable = 0  # updates published or replayed that could not be read
         self._unreadable_warning = PacedWarning()
         # Each publication starts with its origin, so a replica skips its own unparsed.
@@ -121,8 +125,16 @@ class RedisStore:
         reconnects with backoff, subscribes again, then replays from the journal stream what
         the other replicas recorded while it was away (the outage and the recovery are logged
         once each). A subscriber sees an update at least once; the client ignores repeats.
+
+        A bound method is held weakly: a store outlives the clients that used it, and must
+        not keep each of them (its tracker, its tasks) alive once it is gone.
         """
-        self._subscribers.append(on_update)
+        held: Callable[[], RemoteUpdate | None]
+        if inspect.ismethod(on_update):
+            held = weakref.WeakMethod(on_update)
+        else:
+            held = functools.partial(_itself, on_update)
+        self._subscribers = [*self._live_subscribers(), held]
         if self._listener is not None:
             return
         pubsub = await self._subscribed()
@@ -218,8 +230,14 @@ class RedisStore:
             self._unreadable,
         )
 
+    def _live_subscribers(self) -> list[Callable[[], RemoteUpdate | None]]:
+        return [held for held in self._subscribers if held() is not None]
+
     async def _deliver(self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
-        for subscriber in self._subscribers:
+        for held in self._subscribers:
+            subscriber = held()
+            if subscriber is None:
+                continue  # its client is gone (forgotten at the next subscribe)
             try:
                 await subscriber(nonce, snapshot, confirmed)
             except Exception:
@@ -384,6 +402,10 @@ class RedisStore:
             for _, fields in rows
             if task_id in (None, fields["task_id"])
         ]
+
+
+def _itself(on_update: RemoteUpdate) -> RemoteUpdate:
+    return on_update
 
 
 def _published(data: str) -> list[tuple[str | None, TaskSnapshot, bool]]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,3 +361,29 @@ async def test_generate_many_over_an_endless_input_ends_when_its_client_closes()
             with pytest.raises(RuntimeError, match="closed"):
                 await consume(client.generate_many(endless(), concurrency=2))
         assert read <= 3  # the two in flight at the close, and at most one read before it
+
+
+async def test_a_closed_client_is_not_kept_alive_by_the_redis_store_it_shared(
+    redis_url: str,
+) -> None:
+    """A RedisStore outlives the clients that used it, and keeps none of them after close.
+
+    Each client subscribed for good: a service that makes a client now and then over one
+    store kept every closed client (its tracker, its tasks) and called each on every update.
+    """
+    prefix = "outlived:"
+    store = RedisStore(redis_url, prefix=prefix)
+    async with Emulator() as emu:
+        gone = []
+        for _ in range(3):
+            client = fast_client(emu, store=store)
+            async with client:
+                await client.resume()  # subscribes
+            gone.append(weakref.ref(client))
+            del client
+        gc.collect()
+        assert [ref() for ref in gone] == [None, None, None]
+        async with fast_client(emu, store=store) as client:  # the store still serves
+            task = await client.submit(face_request())
+            assert (await task.wait(10)).status is TaskStatus.SUCCESS
+    await store.close()
