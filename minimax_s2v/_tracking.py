@@ -1045,6 +1045,19 @@ class TaskTracker:
         if len(real) != 1 or None in claims.values():
             return
         task_id = real[0]
+        holder = self.registry.get(task_id)
+        if holder is not None and holder.nonce not in (None, nonce):
+            # Adopted by another uncertain submission while this one's claims were checked
+            # (its check read the journal before that adoption was recorded): rule 3.
+            logger.warning(
+                "a callback for uncertain submission %s named task %s, which submission %s "
+                "adopted meanwhile: not adopted",
+                nonce,
+                task_id,
+                holder.nonce,
+            )
+            claims[task_id] = False
+            return
         logger.info("adopted task %s for uncertain submission %s", task_id, nonce)
         self.counts.adopted += 1
         entry.stage, entry.task_id = _Stage.BOUND, task_id

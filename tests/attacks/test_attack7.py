@@ -17,12 +17,20 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from minimax_s2v import Client, StoreError, TaskSnapshot, TaskStatus, VideoRequest
+from minimax_s2v import (
+    Client,
+    StoreError,
+    SubmissionUncertainError,
+    TaskSnapshot,
+    TaskStatus,
+    VideoRequest,
+)
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import SQLiteStore
 from minimax_s2v.stores.redis import RedisStore
 from tests.attacks.test_attack5 import api_server
 from tests.client_setup import TEST_RETRY, face_request, fast_client
+from tests.receiver_setup import new_receiver, status_update
 from tests.redis_server import redis_server
 
 
@@ -387,3 +395,57 @@ async def test_a_closed_client_is_not_kept_alive_by_the_redis_store_it_shared(
             task = await client.submit(face_request())
             assert (await task.wait(10)).status is TaskStatus.SUCCESS
     await store.close()
+
+
+async def test_two_uncertain_submissions_checked_at_once_do_not_both_adopt_one_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claims of one task on two uncertain submissions' URLs: at most one adopts it.
+
+    Both answers are lost; callbacks on both URLs name task 777. Both checks query the API
+    at once and both see it; each then asked the journal whether another submission held
+    the task, and neither had recorded it yet: both adopted it (rule 3: no other nonce may
+    hold it), and the second submission's own task could never be adopted.
+    """
+    urls: list[str] = []
+    queried = asyncio.Event()
+    queries = 0
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        urls.append((await request.json())["callback_url"])
+        assert request.transport is not None
+        request.transport.close()  # the answer is lost
+        return web.Response()
+
+    async def query(request: web.Request) -> web.Response:
+        nonlocal queries
+        queries += 1
+        if queries == 2:  # both checks are in
+            queried.set()
+        await asyncio.wait_for(queried.wait(), 5)  # answered together
+        return web.json_response(
+            {"task_id": "777", "status": "Processing", "base_resp": {"status_code": 0}}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    app.router.add_get("/v1/query/video_generation", query)
+    receiver = new_receiver()
+    store = SQLiteStore(tmp_path / "journal.db")
+    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
+        client = Client("key", base_url=base_url, receiver=receiver, store=store, retry=TEST_RETRY)
+        async with client, aiohttp.ClientSession() as http:
+            lost = []
+            for prompt in ("first", "second"):
+                with pytest.raises(SubmissionUncertainError) as error:
+                    await client.submit(face_request(prompt))
+                lost.append(error.value)
+            for url in urls:
+                async with http.post(url, json=status_update("777", "processing")) as answer:
+                    assert answer.status == 200
+            async with asyncio.timeout(5):
+                while client.stats().adopted < 2 and "not adopted" not in caplog.text:
+                    await asyncio.sleep(0.01)  # until both checks have ended
+            adopted = [client.recover(error) for error in lost]
+        await store.close()
+    assert sum(task is not None for task in adopted) == 1, adopted
