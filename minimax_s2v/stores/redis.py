@@ -39,6 +39,10 @@ _Pending = tuple[TaskSnapshot, EventSource, bool, "str | None", "asyncio.Future[
 # After a lost subscription, the journal is replayed from a little before the loss was
 # noticed: a publication may have been lost on the dying connection before the error came.
 _REPLAY_MARGIN = 10.0
+# Updates read or handed on between two turns of the event loop: one publication may hold
+# many thousands (anyone can publish tens of megabytes), and the loop that reads them must
+# still answer MiniMax's challenge within 3 s.
+_AT_ONCE = 100
 
 
 class RedisStore:
@@ -90,6 +94,7 @@ class RedisStore:
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: list[Callable[[], RemoteUpdate | None]] = []  # see subscribe()
         self._unreadable = 0  # updates published or replayed that could not be read
+        self._delivered = 0  # updates handed to the subscribers
         self._unreadable_warning = PacedWarning()
         # Each publication starts with its origin, so a replica skips its own unparsed.
         self._origin = f"{time.time_ns()}-{id(self)}\n"
@@ -212,7 +217,7 @@ class RedisStore:
             if message.get("type") != "message" or message["data"].startswith(self._origin):
                 continue
             try:
-                updates = _published(message["data"])
+                updates = await _published(message["data"])
             except Exception as error:  # noqa: BLE001 - anyone can publish: skipped, counted
                 self._skip(f"an update published on {self._channel}", error)
                 continue
@@ -234,6 +239,9 @@ class RedisStore:
         return [held for held in self._subscribers if held() is not None]
 
     async def _deliver(self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
+        self._delivered += 1
+        if self._delivered % _AT_ONCE == 0:
+            await asyncio.sleep(0)  # a subscriber may not suspend: let the loop go (_AT_ONCE)
         for held in self._subscribers:
             subscriber = held()
             if subscriber is None:
@@ -408,8 +416,10 @@ def _itself(on_update: RemoteUpdate) -> RemoteUpdate:
     return on_update
 
 
-def _published(data: str) -> list[tuple[str | None, TaskSnapshot, bool]]:
+async def _published(data: str) -> list[tuple[str | None, TaskSnapshot, bool]]:
     """The updates of one publication (after its origin line): (nonce, snapshot, confirmed).
+
+    Read :data:`_AT_ONCE` at a time, the event loop let go in between (see there).
 
     Raises:
         TypeError: it is not a list of such triples (anyone can publish on the channel).
@@ -421,7 +431,9 @@ def _published(data: str) -> list[tuple[str | None, TaskSnapshot, bool]]:
     if not isinstance(entries, list):
         raise TypeError("expected a JSON list of updates")
     updates = []
-    for entry in entries:
+    for index, entry in enumerate(entries, 1):
+        if index % _AT_ONCE == 0:
+            await asyncio.sleep(0)
         if not isinstance(entry, list) or len(entry) != 3:
             raise TypeError("expected [nonce, snapshot, confirmed] for each update")
         nonce, snapshot, confirmed = entry
