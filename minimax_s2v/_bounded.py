@@ -1,13 +1,14 @@
-"""A mapping with a limit: what the receiver and the tracker remember of each nonce."""
+"""Things with a limit: what is remembered of each nonce, and how often a warning is logged."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["BoundedMap"]
+__all__ = ["BoundedMap", "PacedWarning"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -61,3 +62,25 @@ class BoundedMap(Generic[K, V]):
         """Forget ``key``; its value, if it was remembered."""
         self._created.pop(key, None)
         return self._items.pop(key, None)
+
+
+class PacedWarning:
+    """The level of a warning that hostile input can repeat at will: one WARNING per period.
+
+    The first one is a WARNING, and so is the first after ``every`` seconds have passed; the
+    others in between are DEBUG (a sender must not flood the log, nor hide its own traces).
+    """
+
+    __slots__ = ("_every", "_quiet_until")
+
+    def __init__(self, every: float = 10.0) -> None:
+        self._every = every
+        self._quiet_until = 0.0
+
+    def level(self) -> int:
+        """The level of the warning logged now."""
+        now = time.monotonic()
+        if now < self._quiet_until:
+            return logging.DEBUG
+        self._quiet_until = now + self._every
+        return logging.WARNING

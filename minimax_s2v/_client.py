@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import itertools
 import logging
 import os
 import secrets
@@ -398,6 +399,7 @@ class Client:
         if self._state is _State.CLOSED:
             raise RuntimeError(CLOSED_CLIENT)
         if self._transport is not None:
+            self._tracker.check_loop()  # its session, poller and waiters live on that loop
             return self._transport
         loop = asyncio.get_running_loop()
         # Everything that can refuse comes before the session, so that nothing leaks.
@@ -427,6 +429,7 @@ class Client:
             user_agent=_user_agent(),
         )
         self._state = _State.OPENED
+        self._tracker.loop = loop
         return self._transport
 
     async def close(self) -> None:
@@ -596,20 +599,24 @@ class Client:
         polling as the fallback). Submissions whose outcome was never known are returned as
         ``uncertain``; with a receiver, a callback that names their task still binds it
         (once the API shows that task exists).
+
+        Raises:
+            StoreError: the journal cannot be read (its file is locked or damaged, or it
+                holds rows this version cannot read); nothing was submitted or changed.
         """
         self._open()
-        await self._tracker.start()
+        unfinished, uncertain = await self._tracker.journaled()
         # The journal says which API each submission went to (its payload's model).
-        for stored in await self.store.unfinished():
+        for stored in unfinished:
             if stored.submission is not None and _is_v2_payload(stored.submission.payload):
                 self._v2_tasks.add(stored.task_id)
                 self._v2_nonces.add(stored.submission.nonce)
-        for submission in await self.store.uncertain():
+        for submission in uncertain:
             if _is_v2_payload(submission.payload):
                 self._v2_nonces.add(submission.nonce)
         await self._prefetch_v2([t for t in self._v2_tasks if self._prefetched.get(t) is None])
         try:
-            resumed = await self._tracker.resume()
+            resumed = await self._tracker.resume(unfinished, uncertain)
         finally:
             self._prefetched.clear()
         slots = self._v2_slots
@@ -1020,6 +1027,10 @@ class Client:
         At most ``concurrency`` generations are in flight, and the input (which may be an
         async iterator) is read only as slots free up, so memory stays bounded however many
         requests there are. A failure is yielded as an outcome; it never stops the batch.
+
+        Raises:
+            RuntimeError: the client was closed before the input ended (the outcomes of the
+                generations in flight are yielded first; no further request is read).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -1049,16 +1060,26 @@ class Client:
                     running.discard(job)
                     yield job.result()
 
+        inputs = _aiter(requests)
+        cut_short = False
         try:
-            index = 0
-            async for request in _aiter(requests):
+            for index in itertools.count():
+                if self.closed:  # not one more read: each request read now would only fail
+                    cut_short = True
+                    break
+                try:
+                    request = await anext(inputs)
+                except StopAsyncIteration:
+                    break
                 async for outcome in drain(concurrency - 1):
                     yield outcome
                 running.add(asyncio.get_running_loop().create_task(one(index, request)))
-                index += 1
             async for outcome in drain(0):
                 yield outcome
+            if cut_short:
+                raise RuntimeError(CLOSED_CLIENT)
         finally:
+            await inputs.aclose()
             for job in running:
                 job.cancel()
             if running:
@@ -1092,7 +1113,7 @@ def _is_v2_payload(payload: object) -> bool:
 
 async def _aiter(
     items: Iterable[AnyRequest] | AsyncIterable[AnyRequest],
-) -> AsyncIterator[AnyRequest]:
+) -> AsyncGenerator[AnyRequest, None]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item

@@ -365,22 +365,22 @@ class Task:
         """Yield the last known snapshot, then each newer one, until the task ends.
 
         The iterator ends after the final snapshot; a ``Fail`` is yielded, not raised.
+
+        Raises:
+            RuntimeError: the client was closed before the task ended.
+            APIError: the task can no longer be followed (expired, unknown, key refused).
         """
         record = self._record
         queue = record.listen()
         try:
             if record.snapshot is not None:
                 yield record.snapshot
-            if record.finished:
-                return
-            self._follower.watch(record)
-            while True:
-                snapshot = await queue.get()
-                if snapshot is None:
-                    if record.error is not None:
-                        raise record.error
-                    return
-                yield snapshot
+            if not record.finished:
+                self._follower.watch(record)
+                while (snapshot := await queue.get()) is not None:
+                    yield snapshot
+            if record.error is not None:  # ended before the iterator began, or meanwhile
+                raise record.error
         finally:
             record.unlisten(queue)
 

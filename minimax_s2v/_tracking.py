@@ -26,7 +26,8 @@ So a callback is a hint, and only MiniMax's authenticated API is believed.
    within ``PollPolicy.first_interval``): forged callbacks cannot buy a query each. A V2
    (MiniMax-H3) task is confirmed by a V2 query of that task, whatever shape its push had
    (V1-like or ``{"task": …}``), and its video is the query's ``content.url``, never a URL a
-   callback named.
+   callback named. A final status another replica published is confirmed the same way,
+   even one the publication calls confirmed.
 3. **An uncertain submission adopts a task only after the API shows it.** When the answer to a
    submission was lost, the first callbacks on its URL *claim* a task id. A claim is adopted
    only after a query of the submission's own API (V2 for a V2 submission) shows that the
@@ -60,7 +61,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import attrs
 
-from ._bounded import BoundedMap
+from ._bounded import BoundedMap, PacedWarning
 from ._errors import MiniMaxError, StoreError, SubmissionConflictError
 from ._models import AnyRequest, EventSource, TaskSnapshot, TaskStatus, VideoFile
 from ._polling import PollPolicy
@@ -71,7 +72,7 @@ from ._stats import RESULT_BUCKETS, HistogramRecorder
 from ._tasks import Task, TaskHistory, TaskRecord
 from ._telemetry import NO_TELEMETRY, Telemetry
 from .receiver import CallbackVerdict
-from .stores import SharedTaskStore, StoredSubmission, TaskStore
+from .stores import SharedTaskStore, StoredSubmission, StoredTask, TaskStore
 
 __all__ = [
     "Resumed",
@@ -85,6 +86,11 @@ logger = logging.getLogger("minimax_s2v")
 
 #: What a call on a closed client raises (a RuntimeError: the caller's bug, not the API's).
 CLOSED_CLIENT = "this Client is closed: create a new one"
+#: What a call from another event loop than the client's raises (a RuntimeError too).
+OTHER_LOOP = (
+    "this Client runs on another event loop: use it and its tasks from the loop it was "
+    "opened on (a Client per event loop)"
+)
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -423,7 +429,6 @@ class _Stage(enum.Enum):
 
 
 _MAX_CLAIMS = 4  # task ids one uncertain nonce may claim at once (not disproved) before 409s
-_CONFLICT_LOG_EVERY = 10.0  # seconds between two warnings about rejected callbacks
 _MAX_CHECKS = 32  # task ids the API is asked about for one uncertain nonce, at most
 
 
@@ -440,6 +445,14 @@ class _Nonce:
         # None (being checked).
         self.claims: dict[str, bool | None] = {}
         self.conflict = False
+
+
+def _closed_error(task_id: str) -> RuntimeError:
+    """What a wait on ``task_id`` raises once the client has closed."""
+    return RuntimeError(
+        f"the client was closed while waiting for task {task_id}; "
+        f"wait again with a new client: client.task({task_id!r}).wait()"
+    )
 
 
 def _journaled(submission: StoredSubmission) -> _Nonce:
@@ -514,8 +527,10 @@ class TaskTracker:
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
+        #: The event loop the client was opened on: its poller and the waiters live there.
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._shared = isinstance(store, SharedTaskStore) and store.shared
-        self._quiet_until = 0.0  # no conflict warning is logged before then
+        self._conflict_warning = PacedWarning()
         self._doubt = polling.first_interval  # seconds a refuted final callback is not re-asked
         if receiver is not None:
             receiver.attach(self.sink)
@@ -544,12 +559,20 @@ class TaskTracker:
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
-        self.registry.close_all(
-            lambda task_id: RuntimeError(
-                f"the client was closed while waiting for task {task_id}; "
-                f"wait again with a new client: client.task({task_id!r}).wait()"
-            )
-        )
+        self.registry.close_all(_closed_error)
+
+    def _track(
+        self, task_id: str, request: AnyRequest | None = None, submitted_at: datetime | None = None
+    ) -> TaskRecord:
+        """The registry's record of ``task_id``; its waits end at once if the client closed.
+
+        A create call may be answered after close() (the caller's session stays open): its
+        task exists, and nobody follows it any more.
+        """
+        record = self.registry.track(task_id, request, submitted_at)
+        if self._closed and not record.finished:
+            self.registry.close_all(_closed_error)
+        return record
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
         async def logged() -> None:
@@ -648,7 +671,7 @@ class TaskTracker:
     ) -> Task:
         """Follow the task a submission created; apply what its callbacks said first."""
         self.counts.created += 1
-        record = self.registry.track(task_id, request, datetime.now(UTC))
+        record = self._track(task_id, request, datetime.now(UTC))
         record.label = label
         record.nonce = nonce
         entry = self._nonces.get(nonce)
@@ -694,12 +717,13 @@ class TaskTracker:
 
     def handle(self, task_id: str) -> Task:
         """A handle on a task, followed from now on."""
-        return Task(self, self.registry.track(task_id))
+        return Task(self, self._track(task_id))
 
     def watch(self, record: TaskRecord) -> None:
         """Make sure someone reports on ``record``: callbacks, with polling as the fallback."""
         if self._closed or record.finished:
             return
+        self.check_loop()
         if record.submitted_at is None:
             self._poller.follow(record, 0.0)  # re-attached by id: ask at once
         elif self._receiver is not None:
@@ -708,6 +732,15 @@ class TaskTracker:
             self._poller.follow(record, max(0.0, self._receiver.fallback_after - age))
         else:
             self._poller.follow(record)
+
+    def check_loop(self) -> None:
+        """Refuse a call made on another event loop than the client's.
+
+        Raises:
+            RuntimeError: the running loop is not the one the client was opened on.
+        """
+        if self.loop is not None and asyncio.get_running_loop() is not self.loop:
+            raise RuntimeError(OTHER_LOOP)
 
     async def refresh(self, task_id: str) -> TaskSnapshot:
         """Query a task now (retried on transient errors) and apply the answer."""
@@ -905,13 +938,8 @@ class TaskTracker:
 
     def _conflict(self, nonce: str, named: str, owner: str) -> None:
         self.counts.conflicts += 1
-        # At most one warning every few seconds: forged callbacks must not flood the log.
-        now = time.monotonic()
-        level = logging.WARNING if now >= self._quiet_until else logging.DEBUG
-        if level == logging.WARNING:
-            self._quiet_until = now + _CONFLICT_LOG_EVERY
         logger.log(
-            level,
+            self._conflict_warning.level(),  # forged callbacks must not flood the log
             "a callback for nonce %s named task %s, but the nonce belongs to task %s: rejected "
             "(%d such callbacks so far; client.stats().conflicts)",
             nonce,
@@ -1017,6 +1045,19 @@ class TaskTracker:
         if len(real) != 1 or None in claims.values():
             return
         task_id = real[0]
+        holder = self.registry.get(task_id)
+        if holder is not None and holder.nonce not in (None, nonce):
+            # Adopted by another uncertain submission while this one's claims were checked
+            # (its check read the journal before that adoption was recorded): rule 3.
+            logger.warning(
+                "a callback for uncertain submission %s named task %s, which submission %s "
+                "adopted meanwhile: not adopted",
+                nonce,
+                task_id,
+                holder.nonce,
+            )
+            claims[task_id] = False
+            return
         logger.info("adopted task %s for uncertain submission %s", task_id, nonce)
         self.counts.adopted += 1
         entry.stage, entry.task_id = _Stage.BOUND, task_id
@@ -1046,18 +1087,33 @@ class TaskTracker:
         record = self.registry.get(snapshot.task_id)
         if record is None:
             return
-        if confirmed:
+        if confirmed and not snapshot.is_terminal:
             self.registry.apply(snapshot, EventSource.STORE)
         else:
+            # A final status is confirmed here even when the publication calls it confirmed:
+            # whoever can publish on the channel can say so (rule 2).
             await self._take(record, snapshot, nonce, journal=False)
 
     # -- restarts ---------------------------------------------------------------------------
 
-    async def resume(self) -> Resumed:
-        """Re-attach to every unfinished task in the store (see :meth:`Client.resume`)."""
+    async def journaled(self) -> tuple[list[StoredTask], list[StoredSubmission]]:
+        """The store's unfinished tasks and uncertain submissions, read for :meth:`resume`.
+
+        Raises:
+            StoreError: the journal cannot be read (its file is locked or damaged, or holds
+                rows this version cannot read).
+        """
         await self.start()
+        unfinished = await self._write("read the unfinished tasks", None, self._store.unfinished)
+        uncertain = await self._write("read the uncertain submissions", None, self._store.uncertain)
+        return unfinished, uncertain
+
+    async def resume(
+        self, unfinished: list[StoredTask], uncertain: list[StoredSubmission]
+    ) -> Resumed:
+        """Re-attach to the tasks :meth:`journaled` read (see :meth:`Client.resume`)."""
         tasks: list[Task] = []
-        for stored in await self._write("read the unfinished tasks", None, self._store.unfinished):
+        for stored in unfinished:
             submission = stored.submission
             record = self.registry.track(
                 stored.task_id, None, submission.created_at if submission else None
@@ -1069,7 +1125,6 @@ class TaskTracker:
             if stored.snapshot is not None:
                 self.registry.apply(stored.snapshot, EventSource.STORE)
             tasks.append(Task(self, record))
-        uncertain = await self._write("read the uncertain submissions", None, self._store.uncertain)
         for submission in uncertain:
             self._route(submission.nonce, _Nonce(_Stage.UNCERTAIN))
         slots = asyncio.Semaphore(8)

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import time
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from yarl import URL
 
+from .._bounded import PacedWarning
 from .._models import EventSource, TaskSnapshot
 from .._redaction import REDACTED, describe
 from .._wire import compact_json, parse_snapshot, snapshot_payload
@@ -34,6 +39,10 @@ _Pending = tuple[TaskSnapshot, EventSource, bool, "str | None", "asyncio.Future[
 # After a lost subscription, the journal is replayed from a little before the loss was
 # noticed: a publication may have been lost on the dying connection before the error came.
 _REPLAY_MARGIN = 10.0
+# Updates read or handed on between two turns of the event loop: one publication may hold
+# many thousands (anyone can publish tens of megabytes), and the loop that reads them must
+# still answer MiniMax's challenge within 3 s.
+_AT_ONCE = 100
 
 
 class RedisStore:
@@ -70,12 +79,23 @@ class RedisStore:
             url, max_connections=max_connections, timeout=30, decode_responses=True
         )
         self._redis: Any = aioredis.Redis(connection_pool=pool)
+        # The subscription's connection of its own: anyone who can publish on the channel can
+        # send bytes that are not UTF-8, read replaced (an unreadable update, skipped) rather
+        # than as an error that drops the subscription.
+        self._listening: Any = aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool.from_url(
+                url, max_connections=2, decode_responses=True, encoding_errors="replace"
+            )
+        )
         self._shown_url = _shown_url(url)
         self._prefix = prefix
         self._max_events = max_events
         self._channel = prefix + "updates"
         self._listener: asyncio.Task[None] | None = None
-        self._subscribers: list[RemoteUpdate] = []
+        self._subscribers: list[Callable[[], RemoteUpdate | None]] = []  # see subscribe()
+        self._unreadable = 0  # updates published or replayed that could not be read
+        self._delivered = 0  # updates handed to the subscribers
+        self._unreadable_warning = PacedWarning()
         # Each publication starts with its origin, so a replica skips its own unparsed.
         self._origin = f"{time.time_ns()}-{id(self)}\n"
         # Updates gathered on the event loop while the previous batch is written.
@@ -99,6 +119,7 @@ class RedisStore:
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
         await self._redis.aclose(close_connection_pool=True)
+        await self._listening.aclose(close_connection_pool=True)
 
     # -- pub/sub ----------------------------------------------------------------------------
 
@@ -109,15 +130,23 @@ class RedisStore:
         reconnects with backoff, subscribes again, then replays from the journal stream what
         the other replicas recorded while it was away (the outage and the recovery are logged
         once each). A subscriber sees an update at least once; the client ignores repeats.
+
+        A bound method is held weakly: a store outlives the clients that used it, and must
+        not keep each of them (its tracker, its tasks) alive once it is gone.
         """
-        self._subscribers.append(on_update)
+        held: Callable[[], RemoteUpdate | None]
+        if inspect.ismethod(on_update):
+            held = weakref.WeakMethod(on_update)
+        else:
+            held = functools.partial(_itself, on_update)
+        self._subscribers = [*self._live_subscribers(), held]
         if self._listener is not None:
             return
         pubsub = await self._subscribed()
         self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
 
     async def _subscribed(self) -> Any:
-        pubsub = self._redis.pubsub()
+        pubsub = self._listening.pubsub()
         try:
             await pubsub.subscribe(self._channel)
             # Wait for the server's confirmation: from here on no publication is missed.
@@ -163,19 +192,24 @@ class RedisStore:
                 delay = min(delay * 2, 2.0)
 
     async def _replay_since(self, since: float) -> int:
-        """Hand subscribers what other replicas journaled from ``since`` (Unix seconds) on."""
-        rows = await self._redis.xrange(self._key("events"), min=f"{int(since * 1000)}-0")
+        """Hand subscribers what other replicas journaled from ``since`` (Unix seconds) on.
+
+        Read on the subscription's connections (bytes that are not UTF-8 replaced): an entry
+        that cannot be read is skipped, never raised, or the replay would start over forever.
+        """
+        rows = await self._listening.xrange(self._key("events"), min=f"{int(since * 1000)}-0")
         count = 0
         for _, fields in rows:
             if fields.get("origin") == self._origin:
                 continue
             try:
                 snapshot = parse_snapshot(json.loads(fields["snapshot"]))
-            except Exception:  # noqa: BLE001 - one unreadable entry must not stop the replay
-                logger.warning("could not read a journaled update while replaying")
+                confirmed = fields["confirmed"] == "1"
+            except Exception as error:  # noqa: BLE001 - anyone with Redis can add an entry
+                self._skip("a journaled update", error)
                 continue
             count += 1
-            await self._deliver(fields.get("nonce") or None, snapshot, fields["confirmed"] == "1")
+            await self._deliver(fields.get("nonce") or None, snapshot, confirmed)
         return count
 
     async def _receive(self, pubsub: Any) -> None:
@@ -183,19 +217,35 @@ class RedisStore:
             if message.get("type") != "message" or message["data"].startswith(self._origin):
                 continue
             try:
-                _, _, body = message["data"].partition("\n")
-                updates = [
-                    (nonce, parse_snapshot(snapshot), bool(confirmed))
-                    for nonce, snapshot, confirmed in json.loads(body)
-                ]
-            except Exception:
-                logger.exception("could not read an update from another replica")
+                updates = await _published(message["data"])
+            except Exception as error:  # noqa: BLE001 - anyone can publish: skipped, counted
+                self._skip(f"an update published on {self._channel}", error)
                 continue
             for nonce, snapshot, confirmed in updates:
                 await self._deliver(nonce, snapshot, confirmed)
 
+    def _skip(self, what: str, error: Exception) -> None:
+        """Count an update that cannot be read; warn about it now and then."""
+        self._unreadable += 1
+        logger.log(
+            self._unreadable_warning.level(),
+            "could not read %s (%s); skipped (%d so far)",
+            what,
+            describe(error),
+            self._unreadable,
+        )
+
+    def _live_subscribers(self) -> list[Callable[[], RemoteUpdate | None]]:
+        return [held for held in self._subscribers if held() is not None]
+
     async def _deliver(self, nonce: str | None, snapshot: TaskSnapshot, confirmed: bool) -> None:
-        for subscriber in self._subscribers:
+        self._delivered += 1
+        if self._delivered % _AT_ONCE == 0:
+            await asyncio.sleep(0)  # a subscriber may not suspend: let the loop go (_AT_ONCE)
+        for held in self._subscribers:
+            subscriber = held()
+            if subscriber is None:
+                continue  # its client is gone (forgotten at the next subscribe)
             try:
                 await subscriber(nonce, snapshot, confirmed)
             except Exception:
@@ -360,6 +410,37 @@ class RedisStore:
             for _, fields in rows
             if task_id in (None, fields["task_id"])
         ]
+
+
+def _itself(on_update: RemoteUpdate) -> RemoteUpdate:
+    return on_update
+
+
+async def _published(data: str) -> list[tuple[str | None, TaskSnapshot, bool]]:
+    """The updates of one publication (after its origin line): (nonce, snapshot, confirmed).
+
+    Read :data:`_AT_ONCE` at a time, the event loop let go in between (see there).
+
+    Raises:
+        TypeError: it is not a list of such triples (anyone can publish on the channel).
+        ValueError: it is not JSON.
+        ResponseValidationError: a snapshot is not shaped like a status update.
+    """
+    _, _, body = data.partition("\n")
+    entries = json.loads(body)
+    if not isinstance(entries, list):
+        raise TypeError("expected a JSON list of updates")
+    updates = []
+    for index, entry in enumerate(entries, 1):
+        if index % _AT_ONCE == 0:
+            await asyncio.sleep(0)
+        if not isinstance(entry, list) or len(entry) != 3:
+            raise TypeError("expected [nonce, snapshot, confirmed] for each update")
+        nonce, snapshot, confirmed = entry
+        if not isinstance(nonce, str | None) or not isinstance(confirmed, bool):
+            raise TypeError("expected a text or null nonce and a true or false confirmed")
+        updates.append((nonce, parse_snapshot(snapshot), confirmed))
+    return updates
 
 
 def _submission(nonce: str, fields: dict[str, str]) -> StoredSubmission:
