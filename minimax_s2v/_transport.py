@@ -260,9 +260,10 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 
 def _decode(raw: bytes) -> object:
+    """The JSON document ``raw``, else ``None`` (not UTF-8, not JSON, or nested too deeply)."""
     try:
         return json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
