@@ -250,7 +250,10 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     if length is not None:
         if length > _MAX_API_BODY:
             raise aiohttp.ClientPayloadError(f"answer of {length} bytes is too large")
-        return await response.read()
+        # Content-Length counts the bytes on the wire: a compressed answer is read a piece
+        # at a time below, as it is inflated (a few KiB of gzip can inflate to gigabytes).
+        if response.headers.get("Content-Encoding", "identity").strip().lower() == "identity":
+            return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk

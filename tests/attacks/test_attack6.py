@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
 
-from minimax_s2v import Client, MiniMaxError, SubmissionUncertainError, Timeouts
+from minimax_s2v import (
+    Client,
+    MiniMaxError,
+    SubmissionUncertainError,
+    Timeouts,
+    TransportError,
+)
 from tests.client_setup import TEST_RETRY, face_request
 
 KEY = "sk-attack6-secret-key-0123456789"
@@ -80,4 +88,38 @@ async def test_a_deeply_nested_create_answer_is_uncertain_and_sent_once() -> Non
         with pytest.raises(SubmissionUncertainError) as caught:
             await client.submit(face_request())
     assert posts == ["/v1/video_generation"]
+    assert_clean(caught.value)
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip body of a few dozen KiB that inflates to a JSON object of ``size`` bytes."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [packer.compress(b'{"task_id": "1234", "pad": "')]
+    block = b"0" * (1 << 20)
+    parts.extend(packer.compress(block) for _ in range(size >> 20))
+    parts.append(packer.compress(b'"}') + packer.flush())
+    return b"".join(parts)
+
+
+async def test_a_gzip_bomb_is_refused_with_memory_bounded() -> None:
+    """A small gzip answer inflating to 64 MiB is refused as too large; memory stays bounded.
+
+    The 4 MB cap on API answers was checked against Content-Length, the size on the wire.
+    """
+    bomb = gzip_bomb(64 << 20)
+
+    async def handle(_: web.Request) -> web.Response:
+        return web.Response(
+            body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
+
+    async with api(handle) as url, client_of(url) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(TransportError, match="too large") as caught:
+                await client.get_task("1234")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 40 << 20
     assert_clean(caught.value)
