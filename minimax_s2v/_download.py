@@ -102,11 +102,18 @@ async def download_video(
             answers that kept not fitting; refused even with a fresh URL.
         TransportError: the connection kept failing after the policy's attempts.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     loop = asyncio.get_running_loop()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
+    except OSError as error:
+        failure: OSError | None = error
+    else:
+        failure = None
+    if failure is not None:  # e.g. a parent that is a file, a read-only file system
+        raise _unwritable(dest, failure)
     state = _Progress(fd, on_progress, early_writeback=fsync)
     closed = False
 
@@ -144,8 +151,13 @@ async def download_video(
         logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
         return dest
     # Writing the file failed here (a full disk, a file size limit): a typed error.
+    raise _unwritable(dest, failure)
+
+
+def _unwritable(dest: Path, failure: OSError) -> DownloadError:
+    """The typed error for a video that could not be written to ``dest``."""
     reason = failure.strerror or type(failure).__name__
-    raise DownloadError(f"could not write the video to {dest}: {reason}")
+    return DownloadError(f"could not write the video to {dest}: {reason}")
 
 
 class _Progress:

@@ -6,18 +6,21 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from minimax_s2v import (
     Client,
+    DownloadError,
     MiniMaxError,
     SubmissionUncertainError,
     Timeouts,
     TransportError,
 )
-from tests.client_setup import TEST_RETRY, face_request
+from minimax_s2v.emulator import Emulator
+from tests.client_setup import TEST_RETRY, face_request, fast_client
 
 KEY = "sk-attack6-secret-key-0123456789"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -123,3 +126,18 @@ async def test_a_gzip_bomb_is_refused_with_memory_bounded() -> None:
             tracemalloc.stop()
     assert peak < 40 << 20
     assert_clean(caught.value)
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "in-proc"])
+async def test_a_destination_that_cannot_be_created_is_a_download_error(
+    tmp_path: Path, where: str
+) -> None:
+    """A destination whose directory cannot be made or written is a DownloadError, no OSError."""
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"not a directory")
+    dest = blocker / "out.mp4" if where == "under-a-file" else Path("/proc/attack6/out.mp4")
+    async with Emulator(seed=6) as emu, fast_client(emu) as client:
+        snapshot = await (await client.submit(face_request())).wait()
+        with pytest.raises(DownloadError, match="could not write"):
+            await client.download(snapshot, dest)
+    assert blocker.read_bytes() == b"not a directory"
