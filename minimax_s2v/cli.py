@@ -52,6 +52,7 @@ from ._models import (
     VideoRequest,
 )
 from ._polling import PollPolicy
+from ._preflight import expand_home
 from ._ratelimit import RateLimit
 from ._redaction import Redactor, describe
 from ._tasks import Task
@@ -637,7 +638,7 @@ def _batch_h3_request(data: dict[str, Any], base: Path) -> H3Request:
 def _resolve(image: str, base: Path) -> str:
     if source_kind(image) != "path":
         return image
-    candidate = Path(image).expanduser()
+    candidate = expand_home(image)
     return str(candidate if candidate.is_absolute() else base / candidate)
 
 

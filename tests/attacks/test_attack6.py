@@ -12,12 +12,16 @@ import pytest
 from aiohttp import web
 
 from minimax_s2v import (
+    AnyRequest,
     Client,
     DownloadError,
+    H3Request,
+    InvalidRequestError,
     MiniMaxError,
     SubmissionUncertainError,
     Timeouts,
     TransportError,
+    VideoRequest,
 )
 from minimax_s2v.emulator import Emulator
 from tests.client_setup import TEST_RETRY, face_request, fast_client
@@ -141,3 +145,28 @@ async def test_a_destination_that_cannot_be_created_is_a_download_error(
         with pytest.raises(DownloadError, match="could not write"):
             await client.download(snapshot, dest)
     assert blocker.read_bytes() == b"not a directory"
+
+
+@pytest.mark.parametrize("path", ["~no-such-user-attack6/face.png", "faces/face\x00.png"])
+@pytest.mark.parametrize("model", ["S2V-01", "MiniMax-H3"])
+async def test_a_local_path_naming_no_possible_file_is_refused_before_sending(
+    path: str, model: str
+) -> None:
+    """An unknown user's ``~`` or a NUL byte is a problem found before anything is sent.
+
+    A raw RuntimeError or ValueError came out of submit().
+    """
+    posts: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        posts.append(request.path)
+        return web.json_response({"task_id": "1234", "base_resp": {"status_code": 0}})
+
+    request: AnyRequest = (
+        VideoRequest(subject=path) if model == "S2V-01" else H3Request("hi", references=[path])
+    )
+    async with api(handle) as url, client_of(url) as client:
+        with pytest.raises(InvalidRequestError) as caught:
+            await client.submit(request)
+    assert posts == []
+    assert "\x00" not in str(caught.value)
