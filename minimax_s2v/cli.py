@@ -567,7 +567,8 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
     items: dict[str, _BatchLine] = {}
     bad = 0
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # Split as bytes: a line that is not UTF-8 is one bad line, not the whole file.
+        lines = path.read_bytes().splitlines()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
     for number, line in enumerate(lines, start=1):
@@ -575,7 +576,7 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
             continue
         label = None
         try:
-            data = json.loads(line)
+            data = _json_line(line)
             if not isinstance(data, dict):
                 raise ValueError("a line must be a JSON object")  # noqa: TRY004, TRY301 - a bad line
             label = _batch_label(data, number)
@@ -588,6 +589,16 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
             continue
         items[label] = _BatchLine(number, request, out / f"{label}.mp4")
     return items, bad
+
+
+def _json_line(line: bytes) -> object:
+    """A batch line's JSON document (``ValueError`` says why it is not one)."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 (byte {error.start + 1})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _batch_label(data: dict[str, Any], number: int) -> str:

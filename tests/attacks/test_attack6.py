@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -145,6 +148,38 @@ async def test_a_destination_that_cannot_be_created_is_a_download_error(
         with pytest.raises(DownloadError, match="could not write"):
             await client.download(snapshot, dest)
     assert blocker.read_bytes() == b"not a directory"
+
+
+def test_hostile_batch_lines_are_skipped_each_with_one_line(tmp_path: Path) -> None:
+    """Lines not UTF-8, nested too deeply or naming an unknown user's home are bad lines.
+
+    The first two raised out of the CLI as a traceback (UnicodeDecodeError for the whole
+    file, RecursionError), and the lines after them were never read.
+    """
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(
+        b'{"id": "bad-\xff\xfe", "prompt": "hi", "image": "https://example.com/f.jpg"}\n'
+        + b"[" * 100_000
+        + b"\n"
+        + b'{"id": "tilde", "image": "~no-such-user-attack6/face.png"}\n'
+    )
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "minimax_s2v", "batch", str(batch)),
+            *("--out", str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9"),
+        ],
+        env={**os.environ, "MINIMAX_API_KEY": KEY},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    shown = done.stdout + done.stderr
+    assert b"Traceback" not in shown
+    assert KEY.encode() not in shown
+    for number in (1, 2, 3):
+        assert f"batch.jsonl:{number}: skipped".encode() in shown
+    assert b"3 bad lines" in shown
+    assert done.returncode == 2
 
 
 @pytest.mark.parametrize("path", ["~no-such-user-attack6/face.png", "faces/face\x00.png"])
