@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -205,3 +207,41 @@ async def test_a_local_path_naming_no_possible_file_is_refused_before_sending(
             await client.submit(request)
     assert posts == []
     assert "\x00" not in str(caught.value)
+
+
+@pytest.mark.parametrize("timing", ["in_create", "after_create"])
+async def test_a_challenge_echo_nested_too_deeply_fails_the_check_without_an_internal_error(
+    timing: str,
+) -> None:
+    """A callback URL whose host answers the challenge with 1 KiB of ``[`` fails its check.
+
+    The emulator's check of the echo raised RecursionError.
+    """
+    answered = asyncio.Event()
+
+    async def receiver(_: web.Request) -> web.Response:
+        answered.set()
+        return web.Response(body=b"[" * 1024, content_type="application/json")
+
+    body = {
+        "model": "S2V-01",
+        "prompt": "hi",
+        "subject_reference": [{"type": "character", "image": ["https://example.com/f.jpg"]}],
+    }
+    async with (
+        api(receiver) as hook,
+        Emulator(seed=6, challenge_timing=timing) as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {emu.api_key}"}) as session,
+    ):
+        async with session.post(
+            emu.url / "v1/video_generation", json={**body, "callback_url": f"{hook}/hook"}
+        ) as response:
+            status, data = response.status, await response.json()
+        await asyncio.wait_for(answered.wait(), 10)
+        await asyncio.sleep(0.1)  # an after-create check ends in the background
+        state = emu.state()
+    assert status == 200
+    expected = 2013 if timing == "in_create" else 0
+    assert data["base_resp"]["status_code"] == expected
+    assert "internal_error" not in state["requests"]["submit"]
+    assert state["callbacks"]["challenges_failed"] == 1
