@@ -9,7 +9,7 @@ import sys
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +29,7 @@ from minimax_s2v import (
     VideoRequest,
 )
 from minimax_s2v.emulator import Emulator
+from minimax_s2v.receiver import CallbackReceiver
 from tests.client_setup import TEST_RETRY, face_request, fast_client
 
 KEY = "sk-attack6-secret-key-0123456789"
@@ -245,3 +246,40 @@ async def test_a_challenge_echo_nested_too_deeply_fails_the_check_without_an_int
     assert data["base_resp"]["status_code"] == expected
     assert "internal_error" not in state["requests"]["submit"]
     assert state["callbacks"]["challenges_failed"] == 1
+
+
+_MIB_OF_SPACES = b" " * (1 << 20)
+
+
+@pytest.mark.parametrize("answer", ["not-utf-8", "deep", "huge"])
+async def test_self_check_of_a_hostile_public_url_reports_a_failure(answer: str) -> None:
+    """self_check() against a host answering garbage returns a failed result, memory bounded.
+
+    A body not UTF-8 raised UnicodeDecodeError, one nested too deeply RecursionError, and a
+    32 MiB one was read whole.
+    """
+
+    async def host(request: web.Request) -> web.StreamResponse:
+        if answer == "not-utf-8":
+            return web.Response(body=b'{"challenge": "\xff"}', content_type="application/json")
+        if answer == "deep":
+            return web.Response(body=b"[" * 100_000, content_type="application/json")
+        response = web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request)
+        with suppress(ConnectionError):  # the check may stop reading and hang up
+            for _ in range(32):
+                await response.write(_MIB_OF_SPACES)
+        return response
+
+    async with api(host) as url:
+        receiver = CallbackReceiver(f"{url}/cb", secret=b"s" * 32)
+        tracemalloc.start()
+        try:
+            result = await receiver.self_check(timeout=10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert not result.ok
+    assert result.http_status == 200
+    assert peak < 8 << 20
