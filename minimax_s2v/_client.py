@@ -57,6 +57,7 @@ from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport
 from ._validators import check_argument, number
 from ._wire import (
     DOWNLOAD_URL_LIFETIME,
+    check_names,
     is_http_url,
     parse_file,
     parse_h3_cancel,
@@ -668,6 +669,7 @@ class Client:
                     params={"task_id": task_id},
                 )
                 snapshot = parse_snapshot(response.data)
+                check_names("task status", task_id, snapshot.task_id, response.data)
             else:
                 record = self._tracker.registry.get(task_id)
                 submitted = record.submitted_at if record is not None else None
@@ -681,6 +683,7 @@ class Client:
                     # "invalid task_id": outside the 7-day window, or never this account's.
                     raise TaskExpiredError(task_id, error) from None
                 snapshot = parse_h3_snapshot(response.data)
+                check_names("V2 task", task_id, snapshot.task_id, response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
 
@@ -719,6 +722,7 @@ class Client:
                     params={"file_id": str(file_id)},
                 )
                 video = parse_file(response.data, datetime.now(UTC))
+                check_names("file response", file_id, video.file_id, response.data)
                 span.outcome("ok")
             return video
 
@@ -770,6 +774,7 @@ class Client:
                 "DELETE", "/v2/video_generation", EndpointClass.V2_QUERY, item=task_id
             )
             answer = parse_h3_cancel(response.data)
+            check_names("V2 cancel answer", task_id, answer.task_id, response.data)
             if answer.action != "cancelled":
                 return None
             return TaskSnapshot(task_id, TaskStatus.CANCELLED, status_text="cancelled")

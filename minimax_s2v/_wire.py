@@ -57,6 +57,7 @@ __all__ = [
     "SourceKind",
     "api_error_in",
     "callback_ack",
+    "check_names",
     "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
@@ -331,6 +332,27 @@ def _structure(what: str, data: object, build: Callable[[Any], T]) -> T:
         except Exception:  # noqa: BLE001 - a formatter failure must not hide the real one
             errors = [f"{type(exc).__name__}: {exc}"]
         raise ResponseValidationError(what, errors, _excerpt(data)) from None
+
+
+def check_names(what: str, asked: object, named: object, data: object) -> None:
+    """Refuse an answer naming another task or file than the one asked about.
+
+    A broken cache or gateway on the way may give one request another's answer; taken as
+    it came, it would report (and download) another task's video under this one's name.
+
+    Raises:
+        ResponseValidationError: ``named`` (the answer's id) is not ``asked``.
+    """
+    asked_text, named_text = str(asked), str(named)
+    if asked_text == named_text or (
+        is_id(asked_text) and is_id(named_text) and int(asked_text) == int(named_text)
+    ):
+        return
+    raise ResponseValidationError(
+        what,
+        [f"it names {named_text[:40]!r}, not {asked_text[:40]!r}, the one asked about"],
+        _excerpt(data),
+    )
 
 
 def _mapping(data: object, what: str) -> Mapping[str, Any]:

@@ -23,6 +23,7 @@ from minimax_s2v import (
     H3Request,
     InvalidRequestError,
     MiniMaxError,
+    ResponseValidationError,
     SubmissionUncertainError,
     Timeouts,
     TransportError,
@@ -283,3 +284,74 @@ async def test_self_check_of_a_hostile_public_url_reports_a_failure(answer: str)
     assert not result.ok
     assert result.http_status == 200
     assert peak < 8 << 20
+
+
+def _other_task_api(request: web.Request) -> web.Response:
+    """Answers every query with another task's success, every retrieve with another file."""
+    if request.path == "/v1/video_generation":
+        return web.json_response({"task_id": "1111", "base_resp": {"status_code": 0}})
+    if request.path == "/v2/video_generation":
+        return web.json_response({"task_id": "1111"})
+    if request.path == "/v1/query/video_generation":
+        return web.json_response(
+            {
+                "task_id": "2222",
+                "status": "Success",
+                "file_id": "888",
+                "base_resp": {"status_code": 0},
+            }
+        )
+    if request.path.startswith("/v2/query/video_generation/"):
+        task = {
+            "id": "2222",
+            "model": "MiniMax-H3",
+            "status": "succeeded",
+            "created_at": 1,
+            "updated_at": 2,
+            "content": {"url": "http://127.0.0.1:9/other.mp4"},
+        }
+        return web.json_response({"task": task})
+    file = {
+        "file_id": 888,
+        "bytes": 0,
+        "created_at": 1,
+        "filename": "output.mp4",
+        "purpose": "video_generation",
+        "download_url": "http://127.0.0.1:9/other.mp4",
+    }
+    return web.json_response({"file": file, "base_resp": {"status_code": 0}})
+
+
+@pytest.mark.parametrize("model", ["S2V-01", "MiniMax-H3"])
+async def test_an_answer_about_another_task_is_not_taken_for_the_one_asked_about(
+    model: str,
+) -> None:
+    """A query of task 1111 answered with task 2222's success is a ResponseValidationError.
+
+    get_task("1111") returned task 2222's snapshot, which download() would have saved.
+    """
+
+    async def handle(request: web.Request) -> web.Response:
+        return _other_task_api(request)
+
+    request: AnyRequest = (
+        face_request()
+        if model == "S2V-01"
+        else H3Request("hi", references=["https://example.com/f.jpg"])
+    )
+    async with api(handle) as url, client_of(url) as client:
+        task = await client.submit(request)
+        assert task.task_id == "1111"
+        with pytest.raises(ResponseValidationError, match="2222"):
+            await client.get_task("1111")
+
+
+async def test_a_retrieve_answering_another_file_is_not_taken_for_the_one_asked_about() -> None:
+    """A retrieve of file 999 answered with file 888 is a ResponseValidationError."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return _other_task_api(request)
+
+    async with api(handle) as url, client_of(url) as client:
+        with pytest.raises(ResponseValidationError, match="888"):
+            await client.get_file(999)
