@@ -20,6 +20,7 @@ from yarl import URL
 from ._download import ProgressCallback, download_video
 from ._download import target_path as _target_path
 from ._errors import (
+    APIError,
     CallbackUnreachableError,
     CancelRefusedError,
     ConfigurationError,
@@ -551,6 +552,8 @@ class Client:
         reason = str(error)
         if isinstance(error, ResponseValidationError):
             reason = f"the answer had no readable task id: {error}"
+        elif isinstance(error, APIError) and error.task_id is not None:
+            reason = f"{error}, yet the answer named task {error.task_id}"
         raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
 
     def recover(self, error: SubmissionUncertainError) -> Task | None:

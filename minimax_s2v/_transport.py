@@ -30,7 +30,7 @@ from ._ratelimit import EndpointClass, RateLimiter
 from ._redaction import STRUCTURAL, Redactor, describe
 from ._telemetry import answered
 from ._validators import number
-from ._wire import api_error_in, is_mapping, v2_error_in
+from ._wire import api_error_in, is_mapping, named_task, v2_error_in
 
 __all__ = [
     "CN_BASE_URL",
@@ -186,6 +186,7 @@ class Transport:
             data = self.redactor.json(data)
         if status >= 400:
             error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
+            error.task_id = named_task(data)
             self._note(endpoint, error)
             raise self.redactor.clean(error)
         if not is_mapping(data):
@@ -200,6 +201,7 @@ class Transport:
             retry_after=_retry_after(headers.get("Retry-After")),
         )
         if api_error is not None:
+            api_error.task_id = named_task(data)
             self._note(endpoint, api_error)
             raise self.redactor.clean(api_error)
         if bucket is not None:

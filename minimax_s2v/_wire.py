@@ -66,6 +66,7 @@ __all__ = [
     "is_http_url",
     "is_id",
     "is_mapping",
+    "named_task",
     "parse_callback",
     "parse_file",
     "parse_h3_cancel",
@@ -372,6 +373,14 @@ def _base_resp(data: Mapping[str, Any]) -> tuple[int, str] | None:
         return None
     message = base.get("status_msg")
     return code, message if isinstance(message, str) else ""
+
+
+def named_task(data: object) -> str | None:
+    """The task id an answer names (cut to 40 characters), else ``None`` (absent, ``""``, 0)."""
+    value = data.get("task_id") if is_mapping(data) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value) if value else None
+    return value[:MAX_ID_DIGITS] if isinstance(value, str) and value.strip() else None
 
 
 def api_error_in(

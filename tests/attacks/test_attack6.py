@@ -355,3 +355,27 @@ async def test_a_retrieve_answering_another_file_is_not_taken_for_the_one_asked_
     async with api(handle) as url, client_of(url) as client:
         with pytest.raises(ResponseValidationError, match="888"):
             await client.get_file(999)
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, 1013), (200, 1002), (429, 1002), (500, None)])
+async def test_a_refusal_that_names_a_task_is_not_sent_again(status: int, code: int | None) -> None:
+    """A create answer naming a task id beside an error may have created it: never resent.
+
+    It was taken as a refusal (created nothing) and sent again: a second paid task.
+    """
+    posts: list[bytes] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        posts.append(await request.read())
+        if len(posts) > 1:
+            return web.json_response({"task_id": "6666", "base_resp": {"status_code": 0}})
+        body: dict[str, object] = {"task_id": "5555"}
+        if code is not None:
+            body["base_resp"] = {"status_code": code, "status_msg": "busy"}
+        return web.json_response(body, status=status)
+
+    async with api(handle) as url, client_of(url) as client:
+        with pytest.raises(SubmissionUncertainError, match="5555") as caught:
+            await client.submit(face_request())
+    assert len(posts) == 1
+    assert_clean(caught.value)
