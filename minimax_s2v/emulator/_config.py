@@ -12,6 +12,7 @@ import attrs
 
 from .._errors import ConfigurationError
 from .._validators import instance_of, number, one_of, strings
+from .._wire import is_http_url
 
 __all__ = [
     "CallbackFaults",
@@ -229,6 +230,18 @@ _BOOL = instance_of(bool, "True or False")
 # they cannot convert is passed on unchanged for the validator to refuse, naming the field.
 
 
+def _http_origins(
+    instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]
+) -> None:
+    # Each callback is sent to one of them: one that is no URL would fail every delivery.
+    for target in value:
+        if not is_http_url(target):
+            name = f"{type(instance).__name__}.{attribute.name}"
+            raise ConfigurationError(
+                f"{name} must hold absolute http(s) URLs (http://host:port), not {target!r}"
+            )
+
+
 def _as_tuple(value: Sequence[str]) -> tuple[str, ...]:
     # A list becomes a tuple; a lone string is not a list of one (the validator refuses it).
     return tuple(value) if isinstance(value, list) else cast("tuple[str, ...]", value)
@@ -349,7 +362,7 @@ class EmulatorConfig:
     callback_timeout: float = attrs.field(default=10.0, validator=number(above=0))
     submit_answer_delay: float = attrs.field(default=0.0, validator=number(at_least=0))
     callback_targets: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_tuple, validator=strings
+        default=(), converter=_as_tuple, validator=[strings, _http_origins]
     )
     rate_limits: Mapping[Endpoint, int] = attrs.field(
         factory=dict, converter=_as_endpoint_keys, validator=_check_rate_limits

@@ -19,6 +19,7 @@ from aiohttp import web
 from minimax_s2v import (
     AnyRequest,
     Client,
+    ConfigurationError,
     DownloadError,
     H3Request,
     InvalidRequestError,
@@ -29,7 +30,7 @@ from minimax_s2v import (
     TransportError,
     VideoRequest,
 )
-from minimax_s2v.emulator import Emulator
+from minimax_s2v.emulator import Emulator, EmulatorConfig
 from minimax_s2v.receiver import CallbackReceiver
 from tests.client_setup import TEST_RETRY, face_request, fast_client
 
@@ -379,3 +380,15 @@ async def test_a_refusal_that_names_a_task_is_not_sent_again(status: int, code: 
             await client.submit(face_request())
     assert len(posts) == 1
     assert_clean(caught.value)
+
+
+@pytest.mark.parametrize(
+    "target", ["http://[::1", "http://xn--/", "http://127.0.0.1:99999", "ftp://x"]
+)
+def test_the_emulator_refuses_a_callback_target_that_is_no_http_origin(target: str) -> None:
+    """``callback_targets`` are http(s) origins: anything else is refused when configured.
+
+    Accepted, the first three made every create with a callback an internal error.
+    """
+    with pytest.raises(ConfigurationError, match="callback_targets"):
+        EmulatorConfig(callback_targets=(target,))
