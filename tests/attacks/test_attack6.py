@@ -392,3 +392,33 @@ def test_the_emulator_refuses_a_callback_target_that_is_no_http_origin(target: s
     """
     with pytest.raises(ConfigurationError, match="callback_targets"):
         EmulatorConfig(callback_targets=(target,))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fault-rate", "nan"],
+        ["--fault-rate", "2"],
+        ["--port", "70000"],
+        ["--port", "-1"],
+        ["--callback-target", "http://[::1"],
+    ],
+)
+def test_the_emulator_command_line_refuses_nonsense_in_one_line(args: list[str]) -> None:
+    """Nonsense settings end the emulator's command line with one ``error:`` line and 2.
+
+    --fault-rate and --port ended with a traceback (exit code 1); a bad --callback-target
+    was accepted.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "minimax_s2v.emulator", *args],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr
+    lines = done.stderr.decode().splitlines()
+    assert "error:" in lines[-1]  # argparse's usage may come before it
+    assert sum("error:" in line for line in lines) == 1
