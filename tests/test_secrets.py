@@ -323,7 +323,8 @@ async def test_task_download_and_config_errors_are_clean(
         if request.path == "/v1/query/video_generation":
             failing = status["value"] == "Fail"
             base = {"status_code": 1026, "status_msg": said} if failing else OK
-            body = {"task_id": "1", "status": status["value"], "error_message": f"no {said}"}
+            asked = request.query.get("task_id", "1")  # an answer about another is refused
+            body = {"task_id": asked, "status": status["value"], "error_message": f"no {said}"}
             text = escape_key(json.dumps({**body, "base_resp": base}))
             return web.Response(text=text, content_type="application/json")
         if request.path == "/v1/files/retrieve":
