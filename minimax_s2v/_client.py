@@ -292,9 +292,7 @@ class Client:
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
         tracing: bool | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
-        if not key.strip():
-            raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
+        key = _checked_key(api_key)
         if region is not None and region not in _REGIONS:
             raise ConfigurationError(f"region must be 'global' or 'cn', not {region!r}")
         if base_url is not None:
@@ -311,7 +309,7 @@ class Client:
                 "give them to it: aiohttp.ClientSession(trace_configs=[...])"
             )
         telemetry = _telemetry(tracing)
-        self._api_key = key.strip()
+        self._api_key = key
         self.base_url = url
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
@@ -1004,6 +1002,23 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+
+def _checked_key(api_key: str | None) -> str:
+    """The API key given (else ``MINIMAX_API_KEY``), without surrounding whitespace.
+
+    Raises:
+        ConfigurationError: there is none, or it holds a control character (no header may
+            carry one, so every call would fail); the key itself is never quoted.
+    """
+    key = (api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")).strip()
+    if not key:
+        raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
+    if any(ord(char) < 32 or ord(char) == 127 for char in key):
+        raise ConfigurationError(
+            "the API key holds a control character (a line break?): check how it was copied or read"
+        )
+    return key
 
 
 def _telemetry(tracing: bool | None) -> Telemetry:

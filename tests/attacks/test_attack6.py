@@ -422,3 +422,20 @@ def test_the_emulator_command_line_refuses_nonsense_in_one_line(args: list[str])
     lines = done.stderr.decode().splitlines()
     assert "error:" in lines[-1]  # argparse's usage may come before it
     assert sum("error:" in line for line in lines) == 1
+
+
+@pytest.mark.parametrize(
+    "key", [f"{KEY}\nX-Injected: 1", f"{KEY[:10]}\x01{KEY[10:]}", KEY + "\x7f"]
+)
+async def test_a_key_holding_control_characters_is_refused_when_the_client_is_made(
+    key: str,
+) -> None:
+    """A key with a control character inside is a ConfigurationError naming no key.
+
+    It was accepted, and every call raised aiohttp's raw ValueError ("Forbidden control
+    character detected in headers"), a submission after it had been journaled.
+    """
+    with pytest.raises(ConfigurationError, match="control character") as caught:
+        Client(key, base_url="http://127.0.0.1:9")
+    assert KEY[:12] not in str(caught.value)
+    assert_clean(caught.value)
