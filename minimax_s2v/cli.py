@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -567,8 +568,12 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
     items: dict[str, _BatchLine] = {}
     bad = 0
     try:
-        # Split as bytes: a line that is not UTF-8 is one bad line, not the whole file.
-        lines = path.read_bytes().splitlines()
+        with path.open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would never end
+                raise UsageError(f"{path} is a device, not a batch file")
+            # Split as bytes: a line that is not UTF-8 is one bad line, not the whole file.
+            lines = file.read().splitlines()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
     for number, line in enumerate(lines, start=1):

@@ -439,3 +439,37 @@ async def test_a_key_holding_control_characters_is_refused_when_the_client_is_ma
         Client(key, base_url="http://127.0.0.1:9")
     assert KEY[:12] not in str(caught.value)
     assert_clean(caught.value)
+
+
+# The child limits its own address space to 2 GiB first, so that reading an endless device
+# fails fast instead of taking the machine's memory (no preexec_fn: this process has threads).
+_BOUNDED_CLI = (
+    "import resource, runpy, sys; "
+    "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
+    "sys.argv[0] = 'minimax-s2v'; "
+    "runpy.run_module('minimax_s2v', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_given_as_the_batch_file_is_refused_in_one_line(
+    tmp_path: Path, device: str
+) -> None:
+    """A character device is no batch file: one ``error:`` line, exit code 2.
+
+    It was read to the end, which never came: all memory, then a MemoryError traceback.
+    """
+    done = subprocess.run(
+        [
+            *(sys.executable, "-c", _BOUNDED_CLI, "batch", device),
+            *("--out", str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9"),
+        ],
+        env={**os.environ, "MINIMAX_API_KEY": KEY},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert done.stderr.startswith(b"error: ")
+    assert done.stderr.count(b"\n") == 1
