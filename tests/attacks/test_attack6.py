@@ -473,3 +473,27 @@ def test_a_device_given_as_the_batch_file_is_refused_in_one_line(
     assert done.stdout == b""
     assert done.stderr.startswith(b"error: ")
     assert done.stderr.count(b"\n") == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/video_generation", "/v2/video_generation"])
+async def test_a_create_body_that_does_not_decode_as_its_encoding_says_is_2013(path: str) -> None:
+    """A create whose body is not the gzip its Content-Encoding says gets 2013, no error.
+
+    Reading it raised RequestPayloadError: the emulator answered 1000 (V1) or 500 (V2) and
+    counted an internal error.
+    """
+    async with (
+        Emulator(seed=6) as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {emu.api_key}"}) as session,
+        session.post(
+            emu.url.with_path(path),
+            data=b"this is not gzip",
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        ) as response,
+    ):
+        status, data = response.status, await response.json()
+        state = emu.state()
+    assert status == (200 if path.startswith("/v1/") else 400)
+    code = data["base_resp"]["status_code"] if "base_resp" in data else data["error"]["message"]
+    assert "2013" in str(code)
+    assert all("internal_error" not in counts for counts in state["requests"].values())
