@@ -82,7 +82,7 @@ def _retry_after(value: str | None) -> float | None:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past C's long
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

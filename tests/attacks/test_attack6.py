@@ -24,6 +24,7 @@ from minimax_s2v import (
     H3Request,
     InvalidRequestError,
     MiniMaxError,
+    RateLimitError,
     ResponseValidationError,
     SubmissionUncertainError,
     Timeouts,
@@ -497,3 +498,34 @@ async def test_a_create_body_that_does_not_decode_as_its_encoding_says_is_2013(p
     code = data["base_resp"]["status_code"] if "base_resp" in data else data["error"]["message"]
     assert "2013" in str(code)
     assert all("internal_error" not in counts for counts in state["requests"].values())
+
+
+HUGE_DATE = "Mon, 1 Jan 99999999999999999999 00:00:00 GMT"
+
+
+async def test_a_retry_after_date_past_any_calendar_is_ignored_on_a_created_task() -> None:
+    """A create answered with success and a Retry-After date in a year past C's long: created.
+
+    Reading the header raised OverflowError out of submit(): the task created was reported
+    neither as created nor as uncertain.
+    """
+
+    async def handle(_: web.Request) -> web.Response:
+        body = {"task_id": "1234", "base_resp": {"status_code": 0}}
+        return web.json_response(body, headers={"Retry-After": HUGE_DATE})
+
+    async with api(handle) as url, client_of(url) as client:
+        task = await client.submit(face_request())
+    assert task.task_id == "1234"
+
+
+async def test_a_retry_after_date_past_any_calendar_on_a_429_is_a_rate_limit() -> None:
+    """A 429 whose Retry-After is a date no calendar holds is a RateLimitError without a wait."""
+
+    async def handle(_: web.Request) -> web.Response:
+        return web.Response(status=429, text="slow down", headers={"Retry-After": HUGE_DATE})
+
+    async with api(handle) as url, client_of(url) as client:
+        with pytest.raises(RateLimitError) as caught:
+            await client.get_task("1234")
+    assert caught.value.retry_after is None
