@@ -473,11 +473,20 @@ def _declared_length(response: aiohttp.ClientResponse) -> int | None:
 
 
 def _validator(response: aiohttp.ClientResponse) -> str | None:
-    """What If-Range can name: a strong ETag, else Last-Modified (RFC 9110 section 13.1.5)."""
+    """What If-Range can name: a strong ETag, else Last-Modified (RFC 9110 section 13.1.5).
+
+    Only printable ASCII can be sent back: a value with a control character is no header
+    aiohttp will send, so the answer counts as having no validator.
+    """
     etag = response.headers.get("ETag")
-    if etag and not etag.startswith("W/"):
+    if etag and not etag.startswith("W/") and _sendable(etag):
         return etag
-    return response.headers.get("Last-Modified") or None
+    modified = response.headers.get("Last-Modified")
+    return modified if modified and _sendable(modified) else None
+
+
+def _sendable(value: str) -> bool:
+    return value.isascii() and value.isprintable()
 
 
 def _check_start(

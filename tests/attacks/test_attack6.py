@@ -10,11 +10,13 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from minimax_s2v import (
     AnyRequest,
@@ -29,11 +31,14 @@ from minimax_s2v import (
     SubmissionUncertainError,
     Timeouts,
     TransportError,
+    VideoFile,
     VideoRequest,
 )
 from minimax_s2v.emulator import Emulator, EmulatorConfig
 from minimax_s2v.receiver import CallbackReceiver
+from tests.attacks.test_attack3 import raw_server
 from tests.client_setup import TEST_RETRY, face_request, fast_client
+from tests.media import mp4
 
 KEY = "sk-attack6-secret-key-0123456789"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -529,3 +534,60 @@ async def test_a_retry_after_date_past_any_calendar_on_a_429_is_a_rate_limit() -
         with pytest.raises(RateLimitError) as caught:
             await client.get_task("1234")
     assert caught.value.retry_after is None
+
+
+@pytest.mark.parametrize("header", ["ETag", "Last-Modified"])
+async def test_a_validator_holding_a_control_character_does_not_break_the_resume(
+    tmp_path: Path, header: str
+) -> None:
+    """A download whose first answer's ETag holds a control character resumes, or starts over.
+
+    The ETag was sent back in If-Range: aiohttp refused the header with a raw ValueError,
+    out of download().
+    """
+    video = mp4(200_000)
+    answers: list[str | None] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        ranged = "range:" in head.lower()
+        answers.append("range" if ranged else "whole")
+        if ranged:
+            start = int(head.lower().split("range: bytes=")[1].split("-")[0])
+            part = video[start:]
+            writer.write(
+                b"HTTP/1.1 206 Partial Content\r\nContent-Type: video/mp4\r\n"
+                + f"Content-Range: bytes {start}-{len(video) - 1}/{len(video)}\r\n".encode()
+                + f"Content-Length: {len(part)}\r\n\r\n".encode()
+                + part
+            )
+        else:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n"
+                + f'{header}: "v1\x1b[2J\x01"\r\nContent-Length: {len(video)}\r\n\r\n'.encode()
+                + video[:100_000]
+            )
+            await writer.drain()
+            writer.transport.abort()  # broken off halfway: the next request resumes
+            return
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(serve) as url, client_of(url) as client:
+        saved = await client.download(_video_at(f"{url}/v.mp4", len(video)), tmp_path / "v.mp4")
+    assert saved.read_bytes() == video
+    assert answers[0] == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def _video_at(url: str, size: int) -> VideoFile:
+    now = datetime.now(UTC)
+    return VideoFile(
+        file_id=176844028768320,
+        bytes=size,
+        created_at=now,
+        filename="output.mp4",
+        purpose="video_generation",
+        download_url=URL(url),
+        expires_at=now + timedelta(hours=1),
+    )
