@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 import struct
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -106,6 +107,7 @@ async def download_video(
     loop = asyncio.get_running_loop()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
+        _check_destination(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
     except OSError as error:
@@ -152,6 +154,20 @@ async def download_video(
         return dest
     # Writing the file failed here (a full disk, a file size limit): a typed error.
     raise _unwritable(dest, failure)
+
+
+def _check_destination(dest: Path) -> None:
+    """Refuse a ``dest`` that exists as something else than a file (a FIFO, a device).
+
+    The finished video is renamed over ``dest``: it would replace the FIFO or the device
+    (``/dev/null``, for root) with a regular file.
+    """
+    try:
+        mode = dest.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise DownloadError(f"{dest} exists and is not a regular file: give a file or a directory")
 
 
 def _unwritable(dest: Path, failure: OSError) -> DownloadError:

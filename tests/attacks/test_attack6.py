@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -591,3 +592,19 @@ def _video_at(url: str, size: int) -> VideoFile:
         download_url=URL(url),
         expires_at=now + timedelta(hours=1),
     )
+
+
+async def test_a_destination_that_is_a_fifo_is_refused_and_left_in_place(tmp_path: Path) -> None:
+    """A destination that exists as something other than a file is refused, left as it was.
+
+    The finished video was renamed over it: a FIFO (or, for root, ``/dev/null``) replaced
+    by a regular file.
+    """
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    async with Emulator(seed=6) as emu, fast_client(emu) as client:
+        snapshot = await (await client.submit(face_request())).wait()
+        with pytest.raises(DownloadError, match="not a regular file"):
+            await client.download(snapshot, fifo)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
