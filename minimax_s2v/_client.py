@@ -59,6 +59,7 @@ from ._validators import check_argument, number
 from ._wire import (
     DOWNLOAD_URL_LIFETIME,
     check_names,
+    check_video_named,
     is_http_url,
     parse_file,
     parse_h3_cancel,
@@ -671,6 +672,7 @@ class Client:
                 )
                 snapshot = parse_snapshot(response.data)
                 check_names("task status", task_id, snapshot.task_id, response.data)
+                check_video_named("task status", snapshot, response.data)
             else:
                 record = self._tracker.registry.get(task_id)
                 submitted = record.submitted_at if record is not None else None
@@ -685,6 +687,7 @@ class Client:
                     raise TaskExpiredError(task_id, error) from None
                 snapshot = parse_h3_snapshot(response.data)
                 check_names("V2 task", task_id, snapshot.task_id, response.data)
+                check_video_named("V2 task", snapshot, response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
 

@@ -58,6 +58,7 @@ __all__ = [
     "api_error_in",
     "callback_ack",
     "check_names",
+    "check_video_named",
     "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
@@ -354,6 +355,23 @@ def check_names(what: str, asked: object, named: object, data: object) -> None:
         [f"it names {named_text[:40]!r}, not {asked_text[:40]!r}, the one asked about"],
         _excerpt(data),
     )
+
+
+def check_video_named(what: str, snapshot: TaskSnapshot, data: object) -> None:
+    """Refuse an answer saying a task succeeded without naming its video.
+
+    A V1 ``Success`` names its file id, a V2 ``succeeded`` its ``content.url``; one that
+    names neither leaves nothing to retrieve or download.
+
+    Raises:
+        ResponseValidationError: ``snapshot`` is a success with no file id and no URL.
+    """
+    if snapshot.status is TaskStatus.SUCCESS and not (snapshot.file_id or snapshot.video_url):
+        raise ResponseValidationError(
+            what,
+            ["the task succeeded, yet the answer names no video (no file id, no URL)"],
+            _excerpt(data),
+        )
 
 
 def _mapping(data: object, what: str) -> Mapping[str, Any]:

@@ -38,7 +38,7 @@ from minimax_s2v import (
 from minimax_s2v.emulator import Emulator, EmulatorConfig
 from minimax_s2v.receiver import CallbackReceiver
 from tests.attacks.test_attack3 import raw_server
-from tests.client_setup import TEST_RETRY, face_request, fast_client
+from tests.client_setup import FAST_POLLS, TEST_RETRY, face_request, fast_client
 from tests.media import mp4
 
 KEY = "sk-attack6-secret-key-0123456789"
@@ -61,9 +61,13 @@ async def api(handler: Handler) -> AsyncIterator[str]:
 
 
 def client_of(url: str) -> Client:
-    """A client of the stand-in, with short timeouts."""
+    """A client of the stand-in, with short timeouts and polls."""
     return Client(
-        KEY, base_url=url, retry=TEST_RETRY, timeouts=Timeouts(connect=2, read=3, request=5)
+        KEY,
+        base_url=url,
+        retry=TEST_RETRY,
+        timeouts=Timeouts(connect=2, read=3, request=5),
+        polling=FAST_POLLS,
     )
 
 
@@ -608,3 +612,42 @@ async def test_a_destination_that_is_a_fifo_is_refused_and_left_in_place(tmp_pat
             await client.download(snapshot, fifo)
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def _videoless_success_api(request: web.Request) -> web.Response:
+    """Creates task 1111, then says it succeeded without naming any video."""
+    if request.path == "/v1/video_generation":
+        return web.json_response({"task_id": "1111", "base_resp": {"status_code": 0}})
+    if request.path == "/v2/video_generation":
+        return web.json_response({"task_id": "1111"})
+    if request.path.startswith("/v2/query/video_generation/"):
+        task = {"id": "1111", "model": "MiniMax-H3", "status": "succeeded", "created_at": 1}
+        return web.json_response({"task": task})
+    body = {"task_id": "1111", "status": "Success", "file_id": "", "base_resp": {"status_code": 0}}
+    return web.json_response(body)
+
+
+@pytest.mark.parametrize("model", ["S2V-01", "MiniMax-H3"])
+async def test_a_success_that_names_no_video_is_a_response_validation_error(
+    tmp_path: Path, model: str
+) -> None:
+    """A query saying Success with no file id (V1) or no content URL (V2) is not a video.
+
+    generate() raised a raw AssertionError (V1) or ValueError (V2), and get_task() returned
+    a success nothing can be downloaded from.
+    """
+
+    async def handle(request: web.Request) -> web.Response:
+        return _videoless_success_api(request)
+
+    request: AnyRequest = (
+        face_request()
+        if model == "S2V-01"
+        else H3Request("hi", references=["https://example.com/f.jpg"])
+    )
+    async with api(handle) as url, client_of(url) as client:
+        with pytest.raises(ResponseValidationError, match="no video"):
+            await client.generate(request, tmp_path, timeout=10)
+        with pytest.raises(ResponseValidationError, match="no video"):
+            await client.get_task("1111")
+    assert list(tmp_path.iterdir()) == []
