@@ -230,6 +230,17 @@ _BOOL = instance_of(bool, "True or False")
 # they cannot convert is passed on unchanged for the validator to refuse, naming the field.
 
 
+def _usable_keys(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    # A key no Authorization header can carry would refuse every request with 1004 or 2049.
+    if not value or any(
+        not key.strip() or key != key.strip() or not key.isprintable() for key in value
+    ):
+        name = f"{type(instance).__name__}.{attribute.name}"
+        raise ConfigurationError(
+            f"{name} must hold at least one key, each printable, without spaces at its ends"
+        )
+
+
 def _http_origins(
     instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]
 ) -> None:
@@ -327,7 +338,7 @@ class EmulatorConfig:
     """
 
     api_keys: tuple[str, ...] = attrs.field(
-        default=("emulator-key",), converter=_as_tuple, validator=strings
+        default=("emulator-key",), converter=_as_tuple, validator=[strings, _usable_keys]
     )
     durations: Durations = attrs.field(
         factory=Durations,

@@ -651,3 +651,14 @@ async def test_a_success_that_names_no_video_is_a_response_validation_error(
         with pytest.raises(ResponseValidationError, match="no video"):
             await client.get_task("1111")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("keys", [(), ("",), ("  ",), ("emulator\nkey",)])
+def test_the_emulator_refuses_keys_no_request_could_carry(keys: tuple[str, ...]) -> None:
+    """No key, an empty or blank key, or one with a line break is refused when configured.
+
+    Each was accepted: the emulator then refused every request (``Emulator.api_key`` of
+    no keys raised IndexError), and the command line printed "accepted API key: " blank.
+    """
+    with pytest.raises(ConfigurationError, match="api_keys"):
+        EmulatorConfig(api_keys=keys)
