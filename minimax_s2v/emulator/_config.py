@@ -49,8 +49,11 @@ def _as_range(value: float | Range) -> Range:
 
 def _check_range(_: object, attribute: attrs.Attribute[Range], value: Range) -> None:
     low, high = value
-    if low < 0 or high < low:
-        raise ValueError(f"{attribute.name} must be a duration or a (low, high) range, low <= high")
+    # Not "low < 0 or high < low": NaN passes both, and an infinite phase never ends.
+    if not (0 <= low <= high and math.isfinite(high)):
+        raise ValueError(
+            f"{attribute.name} must be a finite duration or a (low, high) range, low <= high"
+        )
 
 
 @attrs.frozen
@@ -94,9 +97,9 @@ class Durations:
             factor = float(speed)
         except (TypeError, ValueError):
             factor = math.nan
-        if isinstance(speed, bool) or not factor >= 0:
+        if isinstance(speed, bool) or not (factor >= 0 and math.isfinite(factor)):
             raise ValueError(
-                "speed takes instant, demo, realistic or a factor of realistic (>= 0), "
+                "speed takes instant, demo, realistic or a factor of realistic (finite, >= 0), "
                 f"not {speed!r}"
             )
         return cls.realistic().scaled(factor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import stat
 import subprocess
@@ -35,7 +36,7 @@ from minimax_s2v import (
     VideoFile,
     VideoRequest,
 )
-from minimax_s2v.emulator import Emulator, EmulatorConfig
+from minimax_s2v.emulator import Durations, Emulator, EmulatorConfig
 from minimax_s2v.receiver import CallbackReceiver
 from tests.attacks.test_attack3 import raw_server
 from tests.client_setup import FAST_POLLS, TEST_RETRY, face_request, fast_client
@@ -662,3 +663,40 @@ def test_the_emulator_refuses_keys_no_request_could_carry(keys: tuple[str, ...])
     """
     with pytest.raises(ConfigurationError, match="api_keys"):
         EmulatorConfig(api_keys=keys)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Durations.from_speed("inf"),
+        lambda: Durations.from_speed("1e400"),
+        lambda: Durations(processing=math.inf),
+        lambda: Durations(queueing=(1.0, math.inf)),
+        lambda: Durations(preparing=math.nan),
+    ],
+    ids=["speed-inf", "speed-1e400", "processing-inf", "queueing-to-inf", "preparing-nan"],
+)
+def test_durations_that_never_end_or_are_no_number_are_refused(
+    build: Callable[[], Durations],
+) -> None:
+    """An infinite or NaN duration is refused when the durations are made.
+
+    Each was accepted; with an infinite one every create was an internal error (1000 on V1,
+    HTTP 500 on V2).
+    """
+    with pytest.raises(ValueError, match=r"duration|speed"):
+        build()
+
+
+def test_the_emulator_command_line_refuses_an_infinite_speed() -> None:
+    """``--speed inf`` is a usage error, not an emulator whose every create fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "minimax_s2v.emulator", "--speed", "inf", "--port", "0"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert b"Traceback" not in done.stderr
+    assert b"--speed" in done.stderr.splitlines()[-1]
