@@ -60,6 +60,7 @@ from ._wire import (
     DOWNLOAD_URL_LIFETIME,
     check_names,
     check_video_named,
+    checked_id,
     is_http_url,
     parse_file,
     parse_h3_cancel,
@@ -709,11 +710,13 @@ class Client:
         Raises:
             APIError: e.g. an unknown or expired task.
         """
+        task_id = checked_id(task_id, "task")
         self._open()
         return await self._tracker.refresh(task_id)
 
     async def get_file(self, file_id: int | str) -> VideoFile:
         """Retrieve a file's details, with a fresh ``download_url`` valid for one hour."""
+        file_id = checked_id(file_id, "file")
         transport = self._open()
 
         async def attempt() -> VideoFile:
@@ -745,10 +748,11 @@ class Client:
             model: its model, for a task this client did not submit: a MiniMax-H3 task is
                 followed on the V2 API (one it submitted or resumed is known already).
         """
+        task_id = checked_id(task_id, "task")
         self._open()
         if Dialect.of_model(model) is Dialect.V2:
-            self._v2_tasks.add(str(task_id))
-        return self._tracker.handle(str(task_id))
+            self._v2_tasks.add(task_id)
+        return self._tracker.handle(task_id)
 
     async def _cancel(self, task_id: str) -> TaskSnapshot | None:
         """``DELETE`` a queued V2 task: its cancelled snapshot; ``None`` if it had ended.

@@ -59,6 +59,7 @@ __all__ = [
     "callback_ack",
     "check_names",
     "check_video_named",
+    "checked_id",
     "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
@@ -159,6 +160,19 @@ def _digits(value: object, what: str) -> str:
 def is_id(text: str) -> bool:
     """Whether ``text`` is a task or file id as MiniMax spells them: 1 to 40 ASCII digits."""
     return 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()
+
+
+def checked_id(value: object, what: str) -> str:
+    """``value`` as the id it must be (a task or file id, ``what``), else ``ValueError``.
+
+    An id is sent in a query string or, on V2, as a path segment: a ``/`` or ``..`` in it
+    would walk to another endpoint with the key, so nothing but digits is sent.
+    """
+    text = str(value)
+    if isinstance(value, bool) or not is_id(text):
+        shown = text[:40].encode("ascii", "backslashreplace").decode()
+        raise ValueError(f"{shown!r} is not a {what} id (1 to {MAX_ID_DIGITS} digits)")
+    return text
 
 
 def _task_id(value: object, _: object) -> str:

@@ -700,3 +700,33 @@ def test_the_emulator_command_line_refuses_an_infinite_speed() -> None:
     assert done.returncode == 2
     assert b"Traceback" not in done.stderr
     assert b"--speed" in done.stderr.splitlines()[-1]
+
+
+BAD_IDS = ["../../v1/files/retrieve", "1/../../../v1/video_generation", "1?x=2", "1&file_id=2", ""]
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+async def test_an_id_that_is_no_string_of_digits_is_refused_before_any_request(
+    bad_id: str,
+) -> None:
+    """Task and file ids given to the client are digits; anything else sends nothing.
+
+    A V2 task id became a path segment: ``1/../../../v1/video_generation`` made an
+    authenticated GET of ``/v2/v1/video_generation``, ``..`` walking out of the query path.
+    """
+    requests: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        requests.append(request.raw_path)
+        return web.json_response({"base_resp": {"status_code": 0}})
+
+    async with api(handle) as url, client_of(url) as client:
+        with pytest.raises(ValueError, match="not a task id"):
+            client.task(bad_id, model="MiniMax-H3")
+        with pytest.raises(ValueError, match="not a task id"):
+            await client.get_task(bad_id)
+        with pytest.raises(ValueError, match="not a file id"):
+            await client.get_file(bad_id)
+        with pytest.raises(ValueError, match="not a file id"):
+            await client.download(bad_id, Path("unused.mp4"))
+    assert requests == []
