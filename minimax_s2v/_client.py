@@ -710,13 +710,13 @@ class Client:
         Raises:
             APIError: e.g. an unknown or expired task.
         """
-        task_id = checked_id(task_id, "task")
+        task_id = checked_id(task_id)
         self._open()
         return await self._tracker.refresh(task_id)
 
     async def get_file(self, file_id: int | str) -> VideoFile:
         """Retrieve a file's details, with a fresh ``download_url`` valid for one hour."""
-        file_id = checked_id(file_id, "file")
+        file_id = checked_id(file_id)
         transport = self._open()
 
         async def attempt() -> VideoFile:
@@ -748,7 +748,7 @@ class Client:
             model: its model, for a task this client did not submit: a MiniMax-H3 task is
                 followed on the V2 API (one it submitted or resumed is known already).
         """
-        task_id = checked_id(task_id, "task")
+        task_id = checked_id(task_id)
         self._open()
         if Dialect.of_model(model) is Dialect.V2:
             self._v2_tasks.add(task_id)

@@ -22,7 +22,7 @@ from ._models import VideoFile
 from ._redaction import STRUCTURAL, Redactor, describe
 from ._retry import Retrying, RetryPolicy
 from ._transport import Timeouts
-from ._wire import is_id
+from ._wire import checked_id
 
 __all__ = ["ProgressCallback", "download_video", "looks_like_mp4", "target_path"]
 
@@ -60,10 +60,7 @@ def target_path(dest: str | os.PathLike[str], name: str) -> Path:
     """
     path = Path(dest)
     if path.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
-        if not is_id(name):
-            shown = name[:40].encode("ascii", "backslashreplace").decode()
-            raise ValueError(f"{shown!r} is not a task or file id: no file is named after it")
-        return path / f"{name}.mp4"
+        return path / f"{checked_id(name)}.mp4"
     return path
 
 

@@ -162,16 +162,17 @@ def is_id(text: str) -> bool:
     return 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()
 
 
-def checked_id(value: object, what: str) -> str:
-    """``value`` as the id it must be (a task or file id, ``what``), else ``ValueError``.
+def checked_id(value: object) -> str:
+    """``value`` as the task or file id it must be, else ``ValueError``.
 
-    An id is sent in a query string or, on V2, as a path segment: a ``/`` or ``..`` in it
-    would walk to another endpoint with the key, so nothing but digits is sent.
+    An id is sent in a query string or, on V2, as a path segment, and names downloaded
+    files: a ``/`` or ``..`` in it would walk to another endpoint with the key, or out of
+    the directory, so nothing but digits is taken.
     """
     text = str(value)
     if isinstance(value, bool) or not is_id(text):
         shown = text[:40].encode("ascii", "backslashreplace").decode()
-        raise ValueError(f"{shown!r} is not a {what} id (1 to {MAX_ID_DIGITS} digits)")
+        raise ValueError(f"{shown!r} is not a task or file id (1 to {MAX_ID_DIGITS} digits)")
     return text
 
 

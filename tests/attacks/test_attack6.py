@@ -721,12 +721,12 @@ async def test_an_id_that_is_no_string_of_digits_is_refused_before_any_request(
         return web.json_response({"base_resp": {"status_code": 0}})
 
     async with api(handle) as url, client_of(url) as client:
-        with pytest.raises(ValueError, match="not a task id"):
+        with pytest.raises(ValueError, match="not a task or file id"):
             client.task(bad_id, model="MiniMax-H3")
-        with pytest.raises(ValueError, match="not a task id"):
+        with pytest.raises(ValueError, match="not a task or file id"):
             await client.get_task(bad_id)
-        with pytest.raises(ValueError, match="not a file id"):
+        with pytest.raises(ValueError, match="not a task or file id"):
             await client.get_file(bad_id)
-        with pytest.raises(ValueError, match="not a file id"):
+        with pytest.raises(ValueError, match="not a task or file id"):
             await client.download(bad_id, Path("unused.mp4"))
     assert requests == []
