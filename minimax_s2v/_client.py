@@ -28,6 +28,7 @@ from yarl import URL
 from ._download import ProgressCallback, download_video
 from ._download import target_path as _target_path
 from ._errors import (
+    APIError,
     CallbackUnreachableError,
     CancelRefusedError,
     ConfigurationError,
@@ -65,7 +66,9 @@ from ._transport import CN_BASE_URL, GLOBAL_BASE_URL, Timeouts, Transport
 from ._validators import check_argument, number
 from ._wire import (
     DOWNLOAD_URL_LIFETIME,
-    check_answer_about,
+    check_names,
+    check_video_named,
+    checked_id,
     is_http_url,
     parse_file,
     parse_h3_cancel,
@@ -73,7 +76,6 @@ from ._wire import (
     parse_h3_snapshot,
     parse_snapshot,
     parse_submit,
-    task_id_arg,
 )
 from .stores import (
     MemoryStore,
@@ -301,9 +303,7 @@ class Client:
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
         tracing: bool | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")
-        if not key.strip():
-            raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
+        key = _checked_key(api_key)
         if region is not None and region not in _REGIONS:
             raise ConfigurationError(f"region must be 'global' or 'cn', not {region!r}")
         if base_url is not None:
@@ -320,7 +320,7 @@ class Client:
                 "give them to it: aiohttp.ClientSession(trace_configs=[...])"
             )
         telemetry = _telemetry(tracing)
-        self._api_key = key.strip()
+        self._api_key = key
         self.base_url = url
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
@@ -580,6 +580,8 @@ class Client:
         reason = str(error)
         if isinstance(error, ResponseValidationError):
             reason = f"the answer had no readable task id: {error}"
+        elif isinstance(error, APIError) and error.task_id is not None:
+            reason = f"{error}, yet the answer named task {error.task_id}"
         raise SubmissionUncertainError(reason, nonce=nonce, fingerprint=fingerprint) from error
 
     def recover(self, error: SubmissionUncertainError) -> Task | None:
@@ -711,6 +713,8 @@ class Client:
                     params={"task_id": task_id},
                 )
                 snapshot = parse_snapshot(response.data)
+                check_names("task status", task_id, snapshot.task_id, response.data)
+                check_video_named("task status", snapshot, response.data)
             else:
                 record = self._tracker.registry.get(task_id)
                 submitted = record.submitted_at if record is not None else None
@@ -724,7 +728,8 @@ class Client:
                     # "invalid task_id": outside the 7-day window, or never this account's.
                     raise TaskExpiredError(task_id, error) from None
                 snapshot = parse_h3_snapshot(response.data)
-            check_answer_about(task_id, snapshot, response.data)
+                check_names("V2 task", task_id, snapshot.task_id, response.data)
+                check_video_named("V2 task", snapshot, response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
 
@@ -748,12 +753,13 @@ class Client:
             ValueError: ``task_id`` is not a task id (digits); nothing was sent.
             APIError: e.g. an unknown or expired task.
         """
-        task_id = task_id_arg(task_id)
+        task_id = checked_id(task_id)
         self._open()
         return await self._tracker.refresh(task_id)
 
     async def get_file(self, file_id: int | str) -> VideoFile:
         """Retrieve a file's details, with a fresh ``download_url`` valid for one hour."""
+        file_id = checked_id(file_id)
         transport = self._open()
 
         async def attempt() -> VideoFile:
@@ -766,6 +772,7 @@ class Client:
                     params={"file_id": str(file_id)},
                 )
                 video = parse_file(response.data, datetime.now(UTC))
+                check_names("file response", file_id, video.file_id, response.data)
                 span.outcome("ok")
             return video
 
@@ -787,7 +794,7 @@ class Client:
         Raises:
             ValueError: ``task_id`` is not a task id (a V2 one is a path segment).
         """
-        task_id = task_id_arg(task_id)
+        task_id = checked_id(task_id)
         self._open()
         if Dialect.of_model(model) is Dialect.V2:
             self._v2_tasks.add(task_id)
@@ -821,6 +828,7 @@ class Client:
                 "DELETE", "/v2/video_generation", EndpointClass.V2_QUERY, item=task_id
             )
             answer = parse_h3_cancel(response.data)
+            check_names("V2 cancel answer", task_id, answer.task_id, response.data)
             if answer.action != "cancelled":
                 return None
             return TaskSnapshot(task_id, TaskStatus.CANCELLED, status_text="cancelled")
@@ -1084,6 +1092,23 @@ class Client:
                 job.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+
+def _checked_key(api_key: str | None) -> str:
+    """The API key given (else ``MINIMAX_API_KEY``), without surrounding whitespace.
+
+    Raises:
+        ConfigurationError: there is none, or it holds a control character (no header may
+            carry one, so every call would fail); the key itself is never quoted.
+    """
+    key = (api_key if api_key is not None else os.environ.get("MINIMAX_API_KEY", "")).strip()
+    if not key:
+        raise ConfigurationError("no API key: pass Client(api_key=...) or set MINIMAX_API_KEY")
+    if any(ord(char) < 32 or ord(char) == 127 for char in key):
+        raise ConfigurationError(
+            "the API key holds a control character (a line break?): check how it was copied or read"
+        )
+    return key
 
 
 def _telemetry(tracing: bool | None) -> Telemetry:

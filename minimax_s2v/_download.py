@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 import struct
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from ._models import VideoFile
 from ._redaction import STRUCTURAL, Redactor, describe
 from ._retry import Retrying, RetryPolicy
 from ._transport import Timeouts
-from ._wire import is_id
+from ._wire import checked_id
 
 __all__ = ["ProgressCallback", "download_video", "looks_like_mp4", "target_path"]
 
@@ -59,10 +60,7 @@ def target_path(dest: str | os.PathLike[str], name: str) -> Path:
     """
     path = Path(dest)
     if path.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
-        if not is_id(name):
-            shown = name[:40].encode("ascii", "backslashreplace").decode()
-            raise ValueError(f"{shown!r} is not a task or file id: no file is named after it")
-        return path / f"{name}.mp4"
+        return path / f"{checked_id(name)}.mp4"
     return path
 
 
@@ -102,11 +100,19 @@ async def download_video(
             answers that kept not fitting; refused even with a fresh URL.
         TransportError: the connection kept failing after the policy's attempts.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     loop = asyncio.get_running_loop()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
+    try:
+        _check_destination(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = await loop.run_in_executor(None, os.open, temp, flags, 0o644)
+    except OSError as error:
+        failure: OSError | None = error
+    else:
+        failure = None
+    if failure is not None:  # e.g. a parent that is a file, a read-only file system
+        raise _unwritable(dest, failure)
     state = _Progress(fd, on_progress, early_writeback=fsync)
     closed = False
 
@@ -144,8 +150,27 @@ async def download_video(
         logger.debug("downloaded file %s to %s (%d bytes)", video.file_id, dest, state.done)
         return dest
     # Writing the file failed here (a full disk, a file size limit): a typed error.
+    raise _unwritable(dest, failure)
+
+
+def _check_destination(dest: Path) -> None:
+    """Refuse a ``dest`` that exists as something else than a file (a FIFO, a device).
+
+    The finished video is renamed over ``dest``: it would replace the FIFO or the device
+    (``/dev/null``, for root) with a regular file.
+    """
+    try:
+        mode = dest.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise DownloadError(f"{dest} exists and is not a regular file: give a file or a directory")
+
+
+def _unwritable(dest: Path, failure: OSError) -> DownloadError:
+    """The typed error for a video that could not be written to ``dest``."""
     reason = failure.strerror or type(failure).__name__
-    raise DownloadError(f"could not write the video to {dest}: {reason}")
+    return DownloadError(f"could not write the video to {dest}: {reason}")
 
 
 class _Progress:
@@ -461,11 +486,20 @@ def _declared_length(response: aiohttp.ClientResponse) -> int | None:
 
 
 def _validator(response: aiohttp.ClientResponse) -> str | None:
-    """What If-Range can name: a strong ETag, else Last-Modified (RFC 9110 section 13.1.5)."""
+    """What If-Range can name: a strong ETag, else Last-Modified (RFC 9110 section 13.1.5).
+
+    Only printable ASCII can be sent back: a value with a control character is no header
+    aiohttp will send, so the answer counts as having no validator.
+    """
     etag = response.headers.get("ETag")
-    if etag and not etag.startswith("W/"):
+    if etag and not etag.startswith("W/") and _sendable(etag):
         return etag
-    return response.headers.get("Last-Modified") or None
+    modified = response.headers.get("Last-Modified")
+    return modified if modified and _sendable(modified) else None
+
+
+def _sendable(value: str) -> bool:
+    return value.isascii() and value.isprintable()
 
 
 def _check_start(

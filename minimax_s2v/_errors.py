@@ -129,11 +129,14 @@ class APIError(MiniMaxError):
         http_status: the HTTP status of the response (200 for in-band errors).
         request_id: V2 only: the envelope's ``request_id`` (it is the trace id when the
             answer had no ``Trace-Id`` header); quote it to MiniMax support.
+        task_id: a task id the answer named beside the error (MiniMax's own refusals name
+            none, or ``""``): a create call answered so may have created that task.
 
     """
 
     hint: ClassVar[str] = ""
     request_id: str | None = None
+    task_id: str | None = None
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ __all__ = [
     "check_any",
     "check_h3_request",
     "check_request",
+    "expand_home",
     "validate_request",
 ]
 
@@ -248,8 +249,35 @@ def decode_base64(encoded: str, slice_chars: int = _DECODE_SLICE) -> bytes:
     return b"".join(parts)
 
 
+def expand_home(text: str) -> Path:
+    """The path ``text`` spells, a leading ``~`` or ``~user`` expanded.
+
+    Raises:
+        ValueError: it can name no file (a NUL byte, the home of a user unknown here).
+    """
+    if "\0" in text:
+        raise ValueError("a path cannot hold a NUL byte")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # Path's word for "no such user", or no home at all
+        raise ValueError(
+            f"no home directory for {text.split('/', maxsplit=1)[0][:100]!r}"
+        ) from None
+
+
+def _local_path(source: str, field: str, problems: list[Problem]) -> Path | None:
+    """The file a local source names (a path or a ``file://`` URL), else ``None`` and why."""
+    try:
+        return expand_home(URL(source).path if source[:7].lower() == "file://" else source)
+    except ValueError as exc:
+        problems.append(Problem(field, str(exc)))
+        return None
+
+
 def _read_local_image(image: str, field: str, problems: list[Problem], inline: Inline) -> str:
-    path = Path(URL(image).path if image[:7].lower() == "file://" else image).expanduser()
+    path = _local_path(image, field, problems)
+    if path is None:
+        return image
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -567,7 +595,9 @@ def _data_url_bytes(
 def _read_local_media(
     source: str, field: str, kind: _MediaKind, problems: list[Problem], inline: Inline
 ) -> _Checked:
-    path = Path(URL(source).path if source[:7].lower() == "file://" else source).expanduser()
+    path = _local_path(source, field, problems)
+    if path is None:
+        return _Checked(source)
     try:
         if not path.is_file():
             problems.append(

@@ -92,9 +92,12 @@ def created_nothing(error: BaseException) -> bool:
 
     A connection that was never made, a rate limit (MiniMax counts before it creates), or
     a complete answer refusing the call. Anything else (a timeout, a broken exchange, an
-    answer without a readable task id) may have created one: it is uncertain, never sent
-    again (:class:`~minimax_s2v.SubmissionUncertainError`).
+    answer without a readable task id, a refusal that names a task id all the same) may
+    have created one: it is uncertain, never sent again
+    (:class:`~minimax_s2v.SubmissionUncertainError`).
     """
+    if isinstance(error, APIError) and error.task_id is not None:
+        return False
     return isinstance(error, ConnectError | RateLimitError) or in_band_rejection(error)
 
 

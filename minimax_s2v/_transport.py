@@ -30,7 +30,7 @@ from ._ratelimit import EndpointClass, RateLimiter
 from ._redaction import STRUCTURAL, Redactor, describe
 from ._telemetry import answered
 from ._validators import number
-from ._wire import api_error_in, is_mapping, v2_error_in
+from ._wire import api_error_in, is_mapping, named_task, v2_error_in
 
 __all__ = [
     "CN_BASE_URL",
@@ -82,7 +82,7 @@ def _retry_after(value: str | None) -> float | None:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past C's long
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -186,6 +186,7 @@ class Transport:
             data = self.redactor.json(data)
         if status >= 400:
             error = _http_error(data, status, f"{reason} from {path}", headers, trace_id)
+            error.task_id = named_task(data)
             self._note(endpoint, error)
             raise self.redactor.clean(error)
         if not is_mapping(data):
@@ -200,6 +201,7 @@ class Transport:
             retry_after=_retry_after(headers.get("Retry-After")),
         )
         if api_error is not None:
+            api_error.task_id = named_task(data)
             self._note(endpoint, api_error)
             raise self.redactor.clean(api_error)
         if bucket is not None:
@@ -250,7 +252,10 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     if length is not None:
         if length > _MAX_API_BODY:
             raise aiohttp.ClientPayloadError(f"answer of {length} bytes is too large")
-        return await response.read()
+        # Content-Length counts the bytes on the wire: a compressed answer is read a piece
+        # at a time below, as it is inflated (a few KiB of gzip can inflate to gigabytes).
+        if response.headers.get("Content-Encoding", "identity").strip().lower() == "identity":
+            return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk
@@ -260,9 +265,10 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 
 def _decode(raw: bytes) -> object:
+    """The JSON document ``raw``, else ``None`` (not UTF-8, not JSON, or nested too deeply)."""
     try:
         return json.loads(raw.decode("utf-8"))  # a str skips json's encoding detection
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -57,7 +57,9 @@ __all__ = [
     "SourceKind",
     "api_error_in",
     "callback_ack",
-    "check_answer_about",
+    "check_names",
+    "check_video_named",
+    "checked_id",
     "compact_json",
     "h3_cancel_payload",
     "h3_list_payload",
@@ -66,6 +68,7 @@ __all__ = [
     "is_http_url",
     "is_id",
     "is_mapping",
+    "named_task",
     "parse_callback",
     "parse_file",
     "parse_h3_cancel",
@@ -79,7 +82,6 @@ __all__ = [
     "request_payload",
     "snapshot_payload",
     "source_kind",
-    "task_id_arg",
     "v2_error_in",
     "v2_error_payload",
     "with_media_urls",
@@ -160,21 +162,28 @@ def is_id(text: str) -> bool:
     return 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()
 
 
-def _task_id(value: object, _: object) -> str:
-    return _digits(value, "task id")
+def checked_id(value: object) -> str:
+    """``value`` as the task or file id it must be, else ``ValueError``.
 
-
-def task_id_arg(value: object) -> str:
-    """A task id a caller gave (digits, as a string or an integer), as a plain ``str``.
-
-    A V2 task id is a path segment: anything but digits could walk to another endpoint.
-    A ``str`` subclass is read as its real text, not through its own methods.
-
-    Raises:
-        TypeError, ValueError: ``value`` is not a task id.
+    An id is sent in a query string or, on V2, as a path segment, and names downloaded
+    files: a ``/`` or ``..`` in it would walk to another endpoint with the key, or out of
+    the directory, so nothing but digits is taken.
     """
+    # Read as what it holds, never through a subclass's own methods (its __str__ or
+    # isdigit could show digits while the real text walks elsewhere).
     if isinstance(value, str):
-        value = str.__str__(value)
+        text = str.__str__(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = int.__repr__(value)
+    else:
+        text = ""  # no other type is an id
+    if not is_id(text):
+        shown = (text or type(value).__name__)[:40].encode("ascii", "backslashreplace").decode()
+        raise ValueError(f"{shown!r} is not a task or file id (1 to {MAX_ID_DIGITS} digits)")
+    return text
+
+
+def _task_id(value: object, _: object) -> str:
     return _digits(value, "task id")
 
 
@@ -349,6 +358,44 @@ def _structure(what: str, data: object, build: Callable[[Any], T]) -> T:
         raise ResponseValidationError(what, errors, _excerpt(data)) from None
 
 
+def check_names(what: str, asked: object, named: object, data: object) -> None:
+    """Refuse an answer naming another task or file than the one asked about.
+
+    A broken cache or gateway on the way may give one request another's answer; taken as
+    it came, it would report (and download) another task's video under this one's name.
+
+    Raises:
+        ResponseValidationError: ``named`` (the answer's id) is not ``asked``.
+    """
+    asked_text, named_text = str(asked), str(named)
+    if asked_text == named_text or (
+        is_id(asked_text) and is_id(named_text) and int(asked_text) == int(named_text)
+    ):
+        return
+    raise ResponseValidationError(
+        what,
+        [f"it names {named_text[:40]!r}, not {asked_text[:40]!r}, the one asked about"],
+        _excerpt(data),
+    )
+
+
+def check_video_named(what: str, snapshot: TaskSnapshot, data: object) -> None:
+    """Refuse an answer saying a task succeeded without naming its video.
+
+    A V1 ``Success`` names its file id, a V2 ``succeeded`` its ``content.url``; one that
+    names neither leaves nothing to retrieve or download.
+
+    Raises:
+        ResponseValidationError: ``snapshot`` is a success with no file id and no URL.
+    """
+    if snapshot.status is TaskStatus.SUCCESS and not (snapshot.file_id or snapshot.video_url):
+        raise ResponseValidationError(
+            what,
+            ["the task succeeded, yet the answer names no video (no file id, no URL)"],
+            _excerpt(data),
+        )
+
+
 def _mapping(data: object, what: str) -> Mapping[str, Any]:
     if not is_mapping(data):
         raise ResponseValidationError(
@@ -366,6 +413,14 @@ def _base_resp(data: Mapping[str, Any]) -> tuple[int, str] | None:
         return None
     message = base.get("status_msg")
     return code, message if isinstance(message, str) else ""
+
+
+def named_task(data: object) -> str | None:
+    """The task id an answer names (cut to 40 characters), else ``None`` (absent, ``""``, 0)."""
+    value = data.get("task_id") if is_mapping(data) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value) if value else None
+    return value[:MAX_ID_DIGITS] if isinstance(value, str) and value.strip() else None
 
 
 def api_error_in(
@@ -491,23 +546,6 @@ def parse_snapshot(data: object) -> TaskSnapshot:
     """Read a ``GET /v1/query/video_generation`` answer (or a status callback body)."""
     what = "task status"
     return _structure(what, _mapping(data, what), _snapshot)
-
-
-def check_answer_about(task_id: str, snapshot: TaskSnapshot, data: object) -> None:
-    """Refuse a query's answer (``data``, read as ``snapshot``) that is about another task.
-
-    A proxy's cached answer, say: it shows that other task, not the one asked about (a
-    claimed task is adopted only once a query of *that* task shows it).
-
-    Raises:
-        ResponseValidationError: ``snapshot`` names another task than ``task_id``.
-    """
-    if snapshot.task_id != task_id:
-        raise ResponseValidationError(
-            "task status",
-            [f"asked about task {task_id}, the answer is about task {snapshot.task_id}"],
-            _excerpt(data),
-        )
 
 
 def parse_file(data: object, retrieved_at: datetime) -> VideoFile:

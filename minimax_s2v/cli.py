@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -52,6 +53,7 @@ from ._models import (
     VideoRequest,
 )
 from ._polling import PollPolicy
+from ._preflight import expand_home
 from ._ratelimit import RateLimit
 from ._redaction import Redactor, describe
 from ._tasks import Task
@@ -566,7 +568,12 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
     items: dict[str, _BatchLine] = {}
     bad = 0
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would never end
+                raise UsageError(f"{path} is a device, not a batch file")
+            # Split as bytes: a line that is not UTF-8 is one bad line, not the whole file.
+            lines = file.read().splitlines()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
     for number, line in enumerate(lines, start=1):
@@ -574,7 +581,7 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
             continue
         label = None
         try:
-            data = json.loads(line)
+            data = _json_line(line)
             if not isinstance(data, dict):
                 raise ValueError("a line must be a JSON object")  # noqa: TRY004, TRY301 - a bad line
             label = _batch_label(data, number)
@@ -587,6 +594,16 @@ def _read_batch(path: Path, out: Path, reporter: Reporter) -> tuple[dict[str, _B
             continue
         items[label] = _BatchLine(number, request, out / f"{label}.mp4")
     return items, bad
+
+
+def _json_line(line: bytes) -> object:
+    """A batch line's JSON document (``ValueError`` says why it is not one)."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 (byte {error.start + 1})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _batch_label(data: dict[str, Any], number: int) -> str:
@@ -637,7 +654,7 @@ def _batch_h3_request(data: dict[str, Any], base: Path) -> H3Request:
 def _resolve(image: str, base: Path) -> str:
     if source_kind(image) != "path":
         return image
-    candidate = Path(image).expanduser()
+    candidate = expand_home(image)
     return str(candidate if candidate.is_absolute() else base / candidate)
 
 

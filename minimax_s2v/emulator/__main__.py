@@ -22,6 +22,16 @@ def _durations(text: str) -> Durations:
         raise argparse.ArgumentTypeError(f"--{error}") from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}")
+    return port
+
+
 def cannot_listen(host: str, port: int, error: OSError, option: str = "--port") -> str:
     """The one-line message for a socket that could not be bound (a port in use, say)."""
     reason = error.strerror or str(error)
@@ -42,7 +52,7 @@ def build_parser(prog: str = "python -m minimax_s2v.emulator") -> argparse.Argum
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=8090, help="port (default 8090; 0 picks a free one)"
+        "--port", type=_port, default=8090, help="port (default 8090; 0 picks a free one)"
     )
     parser.add_argument(
         "--api-key",
@@ -141,8 +151,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m minimax_s2v.e
     """Run the emulator until SIGINT or SIGTERM; ``prog`` names the command in messages."""
     args = build_parser(prog).parse_args(argv)
     rate_limits = {Endpoint.SUBMIT: args.submit_rpm} if args.submit_rpm else {}
-    faults = FaultPlan.chaos(args.fault_rate) if args.fault_rate else FaultPlan()
     try:
+        faults = FaultPlan.chaos(args.fault_rate) if args.fault_rate else FaultPlan()
         config = EmulatorConfig(
             api_keys=tuple(args.api_keys or ("emulator-key",)),
             durations=args.speed,

@@ -8,7 +8,6 @@ By default the challenge is sent while the submission is being answered (the ser
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import secrets
 import time
@@ -23,6 +22,7 @@ from yarl import URL
 from .._models import Dialect, TaskStatus
 from ._config import EmulatorConfig
 from ._engine import V2_STATUS_TEXT, Counters, EmulatedTask
+from ._validation import parse_json
 
 #: Builds a status callback's body: (task, status, status text) -> JSON.
 Renderer = Callable[[EmulatedTask, TaskStatus, str], dict[str, Any]]
@@ -248,8 +248,8 @@ class CallbackSender:
             error = f"challenge answered with HTTP {delivery.http_status}"
         if error is None:
             try:
-                echoed = json.loads(delivery.response_body).get("challenge")
-            except (ValueError, AttributeError):
+                echoed = parse_json(delivery.response_body.encode()).get("challenge")
+            except (ValueError, AttributeError):  # not JSON (too deep too), or not an object
                 echoed = None
             if echoed != token:
                 error = "challenge not echoed"

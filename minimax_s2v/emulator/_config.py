@@ -12,6 +12,7 @@ import attrs
 
 from .._errors import ConfigurationError
 from .._validators import instance_of, number, one_of, strings
+from .._wire import is_http_url
 
 __all__ = [
     "CallbackFaults",
@@ -48,8 +49,11 @@ def _as_range(value: float | Range) -> Range:
 
 def _check_range(_: object, attribute: attrs.Attribute[Range], value: Range) -> None:
     low, high = value
-    if low < 0 or high < low:
-        raise ValueError(f"{attribute.name} must be a duration or a (low, high) range, low <= high")
+    # Not "low < 0 or high < low": NaN passes both, and an infinite phase never ends.
+    if not (0 <= low <= high and math.isfinite(high)):
+        raise ValueError(
+            f"{attribute.name} must be a finite duration or a (low, high) range, low <= high"
+        )
 
 
 @attrs.frozen
@@ -93,9 +97,9 @@ class Durations:
             factor = float(speed)
         except (TypeError, ValueError):
             factor = math.nan
-        if isinstance(speed, bool) or not factor >= 0:
+        if isinstance(speed, bool) or not (factor >= 0 and math.isfinite(factor)):
             raise ValueError(
-                "speed takes instant, demo, realistic or a factor of realistic (>= 0), "
+                "speed takes instant, demo, realistic or a factor of realistic (finite, >= 0), "
                 f"not {speed!r}"
             )
         return cls.realistic().scaled(factor)
@@ -229,6 +233,29 @@ _BOOL = instance_of(bool, "True or False")
 # they cannot convert is passed on unchanged for the validator to refuse, naming the field.
 
 
+def _usable_keys(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    # A key no Authorization header can carry would refuse every request with 1004 or 2049.
+    if not value or any(
+        not key.strip() or key != key.strip() or not key.isprintable() for key in value
+    ):
+        name = f"{type(instance).__name__}.{attribute.name}"
+        raise ConfigurationError(
+            f"{name} must hold at least one key, each printable, without spaces at its ends"
+        )
+
+
+def _http_origins(
+    instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]
+) -> None:
+    # Each callback is sent to one of them: one that is no URL would fail every delivery.
+    for target in value:
+        if not is_http_url(target):
+            name = f"{type(instance).__name__}.{attribute.name}"
+            raise ConfigurationError(
+                f"{name} must hold absolute http(s) URLs (http://host:port), not {target!r}"
+            )
+
+
 def _as_tuple(value: Sequence[str]) -> tuple[str, ...]:
     # A list becomes a tuple; a lone string is not a list of one (the validator refuses it).
     return tuple(value) if isinstance(value, list) else cast("tuple[str, ...]", value)
@@ -314,7 +341,7 @@ class EmulatorConfig:
     """
 
     api_keys: tuple[str, ...] = attrs.field(
-        default=("emulator-key",), converter=_as_tuple, validator=strings
+        default=("emulator-key",), converter=_as_tuple, validator=[strings, _usable_keys]
     )
     durations: Durations = attrs.field(
         factory=Durations,
@@ -349,7 +376,7 @@ class EmulatorConfig:
     callback_timeout: float = attrs.field(default=10.0, validator=number(above=0))
     submit_answer_delay: float = attrs.field(default=0.0, validator=number(at_least=0))
     callback_targets: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_tuple, validator=strings
+        default=(), converter=_as_tuple, validator=[strings, _http_origins]
     )
     rate_limits: Mapping[Endpoint, int] = attrs.field(
         factory=dict, converter=_as_endpoint_keys, validator=_check_rate_limits

@@ -282,7 +282,7 @@ class Emulator:
         self, request: web.Request, key: str, fault: str | None
     ) -> web.StreamResponse:
         try:
-            body = parse_json(await request.read())
+            body = await _json_body(request)
         except ValueError:
             self.counters.count("submit", "invalid")
             return inband(2013, "invalid params, request body is not valid JSON", task_id="")
@@ -351,7 +351,7 @@ class Emulator:
     ) -> web.StreamResponse:
         name = Endpoint.V2_SUBMIT.value
         try:
-            body = parse_json(await request.read())
+            body = await _json_body(request)
         except ValueError:
             self.counters.count(name, "invalid")
             return v2_error(400, "invalid params, request body is not valid JSON", 2013)
@@ -506,6 +506,18 @@ _ENDPOINT_NAMES = {
     "/v2/video_generation": "v2_submit",
     "/v2/query/video_generation": "v2_list",
 }
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON body; ``ValueError`` when it is not JSON or cannot be read.
+
+    A body that does not decode as its ``Content-Encoding`` says fails to be read at all.
+    """
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:
+        raise ValueError("the body does not decode as its Content-Encoding says") from None
+    return parse_json(raw)
 
 
 def _endpoint_name(path: str) -> str:

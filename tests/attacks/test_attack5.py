@@ -259,9 +259,9 @@ async def test_a_task_id_that_is_no_id_is_refused_before_any_call(task_id: str) 
     app.router.add_route("*", "/{tail:.*}", anything)
     async with api_server(app) as base_url:
         async with Client("key", base_url=base_url, retry=TEST_RETRY) as client:
-            with pytest.raises(ValueError, match="task id"):
+            with pytest.raises(ValueError, match="not a task or file id"):
                 client.task(task_id, model="MiniMax-H3")
-            with pytest.raises(ValueError, match="task id"):
+            with pytest.raises(ValueError, match="not a task or file id"):
                 await client.get_task(task_id)
     assert paths == []
 
@@ -284,7 +284,7 @@ class _Shifty(str):
 async def test_a_str_subclass_task_id_is_read_as_its_real_text() -> None:
     """A task id is checked as the text it holds, not as its own methods describe it."""
     async with Client("key", base_url="http://127.0.0.1:9", retry=TEST_RETRY) as client:
-        with pytest.raises(ValueError, match="task id"):
+        with pytest.raises(ValueError, match="not a task or file id"):
             client.task(_Shifty("1/../../v1/files/retrieve"), model="MiniMax-H3")
         task = client.task(_Shifty("4242"))
         assert type(task.task_id) is str
