@@ -49,7 +49,7 @@ from ._models import (
 )
 from ._polling import PollPolicy
 from ._ratelimit import EndpointClass, InFlightCap, RateLimit, RateLimiter
-from ._redaction import shown_url
+from ._redaction import describe, shown_url
 from ._retry import RetryPolicy, retry_call
 from ._stats import CallCounts, ClientStats, SubmissionStats
 from ._submission import (
@@ -538,6 +538,7 @@ class Client:
         if receiver is not None:
             tracker.expect(nonce)  # held before the POST: MiniMax checks it during the call
         sending = _Sending(transport, tracker, nonce, dialect, submission, label=label)
+        unexpected: Exception | None = None
         try:
             try:
                 task_id = await retry_call(
@@ -560,6 +561,24 @@ class Client:
             raise
         except MiniMaxError as error:
             await self._refused(error, nonce, submission.fingerprint, submission.callback_shown)
+        except Exception as error:
+            # Nothing this library raises (a tracing hook of the caller's that failed, a
+            # bug): once the request may have left, the task may exist, and is paid for.
+            if sending.stage != "sent":
+                await tracker.abandon(nonce)
+                raise
+            unexpected = error
+        if unexpected is not None:
+            # Raised outside the except block, so that the error is only the cause, cleaned
+            # of secrets with the rest of the chain (not also kept, as it was, as __context__).
+            await tracker.lost(nonce)
+            uncertain = SubmissionUncertainError(
+                f"the call broke off on an error of no known kind: {describe(unexpected)}",
+                nonce=nonce,
+                fingerprint=submission.fingerprint,
+            )
+            uncertain.__cause__ = unexpected
+            raise transport.redactor.clean(uncertain)
         logger.info("submitted task %s", task_id)
         if dialect is Dialect.V2:
             self._v2_tasks.add(task_id)
