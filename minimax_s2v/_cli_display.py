@@ -8,21 +8,9 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-__all__ = ["Reporter", "make_reporter", "terminal_safe"]
+from ._errors import terminal_safe
 
-_LONGEST_LINE = 2000  # characters of one message shown at most
-
-
-def terminal_safe(text: str, limit: int = _LONGEST_LINE) -> str:
-    """``text`` as one printable line: control characters escaped, cut to ``limit``.
-
-    What a server says (a ``status_msg``) reaches the terminal through error messages; its
-    escape sequences must not move the cursor, retitle the window or fake another line.
-    """
-    if text.isprintable() and len(text) <= limit:
-        return text
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
-    return shown if len(shown) <= limit else shown[:limit] + "…"
+__all__ = ["Reporter", "make_reporter"]
 
 
 class Reporter:

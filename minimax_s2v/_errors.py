@@ -82,6 +82,28 @@ _REGION_HINT = (
 )
 
 
+_LONGEST_LINE = 2000  # characters of one message shown at most
+_LONGEST_ID = 128  # characters of a trace or request id kept (MiniMax's have 32)
+
+
+def terminal_safe(text: str, limit: int = _LONGEST_LINE) -> str:
+    """``text`` as one printable line: control characters escaped, cut to ``limit``.
+
+    What a server says (a ``status_msg``, a request id) reaches logs and terminals through
+    error messages; its escape sequences must not move the cursor, retitle the window or
+    fake another log line.
+    """
+    if text.isprintable() and len(text) <= limit:
+        return text
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def shown_id(value: str | None) -> str | None:
+    """A trace or request id a server gave, as errors and logs keep it: printable, cut short."""
+    return terminal_safe(value, _LONGEST_ID) if value else value
+
+
 class MiniMaxError(Exception):
     """Base class of every error raised by minimax_s2v.
 
@@ -147,8 +169,9 @@ class APIError(MiniMaxError):
         http_status: int | None = None,
     ) -> None:
         self.code = code
-        self.message = message
-        self.trace_id = trace_id
+        # What a server says reaches logs and terminals through this error: kept printable.
+        self.message = terminal_safe(message)
+        self.trace_id = shown_id(trace_id)
         self.http_status = http_status
         super().__init__(self._describe())
 

@@ -25,6 +25,7 @@ from ._errors import (
     ServerError,
     TransportError,
     error_for_http_status,
+    shown_id,
 )
 from ._ratelimit import EndpointClass, RateLimiter
 from ._redaction import STRUCTURAL, Redactor, describe
@@ -174,7 +175,7 @@ class Transport:
             # may hold the request headers) is not kept as __context__.
             raise self.redactor.clean(_exchange_error(method, path, failure))
         raw = self.redactor.raw(raw)  # a server echoing the key gets it back nowhere
-        trace_id = headers.get("Trace-Id")
+        trace_id = shown_id(headers.get("Trace-Id"))  # logged and kept: a printable, short one
         answered(trace_id, status)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000

@@ -37,6 +37,7 @@ from ._errors import (
     ServerError,
     error_for_code,
     error_for_http_status,
+    shown_id,
 )
 from ._models import (
     STATUS_SPELLINGS,
@@ -1033,7 +1034,7 @@ def v2_error_in(
     raw_message = error.get("message")
     message = raw_message if isinstance(raw_message, str) else ""
     request_id = data.get("request_id")
-    request_id = request_id if isinstance(request_id, str) and request_id else None
+    request_id = shown_id(request_id) if isinstance(request_id, str) and request_id else None
     code = _v2_code(message)
     text = _CODE_IN_MESSAGE.sub("", message).rstrip() or message
     trace = trace_id or request_id

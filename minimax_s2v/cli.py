@@ -30,7 +30,7 @@ from typing import Any, NoReturn, TypeVar
 
 import attrs
 
-from ._cli_display import Reporter, make_reporter, terminal_safe
+from ._cli_display import Reporter, make_reporter
 from ._client import Client
 from ._errors import (
     APIError,
@@ -42,6 +42,7 @@ from ._errors import (
     StoreError,
     SubmissionUncertainError,
     TransportError,
+    terminal_safe,
 )
 from ._models import (
     MODEL_S2V_01,

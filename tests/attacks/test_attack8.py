@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 import pytest
+from aiohttp import web
 
-from minimax_s2v import SubmissionUncertainError
+from minimax_s2v import (
+    AnyRequest,
+    Client,
+    H3Request,
+    InvalidRequestError,
+    SubmissionUncertainError,
+)
 from minimax_s2v.emulator import Emulator
-from tests.client_setup import face_request, fast_client
+from tests.attacks.test_attack5 import api_server
+from tests.client_setup import TEST_RETRY, face_request, fast_client
 
 
 class InstrumentationBugError(Exception):
@@ -93,3 +103,60 @@ async def test_an_unexpected_error_holding_the_key_leaves_no_trace_of_it() -> No
         assert emu.api_key not in repr(error.args)
         error = error.__cause__ or error.__context__
     assert seen >= 2  # the uncertainty, and what stands for the hook's error
+
+
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\u202e"  # clear the screen, retitle it, reverse the text
+
+
+def shows_no_control(text: str) -> bool:
+    return all(character.isprintable() for character in text)
+
+
+@pytest.mark.parametrize("dialect", ["v1", "v2"])
+async def test_what_a_hostile_api_says_reaches_messages_and_logs_as_printable_text(
+    dialect: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API (or a proxy) answering with escape sequences cannot write them into a log.
+
+    Its message and its V2 request id reach error messages and the library's log lines:
+    each is kept printable there (control characters escaped), and a trace id (a 5,000
+    character Trace-Id header here) is cut to a length support can use.
+    """
+    # aiohttp refuses control characters in a header: a long one gets through.
+    trace = "t" * 5000
+
+    async def create(_: web.Request) -> web.Response:
+        if dialect == "v1":
+            body: dict[str, object] = {
+                "task_id": "",
+                "base_resp": {"status_code": 2013, "status_msg": f"bad{ESCAPES}\nINFO forged"},
+            }
+            return web.json_response(body, headers={"Trace-Id": trace})
+        body = {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": f"bad{ESCAPES} (2013)"},
+            "request_id": "r" + ESCAPES,
+        }
+        return web.json_response(body, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    app.router.add_post("/v2/video_generation", create)
+    request: AnyRequest = face_request()
+    if dialect == "v2":
+        request = H3Request("A girl winks.", references=["https://example.com/face.jpg"])
+    caplog.set_level(logging.DEBUG, logger="minimax_s2v")
+    async with api_server(app) as base_url:
+        async with Client("key-" + "k" * 20, base_url=base_url, retry=TEST_RETRY) as client:
+            with pytest.raises(InvalidRequestError) as refused:
+                await client.submit(request)
+    error = refused.value
+    assert shows_no_control(str(error)), repr(str(error))
+    assert error.trace_id is not None
+    assert shows_no_control(error.trace_id)
+    assert len(error.trace_id) <= 200
+    if dialect == "v2":
+        assert error.request_id is not None
+        assert shows_no_control(error.request_id)
+    for record in caplog.records:
+        assert shows_no_control(record.getMessage()), record.getMessage()
