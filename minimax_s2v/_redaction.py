@@ -22,14 +22,7 @@ from typing import TypeVar
 import aiohttp
 from yarl import URL
 
-__all__ = [
-    "REDACTED",
-    "STRUCTURAL",
-    "RedactedError",
-    "Redactor",
-    "describe",
-    "shown_url",
-]
+__all__ = ["REDACTED", "STRUCTURAL", "RedactedError", "Redactor", "describe", "shown_url"]
 
 REDACTED = "<redacted>"
 E = TypeVar("E", bound=BaseException)
