@@ -89,7 +89,15 @@ async def respond(
             read_body, request, receiver.max_body, body_timeout, send_continue=send_continue
         )
     status, answer = await receiver.process(request.method, path, body)
-    return web.Response(body=answer, status=status, content_type="application/json")
+    response = web.Response(body=answer, status=status, content_type="application/json")
+    if content.exception() is not None:
+        # A body that could not be read (an encoding that does not decode, a sender that
+        # hung up): the connection ends with the answer, and the rest of the body is given
+        # up. Drained afterwards, as aiohttp drains what a handler left unread, it would
+        # log the body's error as a traceback each time: a sender could fill the log.
+        response.force_close()
+        content.feed_eof()
+    return response
 
 
 def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:

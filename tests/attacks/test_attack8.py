@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from minimax_s2v import (
     AnyRequest,
@@ -18,6 +20,7 @@ from minimax_s2v import (
 from minimax_s2v.emulator import Emulator
 from tests.attacks.test_attack5 import api_server
 from tests.client_setup import TEST_RETRY, face_request, fast_client
+from tests.receiver_setup import new_receiver
 
 
 class InstrumentationBugError(Exception):
@@ -160,3 +163,52 @@ async def test_what_a_hostile_api_says_reaches_messages_and_logs_as_printable_te
         assert shows_no_control(error.request_id)
     for record in caplog.records:
         assert shows_no_control(record.getMessage()), record.getMessage()
+
+
+async def _post_raw(host: str, port: int, path: str, headers: bytes, body: bytes) -> bytes:
+    """One request written as bytes, its answer read to the end (the server closes)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            b"POST "
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: x\r\n"
+            + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        await writer.drain()
+        async with asyncio.timeout(5):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("mount", ["serve", "setup"])
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+async def test_a_body_that_does_not_decode_is_refused_without_a_logged_traceback(
+    mount: str, encoding: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback whose Content-Encoding lies gets 400, and the log no traceback for it.
+
+    Anyone can send it to a callback URL they hold, as often as they like: aiohttp logged
+    each as an "Unhandled exception" with its traceback, at ERROR.
+    """
+    caplog.set_level(logging.DEBUG)
+    receiver = new_receiver()
+    nonce = "forgednonce1"
+    headers = b"Content-Type: application/json\r\nContent-Encoding: " + encoding + b"\r\n"
+    if mount == "serve":
+        async with receiver.serve("127.0.0.1", 0) as url:
+            path = receiver.callback_url(nonce).path
+            answer = await _post_raw(url.host or "", url.port or 0, path, headers, b"not it")
+    else:
+        app = receiver.setup(web.Application(), "/minimax")
+        async with api_server(app) as base_url:
+            receiver.public_url = URL(base_url) / "minimax"
+            path = receiver.callback_url(nonce).path
+            parsed = URL(base_url)
+            answer = await _post_raw(parsed.host or "", parsed.port or 0, path, headers, b"not it")
+    assert answer.split(b" ", 2)[1] == b"400", answer[:80]  # aiohttp's own 400 or the receiver's
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert logged == [], [r.getMessage() for r in logged]
