@@ -41,6 +41,7 @@ from minimax_s2v.receiver import CallbackReceiver
 from tests.attacks.test_attack3 import raw_server
 from tests.client_setup import FAST_POLLS, TEST_RETRY, face_request, fast_client
 from tests.media import mp4
+from tests.test_secrets import links
 
 KEY = "sk-attack6-secret-key-0123456789"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,17 +75,10 @@ def client_of(url: str) -> Client:
 
 def assert_clean(error: BaseException) -> None:
     """``error`` and its whole chain never show the key."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in links(error):
         assert KEY not in repr(current)
         assert KEY not in str(current)
         assert KEY not in repr(vars(current))
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 DEEP = b"[" * 200_000 + b"]" * 200_000

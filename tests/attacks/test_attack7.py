@@ -21,6 +21,7 @@ from minimax_s2v import (
     Client,
     StoreError,
     SubmissionUncertainError,
+    Task,
     TaskSnapshot,
     TaskStatus,
     VideoRequest,
@@ -55,6 +56,23 @@ def snapshot(task_id: str, status: str, file_id: str = "") -> dict[str, object]:
     }
 
 
+@contextlib.asynccontextmanager
+async def followed_task(
+    redis_url: str, prefix: str
+) -> AsyncIterator[tuple[Emulator, Task, aioredis.Redis]]:
+    """A client on a ``RedisStore`` under ``prefix`` following one task (queued for 30 s).
+
+    With it, a plain Redis connection of the attacker's own.
+    """
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        async with Emulator(durations=Durations(queueing=30.0)) as emu:
+            async with fast_client(emu, store=RedisStore(redis_url, prefix=prefix)) as client:
+                yield emu, await client.submit(face_request()), raw
+    finally:
+        await raw.aclose()
+
+
 async def test_a_confirmed_success_published_on_the_channel_is_checked_with_the_api(
     redis_url: str,
 ) -> None:
@@ -65,20 +83,15 @@ async def test_a_confirmed_success_published_on_the_channel_is_checked_with_the_
     Rule 2: only the API's answer resolves a task; the claim is at most a hint to ask it.
     """
     prefix = "forged-confirmed:"
-    store = RedisStore(redis_url, prefix=prefix)
-    raw = aioredis.Redis.from_url(redis_url)
-    async with Emulator(durations=Durations(queueing=30.0)) as emu:
-        async with fast_client(emu, store=store) as client:
-            task = await client.submit(face_request())
-            queries = emu.counters.requests_to("query")
-            forged = snapshot(task.task_id, "Success", "666")
-            assert await raw.publish(prefix + "updates", publication([(None, forged, True)]))
-            async with asyncio.timeout(5):
-                while not task.done and emu.counters.requests_to("query") == queries:
-                    await asyncio.sleep(0.01)
-            assert not task.done, "resolved on a publication's word"
-            assert task.status is not TaskStatus.SUCCESS
-    await raw.aclose()
+    async with followed_task(redis_url, prefix) as (emu, task, raw):
+        queries = emu.counters.requests_to("query")
+        forged = snapshot(task.task_id, "Success", "666")
+        assert await raw.publish(prefix + "updates", publication([(None, forged, True)]))
+        async with asyncio.timeout(5):
+            while not task.done and emu.counters.requests_to("query") == queries:
+                await asyncio.sleep(0.01)
+        assert not task.done, "resolved on a publication's word"
+        assert task.status is not TaskStatus.SUCCESS
 
 
 GARBAGE: list[bytes] = [
@@ -105,19 +118,14 @@ async def test_malformed_publications_change_nothing_and_the_subscription_goes_o
     replays the journal) or change a task.
     """
     prefix = "garbage:"
-    store = RedisStore(redis_url, prefix=prefix)
-    raw = aioredis.Redis.from_url(redis_url)
-    async with Emulator(durations=Durations(queueing=30.0)) as emu:
-        async with fast_client(emu, store=store) as client:
-            task = await client.submit(face_request())
-            for message in GARBAGE:
-                await raw.publish(prefix + "updates", message)
-            update = snapshot(task.task_id, "Processing")
-            await raw.publish(prefix + "updates", publication([(None, update, False)]))
-            async with asyncio.timeout(5):
-                while task.status is not TaskStatus.PROCESSING:
-                    await asyncio.sleep(0.01)
-    await raw.aclose()
+    async with followed_task(redis_url, prefix) as (_, task, raw):
+        for message in GARBAGE:
+            await raw.publish(prefix + "updates", message)
+        update = snapshot(task.task_id, "Processing")
+        await raw.publish(prefix + "updates", publication([(None, update, False)]))
+        async with asyncio.timeout(5):
+            while task.status is not TaskStatus.PROCESSING:
+                await asyncio.sleep(0.01)
     assert "lost the subscription" not in caplog.text
 
 
@@ -129,23 +137,18 @@ async def test_a_flood_of_unreadable_publications_is_logged_a_few_times(
     Half are not JSON, half name a nonce that is a list (which failed later, as it was used).
     """
     prefix = "garbage-flood:"
-    store = RedisStore(redis_url, prefix=prefix)
-    raw = aioredis.Redis.from_url(redis_url)
-    async with Emulator(durations=Durations(queueing=30.0)) as emu:
-        async with fast_client(emu, store=store) as client:
-            task = await client.submit(face_request())
-            async with raw.pipeline(transaction=False) as pipe:
-                for number in range(250):
-                    pipe.publish(prefix + "updates", f"forger\n[{number}")
-                    entry = [[number], snapshot(task.task_id, "Processing"), False]
-                    pipe.publish(prefix + "updates", "forger\n" + json.dumps([entry]))
-                await pipe.execute()
-            update = snapshot(task.task_id, "Processing")
-            await raw.publish(prefix + "updates", publication([(None, update, False)]))
-            async with asyncio.timeout(5):
-                while task.status is not TaskStatus.PROCESSING:
-                    await asyncio.sleep(0.01)
-    await raw.aclose()
+    async with followed_task(redis_url, prefix) as (_, task, raw):
+        async with raw.pipeline(transaction=False) as pipe:
+            for number in range(250):
+                pipe.publish(prefix + "updates", f"forger\n[{number}")
+                entry = [[number], snapshot(task.task_id, "Processing"), False]
+                pipe.publish(prefix + "updates", "forger\n" + json.dumps([entry]))
+            await pipe.execute()
+        update = snapshot(task.task_id, "Processing")
+        await raw.publish(prefix + "updates", publication([(None, update, False)]))
+        async with asyncio.timeout(5):
+            while task.status is not TaskStatus.PROCESSING:
+                await asyncio.sleep(0.01)
     about = [r for r in caplog.records if "update" in r.getMessage() and r.levelno >= 30]
     assert 1 <= len(about) <= 5
 
@@ -320,24 +323,19 @@ async def test_a_malformed_journal_entry_does_not_stall_the_replay_after_a_lost_
     no update from another replica was ever handed on again.
     """
     prefix = "bad-entries:"
-    store = RedisStore(redis_url, prefix=prefix)
-    raw = aioredis.Redis.from_url(redis_url)
-    async with Emulator(durations=Durations(queueing=30.0)) as emu:
-        async with fast_client(emu, store=store) as client:
-            task = await client.submit(face_request())
-            events = prefix + "events"
-            text = json.dumps(snapshot(task.task_id, "Queueing"))
-            await raw.xadd(events, {"task_id": task.task_id, "snapshot": text, "source": "x"})
-            await raw.xadd(events, {"task_id": b"\xff", "snapshot": b"\xfe\xff", "source": b"\x80"})
-            assert await raw.client_kill_filter(_type="pubsub") >= 1  # the subscription drops
-            update = snapshot(task.task_id, "Processing")
-            async with asyncio.timeout(10):
-                while task.status is not TaskStatus.PROCESSING:
-                    # Published again until the store is listening again (a publication made
-                    # while it is away is lost: real replicas' updates are replayed instead).
-                    await raw.publish(prefix + "updates", publication([(None, update, False)]))
-                    await asyncio.sleep(0.05)
-    await raw.aclose()
+    async with followed_task(redis_url, prefix) as (_, task, raw):
+        events = prefix + "events"
+        text = json.dumps(snapshot(task.task_id, "Queueing"))
+        await raw.xadd(events, {"task_id": task.task_id, "snapshot": text, "source": "x"})
+        await raw.xadd(events, {"task_id": b"\xff", "snapshot": b"\xfe\xff", "source": b"\x80"})
+        assert await raw.client_kill_filter(_type="pubsub") >= 1  # the subscription drops
+        update = snapshot(task.task_id, "Processing")
+        async with asyncio.timeout(10):
+            while task.status is not TaskStatus.PROCESSING:
+                # Published again until the store is listening again (a publication made
+                # while it is away is lost: real replicas' updates are replayed instead).
+                await raw.publish(prefix + "updates", publication([(None, update, False)]))
+                await asyncio.sleep(0.05)
 
 
 async def test_generate_many_over_an_endless_input_ends_when_its_client_closes() -> None:
