@@ -10,9 +10,8 @@ import subprocess
 import sys
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, suppress
 from pathlib import Path
 
 import aiohttp
@@ -33,33 +32,26 @@ from minimax_s2v import (
     SubmissionUncertainError,
     Timeouts,
     TransportError,
-    VideoFile,
     VideoRequest,
 )
 from minimax_s2v.emulator import Durations, Emulator, EmulatorConfig
 from minimax_s2v.receiver import CallbackReceiver
 from tests.attacks.test_attack3 import raw_server
+from tests.attacks.test_attack5 import api_server
 from tests.client_setup import FAST_POLLS, TEST_RETRY, face_request, fast_client
 from tests.media import mp4
+from tests.test_download_hostile import video_at
 from tests.test_secrets import links
 
 KEY = "sk-attack6-secret-key-0123456789"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@asynccontextmanager
-async def api(handler: Handler) -> AsyncIterator[str]:
+def api(handler: Handler) -> AbstractAsyncContextManager[str]:
     """A stand-in for the API on a free loopback port: every path and method goes to ``handler``."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    return api_server(app)
 
 
 def client_of(url: str) -> Client:
@@ -574,23 +566,10 @@ async def test_a_validator_holding_a_control_character_does_not_break_the_resume
         writer.close()
 
     async with raw_server(serve) as url, client_of(url) as client:
-        saved = await client.download(_video_at(f"{url}/v.mp4", len(video)), tmp_path / "v.mp4")
+        saved = await client.download(video_at(URL(f"{url}/v.mp4"), len(video)), tmp_path / "v.mp4")
     assert saved.read_bytes() == video
     assert answers[0] == "whole"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
-
-
-def _video_at(url: str, size: int) -> VideoFile:
-    now = datetime.now(UTC)
-    return VideoFile(
-        file_id=176844028768320,
-        bytes=size,
-        created_at=now,
-        filename="output.mp4",
-        purpose="video_generation",
-        download_url=URL(url),
-        expires_at=now + timedelta(hours=1),
-    )
 
 
 async def test_a_destination_that_is_a_fifo_is_refused_and_left_in_place(tmp_path: Path) -> None:
