@@ -573,7 +573,8 @@ class Client:
             # of secrets with the rest of the chain (not also kept, as it was, as __context__).
             await tracker.lost(nonce)
             uncertain = SubmissionUncertainError(
-                f"the call broke off on an error of no known kind: {describe(unexpected)}",
+                "the call broke off on an error of no known kind: "
+                + describe(unexpected, transport.redactor.text),
                 nonce=nonce,
                 fingerprint=submission.fingerprint,
             )
@@ -777,7 +778,12 @@ class Client:
         return await self._tracker.refresh(task_id)
 
     async def get_file(self, file_id: int | str) -> VideoFile:
-        """Retrieve a file's details, with a fresh ``download_url`` valid for one hour."""
+        """Retrieve a file's details, with a fresh ``download_url`` valid for one hour.
+
+        Raises:
+            ValueError: ``file_id`` is not a file id (digits); nothing was sent.
+            APIError: e.g. an unknown file.
+        """
         file_id = checked_id(file_id)
         transport = self._open()
 

@@ -18,6 +18,7 @@ Every exception the SDK raises on purpose derives from :class:`MiniMaxError`::
     │   ├── ServerError             1000, 1001, 1013, 1024, 1033, HTTP 5xx (retryable)
     │   └── UnknownAPIError         any other code, kept with its message
     ├── ResponseValidationError     a body that does not have the documented shape
+    │   └── MismatchedAnswerError   an answer about another task or file, or no video (retryable)
     ├── TaskFailedError             the task ended with status ``Fail``
     │   └── TaskCancelledError      the task was cancelled (V2 ``DELETE`` of a queued task)
     ├── TaskExpiredError            a V2 task is past the 7 days in which it can be queried
@@ -37,6 +38,7 @@ headers (the trust rule is written down there).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -55,6 +57,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidRequestError",
     "MiniMaxError",
+    "MismatchedAnswerError",
     "Problem",
     "QuotaExceededError",
     "RateLimitError",
@@ -95,8 +98,21 @@ def terminal_safe(text: str, limit: int = _LONGEST_LINE) -> str:
     """
     if text.isprintable() and len(text) <= limit:
         return text
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    shown = "".join(map(_shown_character, text[: limit + 1]))
     return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+# Control and format characters (bidi overrides included), line and paragraph separators,
+# lone surrogates: what could move a cursor, reorder a line or start another. Other text
+# (a CJK message with its ideographic spaces, say) is kept as it is.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _shown_character(character: str) -> str:
+    if unicodedata.category(character) not in _ESCAPED_CATEGORIES:
+        return character
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def shown_id(value: str | None) -> str | None:
@@ -387,6 +403,17 @@ class ResponseValidationError(MiniMaxError):
         super().__init__(f"unexpected {what}: {summary} (body: {payload})")
 
 
+class MismatchedAnswerError(ResponseValidationError):
+    """An answer about another task or file than the one asked about, or a success naming no video.
+
+    A broken cache or gateway on the way may give one request another's answer: it is never
+    taken for the one asked about, and asking again may get the right one (retryable: a
+    wait goes on polling).
+    """
+
+    retryable = True
+
+
 class TaskFailedError(MiniMaxError):
     """The task ended with status ``Fail``.
 
@@ -404,7 +431,11 @@ class TaskFailedError(MiniMaxError):
         self.api_error: APIError | None = None
         if snapshot.error_code is not None:
             self.api_error = error_for_code(snapshot.error_code, snapshot.error_message or "")
-        reason = str(self.api_error) if self.api_error else (snapshot.error_message or "no reason")
+        reason = (
+            str(self.api_error)
+            if self.api_error
+            else terminal_safe(snapshot.error_message or "no reason")
+        )
         super().__init__(f"task {snapshot.task_id} failed: {reason}")
 
     def __reduce__(self) -> tuple[object, ...]:

@@ -17,6 +17,7 @@ be cleaned after the fact), since Python sets ``__context__`` at the ``raise``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 import aiohttp
@@ -36,9 +37,15 @@ def shown_url(url: URL | str) -> str:
     return str(parsed.with_user(None)) if parsed.user or parsed.password else str(parsed)
 
 
-def describe(error: BaseException) -> str:
-    """``Type: message`` of a foreign exception, for an SDK message; cut to a few lines."""
+def describe(error: BaseException, scrub: Callable[[str], str] | None = None) -> str:
+    """``Type: message`` of a foreign exception, for an SDK message; cut to a few lines.
+
+    ``scrub`` (a :meth:`Redactor.text`) runs before the cut: a secret cut in half would no
+    longer be found, and its first half would stay.
+    """
     text = f"{type(error).__name__}: {_safe_text(error, str)}"
+    if scrub is not None:
+        text = scrub(text)
     return text if len(text) <= _MAX_DESCRIPTION else text[:_MAX_DESCRIPTION] + "…"
 
 

@@ -57,7 +57,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 import attrs
 
@@ -443,7 +443,9 @@ class _Nonce:
         self.early: tuple[TaskSnapshot, ...] = ()  # kept until the task id is known
         # Uncertain nonces only: task id -> True (the API shows it), False (disproved), or
         # None (being checked).
-        self.claims: dict[str, bool | None] = {}
+        # Each task id claimed: None while its check runs, False once disproved, else what
+        # the API showed of it (kept for the adoption, which may come from another's check).
+        self.claims: dict[str, TaskSnapshot | Literal[False] | None] = {}
         self.conflict = False
 
 
@@ -1022,10 +1024,15 @@ class TaskTracker:
                 describe(error),
             )
             shown = None
-        entry.claims[task_id] = shown is not None
-        await self._decide(nonce, entry, shown)
+        entry.claims[task_id] = shown if shown is not None else False
+        await self._decide(nonce, entry)
 
-    async def _decide(self, nonce: str, entry: _Nonce, shown: TaskSnapshot | None) -> None:
+    async def _decide(self, nonce: str, entry: _Nonce) -> None:
+        """Adopt the one claim the API showed, once every claim of ``entry`` is checked.
+
+        Called as each check ends: the last to end decides, whichever claim it checked (the
+        real task's check may end before a forged claim's is disproved).
+        """
         claims = entry.claims
         real = [task_id for task_id, ok in claims.items() if ok]
         if len(real) > 1:
@@ -1040,11 +1047,14 @@ class TaskTracker:
                     nonce,
                 )
             return
-        if entry.stage is not _Stage.UNCERTAIN or entry.conflict or shown is None:
+        if entry.stage is not _Stage.UNCERTAIN or entry.conflict:
             return
         if len(real) != 1 or None in claims.values():
             return
         task_id = real[0]
+        shown = claims[task_id]
+        if not isinstance(shown, TaskSnapshot):
+            return
         holder = self.registry.get(task_id)
         if holder is not None and holder.nonce not in (None, nonce):
             # Adopted by another uncertain submission while this one's claims were checked

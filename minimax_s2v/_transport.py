@@ -118,6 +118,14 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport(base_url={str(self.base_url)!r})"
 
+    def _trace_id(self, headers: Mapping[str, str]) -> str | None:
+        """An answer's ``Trace-Id`` as logs and errors keep it: scrubbed, then cut short.
+
+        Scrubbed first: a host may echo the key, and cut in half it would not be found.
+        """
+        trace_id = headers.get("Trace-Id")
+        return shown_id(self.redactor.text(trace_id)) if trace_id else None
+
     async def call(
         self,
         method: str,
@@ -173,9 +181,9 @@ class Transport:
         if failure is not None:
             # Raised here, outside the except block, so that the foreign exception (which
             # may hold the request headers) is not kept as __context__.
-            raise self.redactor.clean(_exchange_error(method, path, failure))
+            raise self.redactor.clean(_exchange_error(method, path, failure, self.redactor))
         raw = self.redactor.raw(raw)  # a server echoing the key gets it back nowhere
-        trace_id = shown_id(headers.get("Trace-Id"))  # logged and kept: a printable, short one
+        trace_id = self._trace_id(headers)
         answered(trace_id, status)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
@@ -214,7 +222,9 @@ class Transport:
             self.limiter.on_rate_limited(endpoint)
 
 
-def _exchange_error(method: str, path: str, exc: BaseException) -> TransportError:
+def _exchange_error(
+    method: str, path: str, exc: BaseException, redactor: Redactor
+) -> TransportError:
     """The typed error for an exchange that broke off; ``exc`` is kept as its cause, cleaned."""
     error: TransportError
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -226,7 +236,7 @@ def _exchange_error(method: str, path: str, exc: BaseException) -> TransportErro
     elif isinstance(exc, aiohttp.TooManyRedirects):
         error = TransportError(f"{method} {path}: too many redirects")
     else:
-        error = TransportError(f"{method} {path}: {describe(exc)}")
+        error = TransportError(f"{method} {path}: {describe(exc, redactor.text)}")
     error.__cause__ = STRUCTURAL.cause(exc)
     return error
 

@@ -32,12 +32,14 @@ from ._errors import (
     AuthenticationError,
     InsufficientBalanceError,
     InvalidRequestError,
+    MismatchedAnswerError,
     RateLimitError,
     ResponseValidationError,
     ServerError,
     error_for_code,
     error_for_http_status,
     shown_id,
+    terminal_safe,
 )
 from ._models import (
     STATUS_SPELLINGS,
@@ -366,14 +368,14 @@ def check_names(what: str, asked: object, named: object, data: object) -> None:
     it came, it would report (and download) another task's video under this one's name.
 
     Raises:
-        ResponseValidationError: ``named`` (the answer's id) is not ``asked``.
+        MismatchedAnswerError: ``named`` (the answer's id) is not ``asked``.
     """
     asked_text, named_text = str(asked), str(named)
     if asked_text == named_text or (
         is_id(asked_text) and is_id(named_text) and int(asked_text) == int(named_text)
     ):
         return
-    raise ResponseValidationError(
+    raise MismatchedAnswerError(
         what,
         [f"it names {named_text[:40]!r}, not {asked_text[:40]!r}, the one asked about"],
         _excerpt(data),
@@ -387,10 +389,10 @@ def check_video_named(what: str, snapshot: TaskSnapshot, data: object) -> None:
     names neither leaves nothing to retrieve or download.
 
     Raises:
-        ResponseValidationError: ``snapshot`` is a success with no file id and no URL.
+        MismatchedAnswerError: ``snapshot`` is a success with no file id and no URL.
     """
     if snapshot.status is TaskStatus.SUCCESS and not (snapshot.file_id or snapshot.video_url):
-        raise ResponseValidationError(
+        raise MismatchedAnswerError(
             what,
             ["the task succeeded, yet the answer names no video (no file id, no URL)"],
             _excerpt(data),
@@ -417,11 +419,16 @@ def _base_resp(data: Mapping[str, Any]) -> tuple[int, str] | None:
 
 
 def named_task(data: object) -> str | None:
-    """The task id an answer names (cut to 40 characters), else ``None`` (absent, ``""``, 0)."""
+    """The task id an answer names, else ``None`` (absent, ``""``, the number 0).
+
+    Shown in messages: a value that is not an id is kept printable and cut to 40 characters.
+    """
     value = data.get("task_id") if is_mapping(data) else None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value) if value else None
-    return value[:MAX_ID_DIGITS] if isinstance(value, str) and value.strip() else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value if is_id(value) else terminal_safe(value, MAX_ID_DIGITS)
 
 
 def api_error_in(

@@ -149,5 +149,9 @@ class SharedTaskStore(TaskStore, Protocol):
     shared: bool
 
     async def subscribe(self, on_update: RemoteUpdate) -> None:
-        """Call ``on_update`` for every update another replica records; returns once listening."""
+        """Call ``on_update`` for every update another replica records; returns once listening.
+
+        A store may hold a bound method weakly (``RedisStore`` does): it must not keep its
+        owner alive, and stops calling it once the owner is gone.
+        """
         ...

@@ -15,12 +15,17 @@ from minimax_s2v import (
     Client,
     H3Request,
     InvalidRequestError,
+    MiniMaxError,
+    RetryPolicy,
     SubmissionUncertainError,
+    TaskFailedError,
+    TaskSnapshot,
+    TaskStatus,
 )
 from minimax_s2v.emulator import Emulator
-from tests.attacks.test_attack5 import api_server
+from tests.attacks.test_attack5 import api_server, losing_create, recovered
 from tests.client_setup import TEST_RETRY, face_request, fast_client
-from tests.receiver_setup import new_receiver
+from tests.receiver_setup import new_receiver, status_update
 from tests.test_secrets import links
 
 
@@ -210,3 +215,151 @@ async def test_a_body_that_does_not_decode_is_refused_without_a_logged_traceback
     assert answer.split(b" ", 2)[1] == b"400", answer[:80]  # aiohttp's own 400 or the receiver's
     logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert logged == [], [r.getMessage() for r in logged]
+
+
+async def test_one_answer_about_another_task_is_asked_again_not_taken_as_the_end() -> None:
+    """A cache on the way that once answers with another task's status costs one more query.
+
+    The answer is refused (never taken for the task asked about), and asked again: the
+    next, right answer is the one the caller gets, and a wait goes on to the real end.
+    """
+    answers: list[str] = []
+
+    async def query(request: web.Request) -> web.Response:
+        asked = request.query["task_id"]
+        named = "2222" if len(answers) % 2 == 0 else asked  # every other answer is wrong
+        answers.append(named)
+        status = "Processing" if len(answers) < 4 else "Fail"
+        body = {"task_id": named, "status": status, "file_id": "", "base_resp": {"status_code": 0}}
+        if status == "Fail":
+            body["base_resp"] = {"status_code": 1026, "status_msg": "sensitive content"}
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/v1/query/video_generation", query)
+    async with api_server(app) as base_url:
+        async with Client("key-" + "k" * 20, base_url=base_url, retry=TEST_RETRY) as client:
+            snapshot = await client.get_task("1111")
+            assert snapshot.task_id == "1111"
+            assert answers == ["2222", "1111"]
+            with pytest.raises(TaskFailedError):
+                await client.task("1111").wait(timeout=10)
+    assert answers == ["2222", "1111", "2222", "1111"]
+
+
+KEY = "sk-review-0123456789abcdef-SECRET"
+
+
+async def test_a_secret_cut_in_half_by_a_length_limit_is_still_scrubbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Text is scrubbed of the key before it is cut short, so no prefix of the key survives.
+
+    A hostile host puts the key just before a trace id's limit, and a tracing hook's error
+    quotes the request's headers just before a description's limit.
+    """
+
+    async def create(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"task_id": "", "base_resp": {"status_code": 1000, "status_msg": "busy"}},
+            headers={"Trace-Id": "t" * 116 + KEY},
+        )
+
+    async def on_end(
+        _: aiohttp.ClientSession, __: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.url.path == "/v2/video_generation":
+            raise InstrumentationBugError("x" * 250 + str(dict(params.headers)))
+
+    async def created(_: web.Request) -> web.Response:
+        return web.json_response({"task_id": "3333"})
+
+    config = aiohttp.TraceConfig()
+    config.on_request_end.append(on_end)
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    app.router.add_post("/v2/video_generation", created)
+    caplog.set_level(logging.DEBUG, logger="minimax_s2v")
+    retry = RetryPolicy.never()
+    async with api_server(app) as base_url:
+        async with Client(KEY, base_url=base_url, retry=retry, trace_configs=[config]) as client:
+            with pytest.raises(MiniMaxError) as busy:
+                await client.submit(face_request())
+            with pytest.raises(SubmissionUncertainError) as lost:
+                await client.submit(
+                    H3Request("A girl winks.", references=["https://example.com/face.jpg"])
+                )
+    prefix = KEY[:10]
+    for error in (busy.value, lost.value):
+        for link in links(error):
+            assert prefix not in str(link), str(link)
+            assert prefix not in repr(vars(link))
+    for record in caplog.records:
+        assert prefix not in record.getMessage()
+
+
+async def test_server_text_keeps_other_scripts_and_never_its_controls() -> None:
+    """A Chinese message keeps its ideographic space; a task id or failure reason its escapes.
+
+    A create refusal naming a "task id" that is a terminal escape, and a V2 failure with a
+    message and no code, reach messages printable; MiniMax's own Chinese text is unchanged.
+    """
+    chinese = "任务失败\u3000请重试"
+    replies = [
+        {"task_id": "", "base_resp": {"status_code": 2013, "status_msg": chinese}},
+        {"task_id": "\x1b]0;owned\x07\n[ERROR] forged", "base_resp": {"status_code": 1013}},
+    ]
+
+    async def create(_: web.Request) -> web.Response:
+        return web.json_response(replies.pop(0))
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", create)
+    async with api_server(app) as base_url:
+        async with Client(KEY, base_url=base_url, retry=RetryPolicy.never()) as client:
+            with pytest.raises(InvalidRequestError) as refused:
+                await client.submit(face_request())
+            with pytest.raises(SubmissionUncertainError) as lost:
+                await client.submit(face_request())
+    assert refused.value.message == chinese
+    assert shows_no_control(str(lost.value)), str(lost.value)
+    failed = TaskFailedError(
+        TaskSnapshot("1", TaskStatus.FAIL, error_message="bad\x1b[2J\nFAKE LOG LINE")
+    )
+    assert shows_no_control(str(failed)), str(failed)
+
+
+async def test_a_forged_claim_disproved_last_does_not_lock_the_real_task_out() -> None:
+    """The real task's claim is adopted even when a forged claim's check ends after it.
+
+    The answer is lost; a forger's callback claims task 111 first, then MiniMax's names
+    999. The API is slow to say 111 does not exist and quick to show 999: the adoption
+    must not wait on whichever check happened to end last.
+    """
+    urls: list[str] = []
+    release = asyncio.Event()
+
+    async def query(request: web.Request) -> web.Response:
+        asked = request.query["task_id"]
+        if asked == "111":
+            await release.wait()  # answered once 999's check is over
+            body: dict[str, object] = {"base_resp": {"status_code": 2013, "status_msg": "no"}}
+            return web.json_response(body)
+        release.set()
+        body = {"task_id": asked, "status": "Processing", "base_resp": {"status_code": 0}}
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/v1/video_generation", losing_create(urls))
+    app.router.add_get("/v1/query/video_generation", query)
+    receiver = new_receiver()
+    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
+        client = Client(KEY, base_url=base_url, receiver=receiver, retry=TEST_RETRY)
+        async with client, aiohttp.ClientSession() as http:
+            with pytest.raises(SubmissionUncertainError) as lost:
+                await client.submit(face_request())
+            for task_id in ("111", "999"):
+                async with http.post(urls[0], json=status_update(task_id, "processing")) as r:
+                    assert r.status == 200
+            task = await recovered(client, lost.value)
+            assert task.task_id == "999"
