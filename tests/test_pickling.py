@@ -48,6 +48,9 @@ SAMPLES: dict[str, Callable[[], MiniMaxError]] = {
     "ResponseValidationError": lambda: minimax_s2v.ResponseValidationError(
         "submit response", ["task_id: missing"], '{"x": 1}'
     ),
+    "MismatchedAnswerError": lambda: minimax_s2v.MismatchedAnswerError(
+        "task status", ["it names '2', not '1', the one asked about"], '{"task_id": "2"}'
+    ),
     "TaskFailedError": lambda: TaskFailedError(FAILED),
     "TaskTimeoutError": lambda: TaskTimeoutError("12", TaskStatus.PROCESSING, 30.0),
     "SubmissionUncertainError": lambda: minimax_s2v.SubmissionUncertainError(
