@@ -733,8 +733,7 @@ class Client:
                     params={"task_id": task_id},
                 )
                 snapshot = parse_snapshot(response.data)
-                check_names("task status", task_id, snapshot.task_id, response.data)
-                check_video_named("task status", snapshot, response.data)
+                what = "task status"
             else:
                 record = self._tracker.registry.get(task_id)
                 submitted = record.submitted_at if record is not None else None
@@ -748,8 +747,9 @@ class Client:
                     # "invalid task_id": outside the 7-day window, or never this account's.
                     raise TaskExpiredError(task_id, error) from None
                 snapshot = parse_h3_snapshot(response.data)
-                check_names("V2 task", task_id, snapshot.task_id, response.data)
-                check_video_named("V2 task", snapshot, response.data)
+                what = "V2 task"
+            check_names(what, task_id, snapshot.task_id, response.data)
+            check_video_named(what, snapshot, response.data)
             span.outcome(snapshot.status.value.lower())
         return snapshot
 
