@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -21,7 +21,7 @@ from yarl import URL
 
 from ._core import RECEIVER_KEY, BodyReader, ReceiverCore, ReceiverTimeouts
 
-__all__ = ["make_app", "read_body", "serve"]
+__all__ = ["handler", "make_app", "read_body", "serve"]
 
 logger = logging.getLogger("minimax_s2v")
 
@@ -60,57 +60,69 @@ async def _read_all(content: StreamReader, max_body: int) -> tuple[bytes, bool]:
     return bytes(body), False
 
 
-async def respond(
+def handler(
     receiver: ReceiverCore,
-    request: web.BaseRequest,
-    path: str,
     body_timeout: float,
     *,
-    send_continue: bool = False,
-) -> web.Response:
-    """Answer one aiohttp request for ``path`` (relative to the mount point).
+    prefix: str | None = None,
+    started: set[RequestHandler] | None = None,
+) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
+    """The aiohttp handler answering requests for ``receiver``.
 
-    ``send_continue``: answer ``Expect: 100-continue`` before reading the body (see
-    :func:`read_body`).
+    ``prefix``: the low-level server's mount point with its trailing slash; a path outside
+    it is not found, and ``Expect: 100-continue`` is answered before the body is read (see
+    :func:`read_body`). Without it, the path is the route's ``tail`` (a sub-application).
+    ``started`` collects the connections that delivered a request (see :class:`_GuardedServer`).
+    One coroutine per request, the whole answer written out in it: this runs for every
+    callback.
     """
-    raw_path = request.raw_path
-    if "%" in raw_path and "%" in raw_path.partition("?")[0]:
-        # aiohttp decodes the path: a callback URL is never %-encoded (rule 1), so a
-        # request that spells one that way is refused before decoding can matter.
-        path = "%"
-    content = request.content
-    body: bytes | BodyReader
-    if content.is_eof() and content.exception() is None:
-        # The usual callback: all of it came with the headers, already in memory. (A body
-        # whose sender hung up meanwhile holds an error: the reader reports it, 400.)
-        body = content.read_nowait()
-    else:
-        body = partial(
-            read_body, request, receiver.max_body, body_timeout, send_continue=send_continue
-        )
-    status, answer = await receiver.process(request.method, path, body)
-    response = web.Response(body=answer, status=status, content_type="application/json")
-    if content.exception() is not None:
-        # A body that could not be read (an encoding that does not decode, a sender that
-        # hung up): the connection ends with the answer, and the rest of the body is given
-        # up. Drained afterwards, as aiohttp drains what a handler left unread, it would
-        # log the body's error as a traceback each time: a sender could fill the log.
-        response.force_close()
-        content.feed_eof()
-    return response
+    send_continue = prefix is not None
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        if started is not None:
+            started.add(request.protocol)
+        if prefix is None:
+            path = request.match_info["tail"]  # type: ignore[attr-defined]
+        elif request.path.startswith(prefix):
+            path = request.path[len(prefix) :]
+        else:
+            status, answer = receiver.not_found()
+            return web.Response(body=answer, status=status, content_type="application/json")
+        raw_path = request.raw_path
+        if "%" in raw_path and "%" in raw_path.partition("?")[0]:
+            # aiohttp decodes the path: a callback URL is never %-encoded (rule 1), so a
+            # request that spells one that way is refused before decoding can matter.
+            path = "%"
+        content = request.content
+        body: bytes | BodyReader
+        if content.is_eof() and content.exception() is None:
+            # The usual callback: all of it came with the headers, already in memory. (A
+            # body whose sender hung up meanwhile holds an error: the reader reports it, 400.)
+            body = content.read_nowait()
+        else:
+            body = partial(
+                read_body, request, receiver.max_body, body_timeout, send_continue=send_continue
+            )
+        status, answer = await receiver.process(request.method, path, body)
+        response = web.Response(body=answer, status=status, content_type="application/json")
+        if content.exception() is not None:
+            # A body that could not be read (an encoding that does not decode, a sender that
+            # hung up): the connection ends with the answer, and the rest of the body is
+            # given up. Drained afterwards, as aiohttp drains what a handler left unread, it
+            # would log the body's error as a traceback each time: a sender could fill the log.
+            response.force_close()
+            content.feed_eof()
+        return response
+
+    return handle
 
 
 def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:
     """A new aiohttp application serving ``receiver`` under ``mount``."""
     app = web.Application()
     app[RECEIVER_KEY] = receiver
-    body_timeout = ReceiverTimeouts().body
-
-    async def handle(request: web.Request) -> web.Response:
-        return await respond(receiver, request, request.match_info["tail"], body_timeout)
-
     # One route, no nested router: a callback is resolved in one step.
-    app.router.add_route("*", mount + "/{tail:.*}", handle)
+    app.router.add_route("*", mount + "/{tail:.*}", handler(receiver, ReceiverTimeouts().body))
 
     async def cleanup(_: web.Application) -> None:
         await receiver.close()
@@ -122,10 +134,17 @@ def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:
 class _GuardedServer(web.Server):
     """aiohttp's low-level server, closing connections whose first request is late."""
 
-    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+        started: set[RequestHandler],
+        *,
+        header_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
         self._header_timeout = header_timeout
-        self.started: set[RequestHandler] = set()  # connections that delivered a request
+        self.started = started  # connections that delivered a request
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
@@ -155,22 +174,12 @@ async def serve(
     if path is None:
         path = receiver.public_url.path if receiver.public_url is not None else "/"
     mount = path.rstrip("/")
-    prefix = mount + "/"
-    server: _GuardedServer
-
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        # The low-level server: the receiver is the only thing served here, so no
-        # application, router or middleware stands between a callback and its answer.
-        server.started.add(request.protocol)
-        if not request.path.startswith(prefix):
-            status, body = receiver.not_found()
-            return web.Response(body=body, status=status, content_type="application/json")
-        return await respond(
-            receiver, request, request.path[len(prefix) :], timeouts.body, send_continue=True
-        )
-
+    started: set[RequestHandler] = set()
+    # The low-level server: the receiver is the only thing served here, so no application,
+    # router or middleware stands between a callback and its answer.
     server = _GuardedServer(
-        handle,
+        handler(receiver, timeouts.body, prefix=mount + "/", started=started),
+        started,
         access_log=None,
         keepalive_timeout=timeouts.idle,
         header_timeout=timeouts.header,

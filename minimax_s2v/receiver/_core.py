@@ -314,33 +314,19 @@ class ReceiverCore:
             return _answer(405, {"error": "method not allowed: callbacks are POSTed"})
         nonce, route = verified
         if isinstance(body, bytes):
-            return await self._answer(nonce, route, body, len(body) > self.max_body, started)
-        try:
-            raw, too_large = await body()
-        except TimeoutError:
-            self.counts.too_slow += 1
-            return _answer(408, {"error": "the body did not arrive in time"})
-        except Exception as error:  # noqa: BLE001 - a broken upload; the receiver still answers
-            self.counts.malformed += 1
-            logger.debug("a callback body could not be read: %r", error)
-            return _answer(400, {"error": "the body could not be read"})
-        # The route again: it may have changed while the body arrived.
-        return await self._answer(nonce, self._routes.get(nonce), raw, too_large, started)
-
-    def not_found(self) -> Answer:
-        """The answer to a path that is not a callback URL (counted)."""
-        self.counts.not_found += 1
-        return _NOT_FOUND
-
-    async def _answer(
-        self, nonce: str, route: _Route | None, raw: bytes, too_large: bool, started: float
-    ) -> Answer:
-        """Answer a verified callback's body: the challenge at once, an update once recorded.
-
-        ``route`` is the nonce's route here, if it has one; ``started`` is the
-        :func:`time.perf_counter` reading when the request's handling began (a challenge's
-        latency counts from it).
-        """
+            raw, too_large = body, len(body) > self.max_body
+        else:
+            try:
+                raw, too_large = await body()
+            except TimeoutError:
+                self.counts.too_slow += 1
+                return _answer(408, {"error": "the body did not arrive in time"})
+            except Exception as error:  # noqa: BLE001 - a broken upload; the receiver still answers
+                self.counts.malformed += 1
+                logger.debug("a callback body could not be read: %r", error)
+                return _answer(400, {"error": "the body could not be read"})
+            route = self._routes.get(nonce)  # again: it may have changed while the body came
+        # The rest in this one coroutine, not a second one: it runs for every callback.
         if too_large:
             self.counts.too_large += 1
             return _answer(413, {"error": f"body larger than {self.max_body} bytes"})
@@ -354,9 +340,10 @@ class ReceiverCore:
             self.counts.malformed += 1
             return _answer(400, {"error": "; ".join(error.errors)[:300]})
         if isinstance(message, CallbackChallenge):
+            # Answered at once; its latency counts from when the request's handling began.
             self.counts.challenges.record(time.perf_counter() - started)
             return _answer(200, {"challenge": message.challenge})
-        # A status update (inline: this runs for every callback).
+        # A status update: answered once recorded.
         snapshot = message
         sink = route.sink if route is not None else self._default_sink
         if sink is None or nonce.startswith(SELF_CHECK_PREFIX):
@@ -379,6 +366,11 @@ class ReceiverCore:
             return _answer(409, {"error": "task_id does not match this callback URL"})
         self.counts.unavailable += 1
         return _answer(503, {"error": "the update could not be recorded now; send it again later"})
+
+    def not_found(self) -> Answer:
+        """The answer to a path that is not a callback URL (counted)."""
+        self.counts.not_found += 1
+        return _NOT_FOUND
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
