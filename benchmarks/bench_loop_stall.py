@@ -55,6 +55,7 @@ from minimax_s2v import AnyRequest, Client, H3Request, RateLimit, VideoRequest
 
 KEY = "emulator-key"
 PROBE_SLEEP = 0.005
+TARGET = 0.020  # the longest stall allowed, in seconds
 BASELINE_SECONDS = 1.0
 # (name, submissions, side of a square noise PNG in px): 3 bytes per pixel, incompressible.
 WORKLOADS = (("3 MB face", 100, 1000), ("14.5 MB face", 30, 2200))
@@ -306,15 +307,18 @@ async def main(
             # ones fall in the bursts (each resets the count that triggers the next); a first
             # one, not measured, frees what the rounds left, so that the three walk one heap.
             gc.collect()
+            heap = len(gc.get_objects())
             collections_alone = [await idle_collection() for _ in range(3)]
     idle = Stalls(tuple(sample for stalls in idles for sample in stalls.samples))
     alone = [stalls.worst for stalls in collections_alone]  # the loop's stall
     walks = [stalls.longest_collection for stalls in collections_alone]  # the collection's own
     summary = []
+    own_worst = 0.0  # the submissions' own stall: outside the interpreter's full collections
     for name, count, _ in WORKLOADS:
         runs = results[name]
         worst = max(stalls.worst for stalls, _ in runs)
         outside = max(stalls.worst_outside_collections for stalls, _ in runs)
+        own_worst = max(own_worst, outside)
         held = max(stalls.worst_held for stalls, _ in runs)
         gc_count = sum(len(stalls.full_collections) for stalls, _ in runs)
         longest = max(stalls.longest_collection for stalls, _ in runs)
@@ -336,6 +340,12 @@ async def main(
         + f"{max(walks) * 1000:.1f} ms"
         + f" (target: max stall <= 20 ms in both, {rounds} rounds, {api} API"
         + (", gc.freeze() after start-up)" if freeze else ")")
+    )
+    verdict = "met" if own_worst <= TARGET else "NOT met"
+    print(
+        f"the submissions' own stall, outside full collections: {own_worst * 1000:.1f} ms "
+        f"at worst, <= {TARGET * 1000:.0f} ms {verdict}; a full collection alone on the idle "
+        f"loop: {max(walks) * 1000:.1f} ms at worst, walking {heap} objects"
     )
 
 
