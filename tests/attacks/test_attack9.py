@@ -1,0 +1,92 @@
+"""Attacks on the callback receiver from outside: a hostile sender, or a broken proxy before it.
+
+Each test speaks raw HTTP over a loopback socket to a receiver served standalone, mounted in
+an aiohttp app or in an ASGI app under uvicorn, and pins a promise the receiver makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from tests.attacks.test_session_changes import receiving, update
+from tests.receiver_setup import MOUNTS
+from tests.waiting import wait_until
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+@pytest.mark.parametrize("hang_up", ["half-close", "close"])
+async def test_a_body_cut_short_by_a_hang_up_is_refused_in_every_host(
+    kind: str, hang_up: str
+) -> None:
+    """A whole JSON update whose sender hangs up before its declared length is not delivered.
+
+    The part that came parses as an update: under ASGI it was taken for the whole body and
+    applied, while both aiohttp hosts refuse it as a broken upload.
+    """
+    async with receiving(kind) as (port, path, sink, receiver):
+        body = update()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) + 50}\r\n\r\n"
+        ).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the headers alone first: the body is read as it streams
+        writer.write(body)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        if hang_up == "half-close":
+            writer.write_eof()
+        else:
+            writer.close()
+        try:
+            async with asyncio.timeout(5):
+                answer = await reader.read()  # nobody may be left to answer to
+        except ConnectionError:
+            answer = b""
+        writer.close()
+        assert answer == b"" or answer.split(b" ", 2)[1] == b"400", answer[:80]
+        await wait_until(
+            lambda: receiver.stats().callbacks.malformed + receiver.stats().callbacks.applied > 0,
+            "the cut-short body's handling",
+        )
+        callbacks = receiver.stats().callbacks
+        assert (callbacks.applied, callbacks.malformed) == (0, 1)
+        assert sink.got == []
+
+
+async def test_malformed_http_costs_the_standalone_log_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Requests aiohttp cannot parse get 400 from serve(), and no ERROR or traceback each.
+
+    No callback URL is needed to send them: aiohttp logged each one as "Error handling
+    request" at ERROR with its traceback, so anyone reaching the port could fill the log.
+    """
+    caplog.set_level(logging.DEBUG)
+    async with receiving("serve") as (port, path, sink, _):
+        body = update()
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        malformed = [
+            f"Content-Length: {len(body)}\r\nContent-Length: {len(body) + 1}\r\n",
+            f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n",
+            f"Content-Length: -{len(body)}\r\n",
+            f"Content-Length: {len(body)}\r\nBad Header: x\r\n",
+            f"Content-Length: {len(body)}\r\nX: {'a' * 9000}\r\n",
+            f"Content-Length: {len(body)}\r\n" + "".join(f"X{i}: a\r\n" for i in range(300)),
+        ]
+        for extra in malformed * 3:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write((head + extra + "\r\n").encode() + body)
+            await writer.drain()
+            async with asyncio.timeout(10):
+                answer = await reader.read()
+            writer.close()
+            assert answer.split(b" ", 2)[1] == b"400", answer[:80]
+        assert sink.got == []
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert logged == [], [r.getMessage() for r in logged]
