@@ -7,11 +7,14 @@ an aiohttp app or in an ASGI app under uvicorn, and pins a promise the receiver 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import warnings
 
 import pytest
 
-from tests.attacks.test_session_changes import receiving, update
+from minimax_s2v import TaskStatus, UnknownStatusWarning
+from tests.attacks.test_session_changes import TASK, exchange, post, receiving, update
 from tests.receiver_setup import MOUNTS
 from tests.waiting import wait_until
 
@@ -90,3 +93,30 @@ async def test_malformed_http_costs_the_standalone_log_no_traceback(
         assert sink.got == []
     logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert logged == [], [r.getMessage() for r in logged]
+
+
+@pytest.mark.parametrize("shape", ["v1", "v2"])
+async def test_unknown_statuses_in_callbacks_cost_no_warning_each(shape: str) -> None:
+    """Callbacks naming 200 different made-up statuses raise no UnknownStatusWarning.
+
+    Anyone holding a callback URL can name any status: a warning naming each one printed a
+    line per callback and grew the warnings registry by one entry each, without bound. The
+    callback is answered as before (a hint that changes nothing), its text kept.
+    """
+    async with receiving("serve") as (port, path, sink, _):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")  # a service's warnings: each text shown once
+            for number in range(200):
+                status = f"Paused{number}"
+                body = (
+                    update(status)
+                    if shape == "v1"
+                    else json.dumps({"task": {"id": TASK, "status": status}}).encode()
+                )
+                assert await exchange(port, post(path, body)) == [200]
+        assert [str(w.message) for w in caught if w.category is UnknownStatusWarning] == []
+        assert [s.status for s in sink.got] == [TaskStatus.UNKNOWN] * 200
+        assert sink.got[-1].status_text == "Paused199"
+        assert sink.got[-1].task_id == TASK
+    with pytest.warns(UnknownStatusWarning, match="Paused"):
+        TaskStatus.parse("Paused")  # what the API's own answers name is still warned about
