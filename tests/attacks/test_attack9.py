@@ -12,10 +12,14 @@ import logging
 import warnings
 
 import pytest
+from yarl import URL
 
 from minimax_s2v import TaskStatus, UnknownStatusWarning
+from minimax_s2v.emulator import Durations, Emulator
 from tests.attacks.test_session_changes import TASK, exchange, post, receiving, update
-from tests.receiver_setup import MOUNTS
+from tests.client_setup import face_request
+from tests.receiver_setup import MOUNTS, client_of, new_receiver, status_update
+from tests.stores.flaky import FlakyStore
 from tests.waiting import wait_until
 
 
@@ -120,3 +124,29 @@ async def test_unknown_statuses_in_callbacks_cost_no_warning_each(shape: str) ->
         assert sink.got[-1].task_id == TASK
     with pytest.warns(UnknownStatusWarning, match="Paused"):
         TaskStatus.parse("Paused")  # what the API's own answers name is still warned about
+
+
+async def test_updates_a_failing_store_cannot_record_are_logged_a_few_times(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thirty updates on a task's URL while its store fails: thirty 503s, a warning or two.
+
+    The URL's holder can repeat them at will while the journal is down: each one logged a
+    WARNING of its own.
+    """
+    store = FlakyStore()
+    receiver = new_receiver()
+    async with Emulator(durations=Durations(preparing=30.0)) as emu:
+        async with receiver.serve("127.0.0.1", 0), client_of(emu, receiver, store=store) as client:
+            task = await client.submit(face_request())
+            url = URL(emu.task(task.task_id).callback_url or "")
+            store.failures["save_event"] = 10**6
+            caplog.set_level(logging.DEBUG, logger="minimax_s2v")
+            caplog.clear()
+            body = json.dumps(status_update(task.task_id, "Processing")).encode()
+            for _ in range(30):
+                assert await exchange(url.port or 0, post(url.path, body)) == [503]
+            assert task.events == []
+    unrecorded = [r for r in caplog.records if "was not recorded" in r.getMessage()]
+    assert len(unrecorded) == 30  # each one is still logged, at DEBUG after the first
+    assert len([r for r in unrecorded if r.levelno >= logging.WARNING]) <= 2
