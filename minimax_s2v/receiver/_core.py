@@ -311,7 +311,7 @@ class ReceiverCore:
         verified = self._verify(path)
         if verified is None:
             return self.not_found()
-        if method.upper() != "POST":
+        if method != "POST":  # methods are case-sensitive: "post" is no POST
             self.counts.wrong_method += 1
             return _answer(405, {"error": "method not allowed: callbacks are POSTed"})
         nonce, route = verified

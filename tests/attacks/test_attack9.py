@@ -150,3 +150,20 @@ async def test_updates_a_failing_store_cannot_record_are_logged_a_few_times(
     unrecorded = [r for r in caplog.records if "was not recorded" in r.getMessage()]
     assert len(unrecorded) == 30  # each one is still logged, at DEBUG after the first
     assert len([r for r in unrecorded if r.levelno >= logging.WARNING]) <= 2
+
+
+@pytest.mark.parametrize("kind", MOUNTS)
+async def test_a_method_spelled_in_lowercase_is_not_post(kind: str) -> None:
+    """``post`` or ``Post`` is no POST (methods are case-sensitive): refused, nothing delivered.
+
+    aiohttp refuses such a request line itself; under ASGI, h11 hands the method on as it
+    came and the receiver took ``post`` for ``POST``.
+    """
+    async with receiving(kind) as (port, path, sink, _):
+        for method in (b"post", b"Post", b"pOST"):
+            request = post(path, update()).replace(b"POST", method, 1)
+            got = await exchange(port, request)
+            assert got in ([400], [405]), (method, got)
+        assert sink.got == []
+        assert await exchange(port, post(path, update())) == [200]
+        assert len(sink.got) == 1
