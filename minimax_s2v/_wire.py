@@ -578,8 +578,33 @@ def parse_callback(data: object) -> CallbackChallenge | TaskSnapshot:
         )
     if "task" in body and "task_id" not in body:
         # A V2 push "has the same structure as the query": {"task": {...}} (undocumented).
-        return _structure(what, body, lambda b: _h3_task(b["task"]).snapshot)
-    return _structure(what, body, _snapshot)
+        return _structure(
+            what, body, lambda b: _unheeded(b["task"], lambda t: _h3_task(t).snapshot)
+        )
+    return _structure(what, body, _callback_snapshot)
+
+
+def _callback_snapshot(data: Mapping[str, Any]) -> TaskSnapshot:
+    code, message = _code_and_message(data)
+    return _direct_snapshot(data, code, message) or _unheeded(
+        data, lambda fields: _cattrs_snapshot(fields, code, message)
+    )
+
+
+def _unheeded(data: object, read: Callable[[Any], TaskSnapshot]) -> TaskSnapshot:
+    """``read(data)``, a status no spelling knows read as UNKNOWN without a warning.
+
+    Anyone holding a callback URL can name any status (a callback is only a hint): a warning
+    naming each would print a line per callback and grow the warnings registry without bound.
+    A status the API's own answer names is still warned about.
+    """
+    if not is_mapping(data):
+        return read(data)
+    status = data.get("status")
+    if not isinstance(status, str) or status.strip().lower() in STATUS_SPELLINGS:
+        return read(data)
+    known = read({**data, "status": TaskStatus.PREPARING.value})  # every other field checked
+    return attrs.evolve(known, status=TaskStatus.UNKNOWN, status_text=status)
 
 
 def parse_request(data: object) -> VideoRequest:

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from aiohttp import HttpVersion11, StreamReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from yarl import URL
 
@@ -131,6 +132,22 @@ def make_app(receiver: ReceiverCore, mount: str = "") -> web.Application:
     return app
 
 
+class _Connection(RequestHandler):
+    """A connection of the standalone server: a request that is not HTTP costs a debug line.
+
+    aiohttp answers such a request 400 itself and logs it at ERROR with its traceback; no
+    callback URL is needed to send one, so anyone reaching the port could fill the log.
+    """
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """Log aiohttp's own errors as it does, the parser's refusals of a request at debug."""
+        error = kw.get("exc_info")
+        if isinstance(error, HttpProcessingError):
+            logger.debug("refused a request that is not valid HTTP: %r", error)
+            return
+        super().log_exception(*args, **kw)
+
+
 class _GuardedServer(web.Server):
     """aiohttp's low-level server, closing connections whose first request is late."""
 
@@ -145,6 +162,9 @@ class _GuardedServer(web.Server):
         super().__init__(handler, **kwargs)
         self._header_timeout = header_timeout
         self.started = started  # connections that delivered a request
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)

@@ -44,7 +44,9 @@ def asgi_app(receiver: ReceiverCore) -> ASGIApp:
                 while True:
                     message = await receive()
                     if message["type"] != "http.request":
-                        return bytes(body), False
+                        # The sender hung up before its last piece: what came is not the
+                        # body, however well it parses (the core answers a broken upload).
+                        raise ConnectionResetError("the sender hung up during the body")
                     body += message.get("body", b"")
                     if len(body) > receiver.max_body:
                         return b"", True

@@ -35,7 +35,7 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
-from .._bounded import BoundedMap
+from .._bounded import BoundedMap, PacedWarning
 from .._errors import ConfigurationError, ResponseValidationError
 from .._models import CallbackChallenge, TaskSnapshot
 from .._redaction import shown_url
@@ -220,6 +220,8 @@ class ReceiverCore:
         self._stopped = False  # a standalone server ran and has stopped
         # What the receiver has answered; stats() copies it (plain attributes: the hot path).
         self.counts = ReceiverCounts()
+        # A URL's holder can repeat an update at will while the store fails: not a line each.
+        self._unrecorded_warning = PacedWarning()
 
     def __repr__(self) -> str:
         url = shown_url(self.public_url) if self.public_url is not None else None
@@ -309,7 +311,7 @@ class ReceiverCore:
         verified = self._verify(path)
         if verified is None:
             return self.not_found()
-        if method.upper() != "POST":
+        if method != "POST":  # methods are case-sensitive: "post" is no POST
             self.counts.wrong_method += 1
             return _answer(405, {"error": "method not allowed: callbacks are POSTed"})
         nonce, route = verified
@@ -351,7 +353,13 @@ class ReceiverCore:
         try:
             verdict = await sink.deliver(nonce, snapshot)
         except Exception as error:  # noqa: BLE001 - not recorded: the sender may try again
-            logger.warning("a callback for task %s was not recorded: %r", snapshot.task_id, error)
+            logger.log(
+                self._unrecorded_warning.level(),
+                "a callback for task %s was not recorded: %r (%d so far; receiver.stats())",
+                snapshot.task_id,
+                error,
+                self.counts.unavailable + 1,
+            )
             verdict = CallbackVerdict.UNAVAILABLE
         if verdict is CallbackVerdict.RECORDED:
             self.counts.applied += 1
