@@ -163,6 +163,19 @@ class TrackerCounts:
             self.time_to_result.record(max(0.0, elapsed))
 
 
+def _advances(snapshot: TaskSnapshot, current: TaskStatus | None) -> bool:
+    """Whether ``snapshot`` says more than a task's ``current`` status (``None``: none known).
+
+    Later progress or a final status does; an older status or the same progress again does not.
+    """
+    if current is None:
+        return True
+    status = snapshot.status
+    if status is TaskStatus.UNKNOWN or status.rank < current.rank:
+        return False
+    return status is not current or snapshot.is_terminal
+
+
 class TaskRegistry:
     """Applies status updates under the task state machine.
 
@@ -230,13 +243,7 @@ class TaskRegistry:
         pending = record.pending
         if pending is not None and snapshot.status.rank <= pending.rank:
             return False
-        current = record.status
-        if current is not None:
-            if snapshot.status is TaskStatus.UNKNOWN or snapshot.status.rank < current.rank:
-                return False
-            if snapshot.status is current and not snapshot.is_terminal:
-                return False
-        return True
+        return _advances(snapshot, record.status)
 
     def apply(
         self,
@@ -840,12 +847,30 @@ class TaskTracker:
         # so that a URL's holder cannot grow the journal.
         early = stage is _Stage.SENDING and len(entry.early) < self._early_limit
         if journal and (early or self._shared):
+            if not early and not await self._news_to_journal(entry.task_id, snapshot):
+                # Nothing the journal does not know (its task ended, or this is no
+                # progress): acknowledged without a write (rule 4), as for a followed task.
+                return CallbackVerdict.DUPLICATE
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )
         if early:
             entry.early = (*entry.early, snapshot)
         return CallbackVerdict.RECORDED
+
+    async def _news_to_journal(self, task_id: str | None, snapshot: TaskSnapshot) -> bool:
+        """Whether the shared journal would learn from an update of a task not followed here.
+
+        Another replica may follow it; the update is news unless the journal has confirmed
+        the task's end, or a status at least as late.
+        """
+        if task_id is None:
+            return True  # not bound yet: the replica that sent the submission may bind it
+        stored = await self._store.task(task_id)
+        known = stored.snapshot if stored is not None else None
+        if known is None:
+            return True
+        return not known.is_terminal and _advances(snapshot, known.status)
 
     async def _take(
         self, record: TaskRecord, snapshot: TaskSnapshot, nonce: str | None, *, journal: bool
