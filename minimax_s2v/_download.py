@@ -439,6 +439,10 @@ async def _receive(
             raise DownloadError(
                 f"the server sent more than the {expected} bytes the retrieve reported"
             )
+        # A resumed 206's body is bounded by nothing but the total it declares (chunked,
+        # or a Content-Length past it): bytes beyond it would be spliced onto the video.
+        if total is not None and state.done > total:
+            raise DownloadError(f"the server sent more than the {total} bytes it declared")
     if not state.checked:
         _check_start(state, content_type, total, expected)
     if total is not None and state.done < total:
