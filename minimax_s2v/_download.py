@@ -386,6 +386,9 @@ async def _fetch_once(
         error = DownloadError(
             f"the download URL redirected {_MAX_REDIRECTS} times without reaching the video"
         )
+    elif isinstance(failure, aiohttp.RedirectClientError):
+        # The host answered (file:, ftp:, data: or no URL at all): asking again gets the same.
+        error = DownloadError("the download URL redirected to no HTTP(S) URL")
     else:
         error = TransportError(f"download interrupted: {describe(failure)}")
     # aiohttp's response errors keep the request headers: only a scrubbed stand-in is kept.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from minimax_s2v import DownloadError
@@ -59,3 +60,25 @@ async def test_a_resumed_206_that_sends_more_than_its_total_is_not_saved(
         assert_no_leftovers(tmp_path)
     else:
         assert dest.read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "ftp://127.0.0.1/v.mp4", "data:video/mp4;base64,AAAA"]
+)
+async def test_a_redirect_to_another_scheme_is_a_download_error_asked_once(
+    serve: Callable[[Handler], Awaitable[HostileServer]], tmp_path: Path, location: str
+) -> None:
+    """A download URL redirecting to no HTTP URL is the host's answer, not a broken connection.
+
+    Taken for a broken exchange, it was asked again as many times as the retry policy
+    allows, and ended as a TransportError that said the connection kept failing.
+    """
+
+    async def elsewhere(_: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": location})
+
+    server = await serve(elsewhere)
+    with pytest.raises(DownloadError, match="redirected"):
+        await download(video_at(server.url), tmp_path / "v.mp4")
+    assert len(server.requests) == 1
+    assert_no_leftovers(tmp_path)
