@@ -386,6 +386,9 @@ async def _fetch_once(
         error = DownloadError(
             f"the download URL redirected {_MAX_REDIRECTS} times without reaching the video"
         )
+    elif isinstance(failure, aiohttp.RedirectClientError):
+        # The host answered (file:, ftp:, data: or no URL at all): asking again gets the same.
+        error = DownloadError("the download URL redirected to no HTTP(S) URL")
     else:
         error = TransportError(f"download interrupted: {describe(failure)}")
     # aiohttp's response errors keep the request headers: only a scrubbed stand-in is kept.
@@ -439,6 +442,10 @@ async def _receive(
             raise DownloadError(
                 f"the server sent more than the {expected} bytes the retrieve reported"
             )
+        # A resumed 206's body is bounded by nothing but the total it declares (chunked,
+        # or a Content-Length past it): bytes beyond it would be spliced onto the video.
+        if total is not None and state.done > total:
+            raise DownloadError(f"the server sent more than the {total} bytes it declared")
     if not state.checked:
         _check_start(state, content_type, total, expected)
     if total is not None and state.done < total:

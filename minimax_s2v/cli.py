@@ -19,13 +19,16 @@ import json
 import math
 import os
 import re
+import signal
 import stat
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, ExitStack, asynccontextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -925,6 +928,32 @@ _COMMANDS = {
 }
 
 
+def _as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Take SIGTERM as Ctrl-C: whatever handles SIGINT now (asyncio.run's) handles it."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM (a service manager's stop, ``kill``) ends it as Ctrl-C does.
+
+    Killed where it stood, a run left a partly written video behind as a hidden part file
+    and did not say how to resume; interrupted, it cleans up and says so.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can be set from the main thread only
+        return
+    previous = signal.signal(signal.SIGTERM, _as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -942,7 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         return _fail(error, redactor)
     try:
-        return asyncio.run(_COMMANDS[args.command](args))
+        with _sigterm_as_interrupt():
+            return asyncio.run(_COMMANDS[args.command](args))
     except KeyboardInterrupt:
         if args.command == "batch":  # its journal knows what was sent: nothing is sent twice
             print("interrupted; run the same command again to resume", file=sys.stderr)  # noqa: T201
