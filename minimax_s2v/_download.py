@@ -9,6 +9,7 @@ import os
 import secrets
 import stat
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -295,7 +296,9 @@ async def _fetch_all(
         _check_reported_size(video, max_bytes)
         gave_up: str | None = None
         try:
-            limits = _Limits(video.bytes or None, max_bytes)
+            limits = _Limits(
+                video.bytes or None, max_bytes, timeouts.download_min_rate, timeouts.read
+            )
             await _fetch_once(session, urls[which], state, timeout, limits)
         except _Restart as restart:
             await state.restart()
@@ -345,10 +348,16 @@ def _check_reported_size(video: VideoFile, max_bytes: int | None) -> None:
 
 @attrs.frozen
 class _Limits:
-    """What a download may be: the size the retrieve reported (if any), and the cap."""
+    """What a download may be: the size the retrieve reported (if any), the cap, the pace.
+
+    ``min_rate`` is the slowest it may run, in bytes per second over each ``window``
+    seconds (``None``: any).
+    """
 
     expected: int | None
     max_bytes: int | None
+    min_rate: float | None = None
+    window: float = 30.0
 
 
 def _urls(video: VideoFile) -> list[URL]:
@@ -432,8 +441,18 @@ async def _receive(
     content_type = response.headers.get("Content-Type", "")
     if state.checked:
         _check_size(total, expected)
+    min_rate = limits.min_rate
+    window_started, window_start = time.monotonic(), state.done
     async for chunk in response.content.iter_any():
         await state.add(chunk)
+        if min_rate is not None and (now := time.monotonic()) - window_started >= limits.window:
+            # A drip is never silent for a read timeout: the rate over each window catches it.
+            if state.done - window_start < min_rate * (now - window_started):
+                raise TransportError(
+                    f"the download ran slower than {min_rate:g} bytes/s for "
+                    f"{now - window_started:.0f} s"
+                )
+            window_started, window_start = now, state.done
         if not state.checked and len(state.head) >= _HEAD:
             _check_start(state, content_type, total, expected)
         if max_bytes is not None and state.done > max_bytes:

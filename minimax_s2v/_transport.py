@@ -58,11 +58,19 @@ class Timeouts:
         connect: to open a connection.
         read: between two reads of an answer (downloads too: a stalled stream fails).
         request: for a whole API call (not downloads, which may take long but never stall).
+        download_min_rate: the slowest a download may run, in bytes per second, over each
+            ``read`` seconds: a host that drips (a byte now and then, never silent long
+            enough for ``read``) would otherwise hold a download for hours. Slower is
+            handled as a broken connection: resumed where it stood, as the retry policy
+            allows. ``None`` turns the check off.
     """
 
     connect: float = attrs.field(default=10.0, validator=number(above=0))
     read: float = attrs.field(default=30.0, validator=number(above=0))
     request: float = attrs.field(default=60.0, validator=number(above=0))
+    download_min_rate: float | None = attrs.field(
+        default=1024.0, validator=number(above=0, optional=True)
+    )
 
 
 @attrs.define  # not frozen: one is made per call, and a plain __init__ is the quicker

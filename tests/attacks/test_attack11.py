@@ -1,19 +1,33 @@
-"""Attacks from outside on replicas sharing a journal: callbacks on a URL whose task ended."""
+"""Attacks from outside: callbacks on an ended task's URL to replicas; a host that drips."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from yarl import URL
 
-from minimax_s2v import TaskStatus
+from minimax_s2v import (
+    Client,
+    ConfigurationError,
+    RetryPolicy,
+    TaskStatus,
+    Timeouts,
+    TransportError,
+    VideoFile,
+)
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores.redis import RedisStore
 from tests.client_setup import face_request
+from tests.media import mp4
 from tests.receiver_setup import new_receiver, served_client, status_update
 from tests.redis_server import redis_server
 
@@ -71,3 +85,120 @@ async def test_callbacks_on_an_ended_tasks_url_do_not_grow_the_shared_journal(
             assert callbacks.duplicate == 30
     finally:
         await raw.aclose()
+
+
+# -- a download host that drips --------------------------------------------------------------
+
+
+def dripping(body: bytes, *, drips: int) -> tuple[web.AppRunner, list[str | None]]:
+    """A host that sends ``body`` a byte every 20 ms to its first ``drips`` requests.
+
+    Each of those requests never stalls long enough for a read timeout, and would take
+    hours to finish; the later ones get what is left at once (a resumed Range honoured).
+    Returns the runner (not yet set up) and the Range header of each request.
+    """
+    ranges: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ranges.append(request.headers.get("Range"))
+        start = int(ranges[-1].removeprefix("bytes=").rstrip("-")) if ranges[-1] else 0
+        headers = {"ETag": '"v"', "Content-Type": "video/mp4"}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        response = web.StreamResponse(status=206 if start else 200, headers=headers)
+        response.content_length = len(body) - start
+        await response.prepare(request)
+        if len(ranges) > drips:
+            await response.write(body[start:])
+            return response
+        await response.write(body[start : start + 4096])  # the head, so the start checks
+        for offset in range(start + 4096, len(body)):
+            await response.write(body[offset : offset + 1])
+            await asyncio.sleep(0.02)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v.mp4", handler)
+    return web.AppRunner(app, access_log=None), ranges
+
+
+@contextlib.asynccontextmanager
+async def drip_host(
+    body: bytes, *, drips: int
+) -> AsyncIterator[tuple[VideoFile, list[str | None]]]:
+    """:func:`dripping` served on loopback, and a video whose URL is there."""
+    runner, ranges = dripping(body, drips=drips)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        port = runner.addresses[0][1]
+        now = datetime.now(UTC)
+        video = VideoFile(
+            file_id=176844028768321,
+            bytes=len(body),
+            created_at=now,
+            filename="output.mp4",
+            purpose="video_generation",
+            download_url=URL(f"http://127.0.0.1:{port}/v.mp4"),
+            expires_at=now + timedelta(hours=1),
+        )
+        yield video, ranges
+    finally:
+        await runner.cleanup()
+
+
+def drip_client(**timeouts: Any) -> Client:
+    """A client with a read timeout of 0.5 s and three attempts, retried almost at once."""
+    return Client(
+        "sk-drip-download-key-0123456789",
+        base_url="http://127.0.0.1:9",
+        retry=RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05),
+        timeouts=Timeouts(read=0.5, **timeouts),
+    )
+
+
+async def test_a_download_that_drips_is_resumed_not_waited_on_forever(tmp_path: Path) -> None:
+    """A host sending a byte at a time, never stalling for a read timeout, is given up on.
+
+    After a read timeout's window below the slowest rate allowed, the download resumes where
+    it stood (a Range), as after a broken connection.
+    """
+    body = mp4(60_000, fill=3)
+    async with drip_host(body, drips=1) as (video, ranges), drip_client() as client:
+        async with asyncio.timeout(15):  # at a byte per 20 ms the drip alone takes 20 min
+            path = await client.download(video, tmp_path / "v.mp4")
+    assert path.read_bytes() == body
+    assert len(ranges) == 2
+    assert ranges[0] is None
+    assert ranges[1] is not None
+    assert int(ranges[1].removeprefix("bytes=").rstrip("-")) >= 4096
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+async def test_a_download_that_always_drips_ends_in_a_typed_error(tmp_path: Path) -> None:
+    """Each attempt is given up on in turn; then the download fails, no part file left."""
+    body = mp4(60_000, fill=4)
+    async with drip_host(body, drips=99) as (video, ranges), drip_client() as client:
+        async with asyncio.timeout(15):
+            with pytest.raises(TransportError, match="slower than 1024 bytes/s"):
+                await client.download(video, tmp_path / "v.mp4")
+    assert len(ranges) == 3  # the retry policy's attempts, each resumed
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_the_slowest_download_rate_can_be_lowered_or_turned_off(tmp_path: Path) -> None:
+    """``Timeouts(download_min_rate=)`` is checked when made; a lower rate lets a drip go on."""
+    with pytest.raises(ConfigurationError, match="download_min_rate"):
+        Timeouts(download_min_rate=-1)
+    assert Timeouts(download_min_rate=None).download_min_rate is None
+    body = mp4(8_000, fill=5)  # 3,904 bytes dripped: about 80 s at a byte per 20 ms
+    async with drip_host(body, drips=1) as (video, ranges):
+        client = drip_client(download_min_rate=10)  # 10 bytes/s: the drip's 50 pass
+        async with client:
+            task = asyncio.create_task(client.download(video, tmp_path / "v.mp4"))
+            await asyncio.sleep(2)
+            assert not task.done()  # still dripping: not given up on
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert len(ranges) == 1
