@@ -17,6 +17,7 @@ from yarl import URL
 import minimax_s2v
 from minimax_s2v.emulator import Emulator
 from tests import profiles  # noqa: F401 - loads the Hypothesis profile before any test module
+from tests.redis_server import redis_server
 
 # Retries go at once in this suite, as stamina's set_testing() makes them: the policies stay
 # as configured (attempts, which errors, the waits they compute). A test of real waiting
@@ -27,6 +28,13 @@ pytest_plugins = ["pytester"]
 
 # An Authorization value in a log line, unless scrubbed.
 _BEARER = re.compile(r"Bearer (?!<redacted>)\S")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for a test module (its tests use prefixes of their own)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,18 @@ def face(tmp_path: Path) -> Path:
     return path
 
 
+def batch_file(directory: Path, face: Path, count: int, prompt: str) -> Path:
+    """``jobs.jsonl`` in ``directory``: ``count`` lines ``line-<i>`` of ``face``, each prompted."""
+    batch = directory / "jobs.jsonl"
+    batch.write_text(
+        "".join(
+            json.dumps({"id": f"line-{i}", "image": str(face), "prompt": f"{prompt} {i}"}) + "\n"
+            for i in range(count)
+        )
+    )
+    return batch
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "minimax_s2v", *args]
 
@@ -55,13 +67,7 @@ def state(url: str) -> dict[str, object]:
 @pytest.mark.slow
 def test_interrupted_batch_reruns_exactly_the_lines_never_sent(face: Path, tmp_path: Path) -> None:
     """SIGINT while lines wait for the rate limit: the re-run sends those, 0 uncertain."""
-    batch = tmp_path / "jobs.jsonl"
-    batch.write_text(
-        "".join(
-            json.dumps({"id": f"line-{i}", "image": str(face), "prompt": f"ctrl-c line {i}"}) + "\n"
-            for i in range(4)
-        )
-    )
+    batch = batch_file(tmp_path, face, 4, "ctrl-c line")
     out = tmp_path / "out"
     with emulator() as emu:
         base = ["batch", str(batch), "--out", str(out), "--api-key", "emulator-key"]

@@ -20,6 +20,7 @@ from minimax_s2v import DownloadError
 from minimax_s2v.cli import EXIT
 from tests.media import mp4
 from tests.processes import ROOT, emulator_process
+from tests.test_cli_interrupt import batch_file
 from tests.test_download_hostile import (
     Handler,
     HostileServer,
@@ -103,13 +104,7 @@ def test_sigterm_mid_download_ends_a_batch_as_ctrl_c_does(tmp_path: Path) -> Non
     """
     face = tmp_path / "face.png"
     Image.new("RGB", (512, 640), (200, 160, 140)).save(face)
-    batch = tmp_path / "jobs.jsonl"
-    batch.write_text(
-        "".join(
-            json.dumps({"id": f"line-{i}", "image": str(face), "prompt": f"term line {i}"}) + "\n"
-            for i in range(2)
-        )
-    )
+    batch = batch_file(tmp_path, face, 2, "term line")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "minimax_s2v", "batch", str(batch), "--out", str(out)]
     with emulator_process("--speed", "0.01", "--seed", "4", "--download-rate", "20000") as emu:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,7 @@ from minimax_s2v.stores.redis import RedisStore
 from tests.client_setup import face_request
 from tests.media import mp4
 from tests.receiver_setup import new_receiver, served_client, status_update
-from tests.redis_server import redis_server
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One private redis-server for this module's tests (each uses a prefix of its own)."""
-    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as url:
-        yield url
-
+from tests.test_download_hostile import video_at
 
 QUICK = Durations(preparing=0.05, queueing=0.05, processing=0.1)
 
@@ -132,17 +123,7 @@ async def drip_host(
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         port = runner.addresses[0][1]
-        now = datetime.now(UTC)
-        video = VideoFile(
-            file_id=176844028768321,
-            bytes=len(body),
-            created_at=now,
-            filename="output.mp4",
-            purpose="video_generation",
-            download_url=URL(f"http://127.0.0.1:{port}/v.mp4"),
-            expires_at=now + timedelta(hours=1),
-        )
-        yield video, ranges
+        yield video_at(URL(f"http://127.0.0.1:{port}/v.mp4"), len(body)), ranges
     finally:
         await runner.cleanup()
 

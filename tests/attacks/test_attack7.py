@@ -8,7 +8,7 @@ import gc
 import json
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,6 @@ from minimax_s2v.stores.redis import RedisStore
 from tests.attacks.test_attack5 import api_server
 from tests.client_setup import TEST_RETRY, face_request, fast_client
 from tests.receiver_setup import new_receiver, status_update
-from tests.redis_server import redis_server
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One private redis-server for this module's tests (each uses a prefix of its own)."""
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 def publication(updates: list[tuple[str | None, dict[str, object], bool]]) -> str:

@@ -16,7 +16,14 @@ from yarl import URL
 
 from minimax_s2v import TaskStatus, UnknownStatusWarning
 from minimax_s2v.emulator import Durations, Emulator
-from tests.attacks.test_session_changes import TASK, exchange, post, receiving, update
+from tests.attacks.test_session_changes import (
+    TASK,
+    exchange,
+    post,
+    post_head,
+    receiving,
+    update,
+)
 from tests.client_setup import face_request
 from tests.receiver_setup import MOUNTS, client_of, new_receiver, status_update
 from tests.stores.flaky import FlakyStore
@@ -35,10 +42,7 @@ async def test_a_body_cut_short_by_a_hang_up_is_refused_in_every_host(
     """
     async with receiving(kind) as (port, path, sink, receiver):
         body = update()
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body) + 50}\r\n\r\n"
-        ).encode()
+        head = post_head(path, len(body) + 50, close=False)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(head)
         await writer.drain()

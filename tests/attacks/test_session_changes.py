@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -37,7 +37,6 @@ from minimax_s2v import (
     TaskStatus,
     Timeouts,
     TransportError,
-    VideoFile,
     VideoRequest,
     set_testing,
 )
@@ -63,6 +62,7 @@ from tests.receiver_setup import (
     status_update,
     uncertain_submission,
 )
+from tests.test_download_hostile import video_at
 from tests.waiting import claim_weighed, wait_until
 
 # -- the receiver's hot path ------------------------------------------------------------------
@@ -96,13 +96,18 @@ def update(status: str = "Processing", pad: int = 0) -> bytes:
     return body + b" " * max(0, pad - len(body))
 
 
-def post(path: str, body: bytes, *, close: bool = True, extra: str = "") -> bytes:
-    """A POST with a Content-Length."""
+def post_head(path: str, length: int, *, close: bool = True, extra: str = "") -> bytes:
+    """The head of a JSON POST declaring a Content-Length of ``length``."""
     connection = "Connection: close\r\n" if close else ""
     return (
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n{extra}{connection}\r\n"
-    ).encode() + body
+        f"Content-Length: {length}\r\n{extra}{connection}\r\n"
+    ).encode()
+
+
+def post(path: str, body: bytes, *, close: bool = True, extra: str = "") -> bytes:
+    """A POST with a Content-Length."""
+    return post_head(path, len(body), close=close, extra=extra) + body
 
 
 def chunked(body: bytes, size: int = 7) -> bytes:
@@ -197,10 +202,7 @@ async def test_declared_length_over_the_cap_with_a_small_body_is_413(kind: str) 
     """Content-Length above max_body is refused (413) however little actually follows."""
     async with receiving(kind) as (port, path, sink, _):
         body = update()
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {MAX_BODY + 1}\r\nConnection: close\r\n\r\n"
-        ).encode()
+        head = post_head(path, MAX_BODY + 1)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(head + body)
         await writer.drain()
@@ -950,16 +952,7 @@ async def test_a_download_host_alternating_breaks_and_misfits_is_bounded_in_all(
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
-        now = datetime.now(UTC)
-        video = VideoFile(
-            file_id=176844028768320,
-            bytes=len(body),
-            created_at=now,
-            filename="output.mp4",
-            purpose="video_generation",
-            download_url=URL(f"http://127.0.0.1:{port}/v.mp4"),
-            expires_at=now + timedelta(hours=1),
-        )
+        video = video_at(URL(f"http://127.0.0.1:{port}/v.mp4"), len(body))
         for attempts in (1, 2, 5):
             requests.clear()
             client = Client(

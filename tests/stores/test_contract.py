@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from minimax_s2v.stores import (
     TaskStore,
 )
 from minimax_s2v.stores.redis import RedisStore
-from tests.redis_server import redis_server
 
 
 def submission(nonce: str, label: str | None = None) -> StoredSubmission:
@@ -34,12 +33,6 @@ def submission(nonce: str, label: str | None = None) -> StoredSubmission:
         state=SubmissionState.SENDING,
         created_at=datetime.now(UTC),
     )
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
