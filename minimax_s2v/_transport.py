@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import mmap
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -69,7 +70,9 @@ class Timeouts:
     read: float = attrs.field(default=30.0, validator=number(above=0))
     request: float = attrs.field(default=60.0, validator=number(above=0))
     download_min_rate: float | None = attrs.field(
-        default=1024.0, validator=number(above=0, optional=True)
+        # Finite: an infinite rate would fail every download lasting ``read`` seconds.
+        default=1024.0,
+        validator=number(above=0, below=math.inf, optional=True),
     )
 
 

@@ -183,3 +183,9 @@ async def test_the_slowest_download_rate_can_be_lowered_or_turned_off(tmp_path: 
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert len(ranges) == 1
+
+
+def test_an_infinite_slowest_download_rate_is_refused_when_made() -> None:
+    """``download_min_rate=inf`` would fail every download that lasts a read timeout."""
+    with pytest.raises(ConfigurationError, match="download_min_rate"):
+        Timeouts(download_min_rate=float("inf"))
