@@ -143,7 +143,8 @@ class _Connection(RequestHandler):
         """Log aiohttp's own errors as it does, the parser's refusals of a request at debug."""
         error = kw.get("exc_info")
         if isinstance(error, HttpProcessingError):
-            logger.debug("refused a request that is not valid HTTP: %r", error)
+            # Its kind only: the parser's error quotes the request, a callback token with it.
+            logger.debug("refused a request that is not valid HTTP (%s)", type(error).__name__)
             return
         super().log_exception(*args, **kw)
 

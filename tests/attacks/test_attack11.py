@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from minimax_s2v import (
 )
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores.redis import RedisStore
+from tests.attacks.test_session_changes import exchange, receiving
 from tests.client_setup import face_request
 from tests.media import mp4
 from tests.receiver_setup import new_receiver, served_client, status_update
@@ -189,3 +191,25 @@ def test_an_infinite_slowest_download_rate_is_refused_when_made() -> None:
     """``download_min_rate=inf`` would fail every download that lasts a read timeout."""
     with pytest.raises(ConfigurationError, match="download_min_rate"):
         Timeouts(download_min_rate=float("inf"))
+
+
+# -- what a refused request leaves in the log -------------------------------------------------
+
+
+@pytest.mark.parametrize("request_line", ["POST {path} HTTP/1.1x", "POST {path}\x01 HTTP/1.1"])
+async def test_a_request_refused_as_not_http_leaves_no_token_in_the_log(
+    request_line: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The standalone server logs a request it cannot parse at debug: never its bytes.
+
+    The parser's error quotes the request line, and with it the callback URL's token.
+    """
+    caplog.set_level(logging.DEBUG, logger="minimax_s2v")
+    async with receiving("serve") as (port, path, _, _):
+        token = path.rsplit("/", 1)[1]
+        raw = request_line.format(path=path) + "\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        answer = await exchange(port, raw.encode())
+    assert answer in ([400], [])  # refused (or the connection closed): never delivered
+    assert any("not valid HTTP" in record.getMessage() for record in caplog.records)
+    assert all(token not in record.getMessage() for record in caplog.records)
+    assert token not in caplog.text  # the formatted lines, tracebacks included
