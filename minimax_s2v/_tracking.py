@@ -847,10 +847,14 @@ class TaskTracker:
         # so that a URL's holder cannot grow the journal.
         early = stage is _Stage.SENDING and len(entry.early) < self._early_limit
         if journal and (early or self._shared):
-            if not early and not await self._news_to_journal(entry.task_id, snapshot):
-                # Nothing the journal does not know (its task ended, or this is no
-                # progress): acknowledged without a write (rule 4), as for a followed task.
-                return CallbackVerdict.DUPLICATE
+            if not early:
+                news = await self._news_to_journal(entry.task_id, snapshot)
+                if self._closed:
+                    return CallbackVerdict.UNAVAILABLE  # closed meanwhile: nothing written
+                if not news:
+                    # Nothing the journal does not know (its task ended, or no progress):
+                    # acknowledged without a write (rule 4), as for a followed task.
+                    return CallbackVerdict.DUPLICATE
             await self._store.save_event(
                 snapshot, EventSource.CALLBACK, confirmed=False, nonce=nonce
             )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from minimax_s2v import (
     VideoFile,
 )
 from minimax_s2v.emulator import Durations, Emulator
+from minimax_s2v.receiver import CallbackReceiver
+from minimax_s2v.stores import MemoryStore, StoredSubmission, StoredTask, SubmissionState
 from minimax_s2v.stores.redis import RedisStore
 from tests.attacks.test_session_changes import exchange, receiving
 from tests.client_setup import face_request
@@ -213,3 +217,60 @@ async def test_a_request_refused_as_not_http_leaves_no_token_in_the_log(
     assert any("not valid HTTP" in record.getMessage() for record in caplog.records)
     assert all(token not in record.getMessage() for record in caplog.records)
     assert token not in caplog.text  # the formatted lines, tracebacks included
+
+
+# -- a callback racing close() on a replica ----------------------------------------------------
+
+
+class GatedSharedStore(MemoryStore):
+    """A memory store that calls itself shared, whose ``task()`` waits at a gate."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.events_saved = 0
+
+    async def subscribe(self, on_update: Any) -> None:
+        """No other replica publishes here."""
+
+    async def task(self, task_id: str) -> StoredTask | None:
+        self.asked.set()
+        await self.gate.wait()
+        return await super().task(task_id)
+
+    async def save_event(self, *args: Any, **options: Any) -> None:
+        self.events_saved += 1
+        await super().save_event(*args, **options)
+
+
+async def test_a_callback_on_a_replica_racing_close_is_not_acknowledged() -> None:
+    """Trust rule 4: after ``close()``, 503 and nothing written.
+
+    So also for a callback whose journal check was under way when the client closed.
+    """
+    store = GatedSharedStore()
+    receiver = CallbackReceiver("http://127.0.0.1:1/cb", secret="s" * 32)
+    client = Client(
+        "sk-race-key-0123456789", base_url="http://127.0.0.1:9", receiver=receiver, store=store
+    )
+    await client.__aenter__()
+    nonce, task_id = "replicanonce0001", "176844028768399"
+    submitted = StoredSubmission(
+        nonce, "fingerprint", {}, None, SubmissionState.SENDING, datetime.now(UTC)
+    )
+    await store.save_submission(submitted)
+    await store.mark_submitted(nonce, task_id)  # another replica's submission
+    path = receiver.callback_url(nonce).path.removeprefix("/cb/")
+    body = json.dumps(status_update(task_id, "Processing")).encode()
+    answer = asyncio.create_task(receiver.process("POST", path, body))
+    await store.asked.wait()  # the journal check is under way
+    closing = asyncio.create_task(client.close())
+    await asyncio.sleep(0.05)
+    store.gate.set()
+    status, _ = await answer
+    await closing
+    assert status == 503
+    assert store.events_saved == 0
