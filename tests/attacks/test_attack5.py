@@ -26,6 +26,7 @@ from minimax_s2v import (
     VideoRequest,
 )
 from minimax_s2v.emulator import Durations, Emulator, Endpoint, EndpointFaults, FaultPlan
+from minimax_s2v.receiver import CallbackReceiver
 from minimax_s2v.stores import MemoryStore, SQLiteStore
 from tests.client_setup import TEST_RETRY, face_request, fast_client
 from tests.receiver_setup import new_receiver, served_client, status_update
@@ -145,6 +146,23 @@ async def api_server(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@asynccontextmanager
+async def journaled_client(
+    app: web.Application, journal: Path
+) -> AsyncIterator[tuple[Client, aiohttp.ClientSession, SQLiteStore, CallbackReceiver]]:
+    """A client of ``app`` with a receiver served and a SQLite journal at ``journal``.
+
+    Also yields an HTTP session to post callbacks with, the journal and the receiver.
+    """
+    receiver = new_receiver()
+    store = SQLiteStore(journal)
+    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
+        client = Client("key", base_url=base_url, receiver=receiver, store=store, retry=TEST_RETRY)
+        async with client, aiohttp.ClientSession() as http:
+            yield client, http, store, receiver
+        await store.close()
+
+
 async def recovered(client: Client, lost: SubmissionUncertainError) -> Task:
     """The task ``client`` adopts for ``lost`` (within a few seconds)."""
     async with asyncio.timeout(5):
@@ -217,18 +235,13 @@ async def test_a_flood_of_one_claim_does_not_grow_the_journal(tmp_path: Path) ->
     app = web.Application()
     app.router.add_post("/v1/video_generation", losing_create(urls))
     app.router.add_get("/v1/query/video_generation", query)
-    receiver = new_receiver()
-    store = SQLiteStore(tmp_path / "journal.db")
-    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
-        client = Client("key", base_url=base_url, receiver=receiver, store=store, retry=TEST_RETRY)
-        async with client, aiohttp.ClientSession() as http:
-            with pytest.raises(SubmissionUncertainError):
-                await client.submit(face_request())
-            for _ in range(100):
-                async with http.post(urls[0], json=status_update("111", "processing")) as r:
-                    assert r.status == 200
-            journaled = await store.events("111")
-        await store.close()
+    async with journaled_client(app, tmp_path / "journal.db") as (client, http, store, receiver):
+        with pytest.raises(SubmissionUncertainError):
+            await client.submit(face_request())
+        for _ in range(100):
+            async with http.post(urls[0], json=status_update("111", "processing")) as r:
+                assert r.status == 200
+        journaled = await store.events("111")
     assert queries == 1  # one check for the one claim
     assert len(journaled) <= receiver.early_limit
 

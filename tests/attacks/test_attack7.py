@@ -29,23 +29,14 @@ from minimax_s2v import (
 from minimax_s2v.emulator import Durations, Emulator
 from minimax_s2v.stores import SQLiteStore
 from minimax_s2v.stores.redis import RedisStore
-from tests.attacks.test_attack5 import api_server
+from tests.attacks.test_attack5 import api_server, journaled_client
 from tests.client_setup import TEST_RETRY, face_request, fast_client
-from tests.receiver_setup import new_receiver, status_update
+from tests.receiver_setup import status_update
 
 
 def publication(updates: list[tuple[str | None, dict[str, object], bool]]) -> str:
     """A message in the form the replicas publish: an origin line, then the updates."""
     return "forger\n" + json.dumps(updates)
-
-
-def snapshot(task_id: str, status: str, file_id: str = "") -> dict[str, object]:
-    return {
-        "task_id": task_id,
-        "status": status,
-        "file_id": file_id,
-        "base_resp": {"status_code": 0, "status_msg": "success"},
-    }
 
 
 @contextlib.asynccontextmanager
@@ -77,7 +68,7 @@ async def test_a_confirmed_success_published_on_the_channel_is_checked_with_the_
     prefix = "forged-confirmed:"
     async with followed_task(redis_url, prefix) as (emu, task, raw):
         queries = emu.counters.requests_to("query")
-        forged = snapshot(task.task_id, "Success", "666")
+        forged = status_update(task.task_id, "Success", "666")
         assert await raw.publish(prefix + "updates", publication([(None, forged, True)]))
         async with asyncio.timeout(5):
             while not task.done and emu.counters.requests_to("query") == queries:
@@ -113,7 +104,7 @@ async def test_malformed_publications_change_nothing_and_the_subscription_goes_o
     async with followed_task(redis_url, prefix) as (_, task, raw):
         for message in GARBAGE:
             await raw.publish(prefix + "updates", message)
-        update = snapshot(task.task_id, "Processing")
+        update = status_update(task.task_id, "Processing")
         await raw.publish(prefix + "updates", publication([(None, update, False)]))
         async with asyncio.timeout(5):
             while task.status is not TaskStatus.PROCESSING:
@@ -133,10 +124,10 @@ async def test_a_flood_of_unreadable_publications_is_logged_a_few_times(
         async with raw.pipeline(transaction=False) as pipe:
             for number in range(250):
                 pipe.publish(prefix + "updates", f"forger\n[{number}")
-                entry = [[number], snapshot(task.task_id, "Processing"), False]
+                entry = [[number], status_update(task.task_id, "Processing"), False]
                 pipe.publish(prefix + "updates", "forger\n" + json.dumps([entry]))
             await pipe.execute()
-        update = snapshot(task.task_id, "Processing")
+        update = status_update(task.task_id, "Processing")
         await raw.publish(prefix + "updates", publication([(None, update, False)]))
         async with asyncio.timeout(5):
             while task.status is not TaskStatus.PROCESSING:
@@ -317,11 +308,11 @@ async def test_a_malformed_journal_entry_does_not_stall_the_replay_after_a_lost_
     prefix = "bad-entries:"
     async with followed_task(redis_url, prefix) as (_, task, raw):
         events = prefix + "events"
-        text = json.dumps(snapshot(task.task_id, "Queueing"))
+        text = json.dumps(status_update(task.task_id, "Queueing"))
         await raw.xadd(events, {"task_id": task.task_id, "snapshot": text, "source": "x"})
         await raw.xadd(events, {"task_id": b"\xff", "snapshot": b"\xfe\xff", "source": b"\x80"})
         assert await raw.client_kill_filter(_type="pubsub") >= 1  # the subscription drops
-        update = snapshot(task.task_id, "Processing")
+        update = status_update(task.task_id, "Processing")
         async with asyncio.timeout(10):
             while task.status is not TaskStatus.PROCESSING:
                 # Published again until the store is listening again (a publication made
@@ -420,24 +411,19 @@ async def test_two_uncertain_submissions_checked_at_once_do_not_both_adopt_one_t
     app = web.Application()
     app.router.add_post("/v1/video_generation", create)
     app.router.add_get("/v1/query/video_generation", query)
-    receiver = new_receiver()
-    store = SQLiteStore(tmp_path / "journal.db")
-    async with api_server(app) as base_url, receiver.serve("127.0.0.1", 0):
-        client = Client("key", base_url=base_url, receiver=receiver, store=store, retry=TEST_RETRY)
-        async with client, aiohttp.ClientSession() as http:
-            lost = []
-            for prompt in ("first", "second"):
-                with pytest.raises(SubmissionUncertainError) as error:
-                    await client.submit(face_request(prompt))
-                lost.append(error.value)
-            for url in urls:
-                async with http.post(url, json=status_update("777", "processing")) as answer:
-                    assert answer.status == 200
-            async with asyncio.timeout(5):
-                while client.stats().adopted < 2 and "not adopted" not in caplog.text:
-                    await asyncio.sleep(0.01)  # until both checks have ended
-            adopted = [client.recover(error) for error in lost]
-        await store.close()
+    async with journaled_client(app, tmp_path / "journal.db") as (client, http, _, _):
+        lost = []
+        for prompt in ("first", "second"):
+            with pytest.raises(SubmissionUncertainError) as error:
+                await client.submit(face_request(prompt))
+            lost.append(error.value)
+        for url in urls:
+            async with http.post(url, json=status_update("777", "processing")) as answer:
+                assert answer.status == 200
+        async with asyncio.timeout(5):
+            while client.stats().adopted < 2 and "not adopted" not in caplog.text:
+                await asyncio.sleep(0.01)  # until both checks have ended
+        adopted = [client.recover(error) for error in lost]
     assert sum(task is not None for task in adopted) == 1, adopted
 
 
@@ -466,7 +452,7 @@ async def test_a_huge_publication_does_not_hold_the_event_loop_until_it_is_read(
 
     await store.subscribe(on_update)
     raw = aioredis.Redis.from_url(redis_url)
-    entry = (None, snapshot("1", "Processing"), False)
+    entry = (None, status_update("1", "Processing"), False)
     watcher = asyncio.create_task(watch())
     await raw.publish("huge:updates", publication([entry] * total))
     async with asyncio.timeout(60):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -33,6 +35,22 @@ class InstrumentationBugError(Exception):
     """What a caller's tracing hook raises: nothing the library knows."""
 
 
+def tracing(
+    *,
+    on_start: Callable[[aiohttp.ClientSession, object, aiohttp.TraceRequestStartParams], Any]
+    | None = None,
+    on_end: Callable[[aiohttp.ClientSession, object, aiohttp.TraceRequestEndParams], Any]
+    | None = None,
+) -> aiohttp.TraceConfig:
+    """An aiohttp trace config with the given hooks (a caller's instrumentation)."""
+    config = aiohttp.TraceConfig()
+    if on_start is not None:
+        config.on_request_start.append(on_start)
+    if on_end is not None:
+        config.on_request_end.append(on_end)
+    return config
+
+
 def failing_after(path: str) -> aiohttp.TraceConfig:
     """An aiohttp trace config whose hook raises once a request to ``path`` was answered."""
 
@@ -42,9 +60,7 @@ def failing_after(path: str) -> aiohttp.TraceConfig:
         if params.url.path == path:
             raise InstrumentationBugError("the metrics backend is down")
 
-    config = aiohttp.TraceConfig()
-    config.on_request_end.append(on_end)
-    return config
+    return tracing(on_end=on_end)
 
 
 async def test_an_unexpected_error_after_the_create_call_leaves_the_submission_uncertain() -> None:
@@ -79,8 +95,7 @@ async def test_an_unexpected_error_as_the_create_call_starts_is_uncertain_too() 
         if params.url.path == "/v1/video_generation":
             raise InstrumentationBugError("the tracer refused the span")
 
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(on_start)
+    config = tracing(on_start=on_start)
     async with Emulator() as emu:
         async with fast_client(emu, trace_configs=[config]) as client:
             with pytest.raises(SubmissionUncertainError) as lost:
@@ -98,8 +113,7 @@ async def test_an_unexpected_error_holding_the_key_leaves_no_trace_of_it() -> No
     ) -> None:
         raise InstrumentationBugError(f"could not export {dict(params.headers)}")
 
-    config = aiohttp.TraceConfig()
-    config.on_request_end.append(on_end)
+    config = tracing(on_end=on_end)
     async with Emulator() as emu:
         async with fast_client(emu, trace_configs=[config]) as client:
             with pytest.raises(SubmissionUncertainError) as lost:
@@ -274,8 +288,7 @@ async def test_a_secret_cut_in_half_by_a_length_limit_is_still_scrubbed(
     async def created(_: web.Request) -> web.Response:
         return web.json_response({"task_id": "3333"})
 
-    config = aiohttp.TraceConfig()
-    config.on_request_end.append(on_end)
+    config = tracing(on_end=on_end)
     app = web.Application()
     app.router.add_post("/v1/video_generation", create)
     app.router.add_post("/v2/video_generation", created)
